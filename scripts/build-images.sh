@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Build the local Docker images used by fastcontainer (there is no registry:
+# everything is built from local sources and Debian packages).
+#
+#   fastcontainer/hello  busybox httpd (from Debian's busybox-static) serving
+#                        images/hello/www on port 8080, as uid 65534.
+#                        PID 1 is a tiny busybox sh wrapper (entrypoint.sh)
+#                        so that docker stop's SIGTERM works.
+#   fastcontainer/php    Debian bookworm + Apache 2.4 + mod_php (prefork) made
+#                        with mmdebstrap, config from images/php/, port 8080,
+#                        runs as www-data.
+#
+# Usage: scripts/build-images.sh [--force] [--verbose] [hello|php ...]
+#
+# Idempotent: an image that already exists (docker image inspect) is skipped
+# unless --force is given. With no image names, all images are built.
+set -euo pipefail
+
+ALL_IMAGES=(hello php)
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+IMAGES_DIR="$REPO_ROOT/images"
+SUITE="${FASTCONTAINER_DEBIAN_SUITE:-bookworm}"
+MIRROR="${FASTCONTAINER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SECURITY_MIRROR="${FASTCONTAINER_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+
+FORCE=0
+VERBOSE=0
+
+log() { printf '[images] %s\n' "$*" >&2; }
+die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  cat <<EOF
+Usage: $(basename "$0") [--force] [--verbose] [IMAGE...]
+
+Builds the fastcontainer Docker images locally. IMAGE is one of: ${ALL_IMAGES[*]}
+(default: all). Existing images are skipped unless --force is given.
+
+  -f, --force     rebuild even if the image already exists
+  -v, --verbose   show the full output of mmdebstrap / docker import
+  -h, --help      show this help
+EOF
+}
+
+# ---------------------------------------------------------------- arguments --
+SELECTED=()
+while (($#)); do
+  case "$1" in
+    -f|--force) FORCE=1 ;;
+    -v|--verbose) VERBOSE=1 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) usage >&2; die "unknown option: $1" ;;
+    *)
+      name="${1#fastcontainer/}"
+      case " ${ALL_IMAGES[*]} " in
+        *" $name "*) SELECTED+=("$name") ;;
+        *) die "unknown image '$1' (known: ${ALL_IMAGES[*]})" ;;
+      esac
+      ;;
+  esac
+  shift
+done
+((${#SELECTED[@]})) || SELECTED=("${ALL_IMAGES[@]}")
+
+# ------------------------------------------------------------------ helpers --
+WORK=""
+cleanup() {
+  if [[ -n "$WORK" && -d "$WORK" ]]; then
+    rm -rf -- "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Run a command; its output goes to a log file unless --verbose. On failure the
+# tail of the log is shown and the script exits.
+run_logged() {
+  local logfile="$1"; shift
+  local rc=0
+  if ((VERBOSE)); then
+    "$@" 2>&1 | tee -a "$logfile" >&2 || rc=$?
+    ((rc == 0)) || { log "$1 failed (exit status $rc), see its output above"; exit 1; }
+  else
+    "$@" >>"$logfile" 2>&1 || rc=$?
+    if ((rc != 0)); then
+      log "$1 failed (exit status $rc); last lines of its output:"
+      tail -n 40 "$logfile" | sed 's/^/    /' >&2
+      log "(rerun with --verbose to see the full output)"
+      exit 1
+    fi
+  fi
+}
+
+# sha256 over the image's source files (names + contents), stored as a label so
+# a stale image can be detected.
+sources_hash() {
+  local dir="$1"
+  (cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z \
+     | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+require_cmd() {
+  local cmd="$1" pkg="$2"
+  command -v "$cmd" >/dev/null 2>&1 \
+    || die "'$cmd' not found: install the Debian package '$pkg' (apt-get install $pkg)"
+}
+
+require_deb() {
+  local pkg="$1" why="$2"
+  if command -v dpkg-query >/dev/null 2>&1; then
+    local status
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    [[ "$status" == "install ok installed" ]] \
+      || die "$pkg is not installed ($why): apt-get install $pkg"
+  fi
+}
+
+# Replace tag $1 with the freshly imported image; drop the previous image it
+# pointed to if nothing else uses it.
+remove_old_image() {
+  local old_id="$1" new_id="$2"
+  if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
+    docker image rm "$old_id" >/dev/null 2>&1 \
+      || log "previous image $(printf %.12s "${old_id#sha256:}") is still used by a container; left it in place"
+  fi
+}
+
+check_docker() {
+  require_cmd docker docker.io
+  docker info >/dev/null 2>&1 \
+    || die "cannot talk to the Docker daemon (is dockerd running? try: nohup dockerd >/tmp/dockerd.log 2>&1 &)"
+}
+
+# ------------------------------------------------------ fastcontainer/hello --
+build_hello() {
+  local image="fastcontainer/hello" src="$IMAGES_DIR/hello"
+  local busybox=/bin/busybox
+
+  [[ -d "$src/www" && -f "$src/entrypoint.sh" ]] || die "missing $src/www or $src/entrypoint.sh (image sources)"
+  require_deb busybox-static "provides the statically linked /bin/busybox for $image"
+  [[ -x "$busybox" ]] || die "$busybox not found: apt-get install busybox-static"
+  "$busybox" --list | grep -qx httpd || die "$busybox has no httpd applet"
+  require_cmd tar tar
+
+  local t0=$SECONDS dir="$WORK/hello" root="$WORK/hello/rootfs"
+  mkdir -p "$root"/{bin,etc,tmp,www}
+  log "building $image from $busybox ..."
+
+  cp "$busybox" "$root/bin/busybox"
+  chmod 0755 "$root/bin/busybox"
+  # Applet symlinks (sh for the CGI shebang, hostname, ls, ... for docker exec).
+  local applet
+  while read -r applet; do
+    [[ -n "$applet" && "$applet" != busybox && "$applet" != */* ]] || continue
+    ln -s busybox "$root/bin/$applet"
+  done < <("$busybox" --list)
+
+  if [[ -f "$src/passwd" ]]; then cp "$src/passwd" "$root/etc/passwd"; else
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  fi
+  if [[ -f "$src/group" ]]; then cp "$src/group" "$root/etc/group"; else
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  fi
+  chmod 0644 "$root/etc/passwd" "$root/etc/group"
+  chmod 1777 "$root/tmp"
+
+  # PID 1 wrapper around `busybox httpd -f -p 8080 -h /www` (see the file).
+  cp "$src/entrypoint.sh" "$root/bin/fastcontainer-httpd"
+  chmod 0755 "$root/bin/fastcontainer-httpd"
+
+  cp -R "$src/www/." "$root/www/"
+  # World-readable content, executable CGIs, regardless of the checkout's modes.
+  find "$root/www" -type d -exec chmod 0755 {} +
+  find "$root/www" -type f -exec chmod 0644 {} +
+  if [[ -d "$root/www/cgi-bin" ]]; then
+    find "$root/www/cgi-bin" -type f -exec chmod 0755 {} +
+  fi
+
+  tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$dir/rootfs.tar" .
+
+  local old_id new_id
+  old_id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
+  run_logged "$dir/import.log" docker import \
+    --message "fastcontainer hello image (busybox httpd)" \
+    --change 'LABEL fastcontainer.image=hello' \
+    --change "LABEL fastcontainer.sources=$(sources_hash "$src")" \
+    --change 'ENTRYPOINT ["/bin/fastcontainer-httpd"]' \
+    --change 'EXPOSE 8080' \
+    --change 'USER 65534:65534' \
+    --change 'WORKDIR /' \
+    --change 'ENV PATH=/bin' \
+    "$dir/rootfs.tar" "$image"
+  new_id="$(docker image inspect -f '{{.Id}}' "$image")"
+  remove_old_image "$old_id" "$new_id"
+  log "built $image in $((SECONDS - t0))s"
+}
+
+# -------------------------------------------------------- fastcontainer/php --
+build_php() {
+  local image="fastcontainer/php" src="$IMAGES_DIR/php"
+  local f
+  for f in ports.conf mpm_prefork.conf fastcontainer.conf 000-default.conf index.php entrypoint.sh; do
+    [[ -f "$src/$f" ]] || die "missing $src/$f (image sources)"
+  done
+  require_deb mmdebstrap "creates the Debian $SUITE root filesystem for $image"
+  require_cmd mmdebstrap mmdebstrap
+
+  local t0=$SECONDS dir="$WORK/php"
+  mkdir -p "$dir"
+  log "building $image with mmdebstrap (downloads ~40 MB from ${MIRROR%/debian}; takes a minute or two)..."
+
+  # The customize hook runs after all packages are installed; $1 is the chroot.
+  # Configuration files are uploaded first (see the --customize-hook list below).
+  local hook
+  hook=$(cat <<'HOOK'
+set -e
+root="$1"
+ch() { chroot "$root" "$@"; }
+# mod_php needs prefork; keep only what a PHP site needs.
+ch a2dismod -q -f mpm_event mpm_worker >/dev/null 2>&1 || true
+ch a2enmod -q mpm_prefork php8.2 rewrite >/dev/null
+ch a2dismod -q -f status autoindex >/dev/null
+ch a2disconf -q other-vhosts-access-log serve-cgi-bin >/dev/null 2>&1 || true
+# "zz-" so that it is loaded after Debian's security.conf etc. and wins.
+ch a2enconf -q zz-fastcontainer >/dev/null
+ch a2ensite -q 000-default >/dev/null
+# Default document root: only our index.php (Debian's index.html is removed).
+rm -f "$root/var/www/html/index.html"
+chown -R root:root "$root/var/www/html"
+chmod 0755 "$root/var/www/html"
+chmod 0644 "$root/var/www/html/index.php"
+chmod 0755 "$root/usr/local/bin/fastcontainer-apache"
+# Runtime dirs writable by www-data (apache is never root in this image).
+# Done inside the chroot: /var/run and /var/lock are absolute symlinks.
+ch sh -c '. /etc/apache2/envvars
+  mkdir -p /run/lock "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR"
+  chmod 1777 /run/lock
+  chown www-data:www-data "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR"'
+# Logs go to stdout/stderr; make the default log paths point there as well in
+# case something still refers to them.
+mkdir -p "$root/var/log/apache2"
+ln -sfT /proc/self/fd/2 "$root/var/log/apache2/error.log"
+ln -sfT /proc/self/fd/1 "$root/var/log/apache2/access.log"
+ln -sfT /proc/self/fd/1 "$root/var/log/apache2/other_vhosts_access.log"
+ch chown -h www-data:www-data /var/log/apache2
+# Sanity check of the final configuration (runs as root in the chroot; only the
+# syntax is checked, nothing is started).
+ch sh -c '. /etc/apache2/envvars && /usr/sbin/apache2 -t' >/dev/null
+ch sh -c '. /etc/apache2/envvars && /usr/sbin/apache2 -M' | grep -q mpm_prefork_module
+# Do not ship the build host's identity; docker provides these at run time.
+: >"$root/etc/hostname"
+rm -f "$root/etc/resolv.conf"
+rm -rf "$root/var/cache/apt/"*.bin "$root/var/cache/debconf/"*-old "$root/var/lib/apt/lists/"* \
+       "$root/var/log/apt/"* "$root/var/log/"*.log
+HOOK
+)
+
+  run_logged "$dir/mmdebstrap.log" mmdebstrap \
+    --variant=apt \
+    --include=apache2,libapache2-mod-php,ca-certificates \
+    --aptopt='Acquire::Languages "none"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/lintian/*' \
+    --dpkgopt='path-exclude=/usr/share/linda/*' \
+    --dpkgopt='path-exclude=/usr/share/groff/*' \
+    --skip=cleanup/run \
+    --customize-hook="upload $src/ports.conf /etc/apache2/ports.conf" \
+    --customize-hook="upload $src/mpm_prefork.conf /etc/apache2/mods-available/mpm_prefork.conf" \
+    --customize-hook="upload $src/fastcontainer.conf /etc/apache2/conf-available/zz-fastcontainer.conf" \
+    --customize-hook="upload $src/000-default.conf /etc/apache2/sites-available/000-default.conf" \
+    --customize-hook="upload $src/index.php /var/www/html/index.php" \
+    --customize-hook="upload $src/entrypoint.sh /usr/local/bin/fastcontainer-apache" \
+    --customize-hook="$hook" \
+    "$SUITE" "$dir/rootfs.tar" \
+    "deb $MIRROR $SUITE main" \
+    "deb $MIRROR $SUITE-updates main" \
+    "deb $SECURITY_MIRROR $SUITE-security main"
+  log "rootfs ready after $((SECONDS - t0))s ($(du -m "$dir/rootfs.tar" | cut -f1) MB tar); importing into docker..."
+
+  # /dev is provided by the container runtime; do not import device nodes.
+  mmtarfilter --path-exclude='/dev/*' <"$dir/rootfs.tar" >"$dir/rootfs-nodev.tar"
+  rm -f "$dir/rootfs.tar"
+
+  local old_id new_id
+  old_id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
+  run_logged "$dir/import.log" docker import \
+    --message "fastcontainer php image (Debian $SUITE, apache2 + mod_php)" \
+    --change 'LABEL fastcontainer.image=php' \
+    --change "LABEL fastcontainer.sources=$(sources_hash "$src")" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENTRYPOINT ["/usr/local/bin/fastcontainer-apache"]' \
+    --change 'EXPOSE 8080' \
+    --change 'USER www-data' \
+    --change 'WORKDIR /var/www/html' \
+    "$dir/rootfs-nodev.tar" "$image"
+  new_id="$(docker image inspect -f '{{.Id}}' "$image")"
+  remove_old_image "$old_id" "$new_id"
+  log "built $image in $((SECONDS - t0))s"
+}
+
+# --------------------------------------------------------------------- main --
+check_docker
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fastcontainer-images.XXXXXX")"
+
+for name in "${SELECTED[@]}"; do
+  image="fastcontainer/$name"
+  if ((!FORCE)) && image_exists "$image"; then
+    built_hash="$(docker image inspect -f '{{index .Config.Labels "fastcontainer.sources"}}' "$image" 2>/dev/null || true)"
+    if [[ -n "$built_hash" && -d "$IMAGES_DIR/$name" && "$built_hash" != "$(sources_hash "$IMAGES_DIR/$name")" ]]; then
+      log "$image exists, skipping (NOTE: images/$name changed since it was built; rerun with --force to rebuild)"
+    else
+      log "$image exists, skipping (use --force to rebuild)"
+    fi
+    continue
+  fi
+  "build_$name"
+done

@@ -1,0 +1,192 @@
+// A local copy of the CMDB, kept fresh by the store's published changes, so the request path
+// never waits on Redis. It starts from a snapshot and resyncs to a new one whenever changes may
+// have been missed (a reconnect). Every object carries the revision of its last write, and a change
+// applies only if it is newer than what the cache holds: a snapshot racing a change cannot undo it.
+
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../shared/logger.js';
+import type { App, Change, ComputeHost, ContainerEntry, Snapshot, Store, Subscription } from './types.js';
+
+export interface CmdbCacheEvents {
+  change: [Change];
+  resync: [];
+}
+
+export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
+  private apps = new Map<string, App>();
+  private hostnames = new Map<string, string>();
+  private containers = new Map<string, ContainerEntry>();
+  private byApp = new Map<string, Map<string, ContainerEntry>>();
+  private hosts = new Map<string, ComputeHost>();
+  /** Revisions of deleted objects, so a late put of a deleted object is ignored. */
+  private tombstones = new Map<string, number>();
+  private subscription: Subscription | undefined;
+  /** While a snapshot is being read, changes wait here. */
+  private pending: Change[] | undefined;
+  private closed = false;
+  /** Revision of the last snapshot applied. */
+  snapshotRev = 0;
+
+  private constructor(private readonly store: Store, private readonly logger: Logger) {
+    super();
+  }
+
+  static async open(store: Store, logger: Logger): Promise<CmdbCache> {
+    const cache = new CmdbCache(store, logger);
+    cache.pending = [];
+    cache.subscription = await store.subscribe({
+      onChange: (change) => cache.receive(change),
+      onResync: () => void cache.resync().catch((err: unknown) => logger.error({ err }, 'CMDB resync failed')),
+    });
+    await cache.resync();
+    return cache;
+  }
+
+  /** Reads a fresh snapshot; changes that arrive meanwhile are applied after it if newer. */
+  async resync(): Promise<void> {
+    this.pending ??= [];
+    let snapshot: Snapshot;
+    try {
+      snapshot = await this.store.snapshot();
+    } catch (err) {
+      const missed = this.pending;
+      this.pending = undefined;
+      for (const change of missed) this.apply(change);
+      throw err;
+    }
+    this.load(snapshot);
+    const missed = this.pending;
+    this.pending = undefined;
+    for (const change of missed) this.apply(change);
+    this.logger.debug({ rev: snapshot.rev, apps: snapshot.apps.length, containers: snapshot.containers.length }, 'CMDB cache synced');
+    this.emit('resync');
+  }
+
+  private load(snapshot: Snapshot): void {
+    this.snapshotRev = snapshot.rev;
+    this.apps = new Map();
+    this.hostnames = new Map();
+    this.containers = new Map();
+    this.byApp = new Map();
+    this.hosts = new Map();
+    this.tombstones = new Map();
+    for (const app of snapshot.apps) this.putApp(app);
+    for (const c of snapshot.containers) this.putContainer(c);
+    for (const h of snapshot.hosts) this.hosts.set(h.id, h);
+  }
+
+  private receive(change: Change): void {
+    if (this.closed) return;
+    if (this.pending !== undefined) this.pending.push(change);
+    else this.apply(change);
+  }
+
+  private apply(change: Change): void {
+    const id = change.op === 'delete' ? change.id : change.kind === 'app' ? change.value.name : change.value.id;
+    const key = `${change.kind}:${id}`;
+    const held = this.revOf(change.kind, id) ?? this.tombstones.get(key) ?? (change.rev <= this.snapshotRev ? Infinity : undefined);
+    if (held !== undefined && held >= change.rev) return;
+    if (change.op === 'delete') {
+      this.tombstones.set(key, change.rev);
+      if (change.kind === 'app') this.dropApp(change.id);
+      else if (change.kind === 'container') this.dropContainer(change.id);
+      else this.hosts.delete(change.id);
+    } else {
+      this.tombstones.delete(key);
+      if (change.kind === 'app') this.putApp(change.value);
+      else if (change.kind === 'container') this.putContainer(change.value);
+      else this.hosts.set(change.value.id, change.value);
+    }
+    this.emit('change', change);
+  }
+
+  private revOf(kind: Change['kind'], id: string): number | undefined {
+    if (kind === 'app') return this.apps.get(id)?.rev;
+    if (kind === 'container') return this.containers.get(id)?.rev;
+    return this.hosts.get(id)?.rev;
+  }
+
+  private putApp(app: App): void {
+    const old = this.apps.get(app.name);
+    if (old !== undefined) for (const h of old.hostnames) if (this.hostnames.get(h) === app.name) this.hostnames.delete(h);
+    this.apps.set(app.name, app);
+    for (const h of app.hostnames) this.hostnames.set(h, app.name);
+  }
+
+  private dropApp(name: string): void {
+    const old = this.apps.get(name);
+    if (old === undefined) return;
+    for (const h of old.hostnames) if (this.hostnames.get(h) === name) this.hostnames.delete(h);
+    this.apps.delete(name);
+  }
+
+  private putContainer(c: ContainerEntry): void {
+    this.containers.set(c.id, c);
+    let forApp = this.byApp.get(c.app);
+    if (forApp === undefined) this.byApp.set(c.app, (forApp = new Map()));
+    forApp.set(c.id, c);
+  }
+
+  private dropContainer(id: string): void {
+    const old = this.containers.get(id);
+    if (old === undefined) return;
+    this.containers.delete(id);
+    const forApp = this.byApp.get(old.app);
+    forApp?.delete(id);
+    if (forApp?.size === 0) this.byApp.delete(old.app);
+  }
+
+  appForHostname(hostname: string): App | undefined {
+    const name = this.hostnames.get(hostname);
+    return name === undefined ? undefined : this.apps.get(name);
+  }
+
+  app(name: string): App | undefined {
+    return this.apps.get(name);
+  }
+
+  allApps(): App[] {
+    return [...this.apps.values()];
+  }
+
+  container(id: string): ContainerEntry | undefined {
+    return this.containers.get(id);
+  }
+
+  containersOf(app: string): Iterable<ContainerEntry> {
+    return this.byApp.get(app)?.values() ?? [];
+  }
+
+  allContainers(): ContainerEntry[] {
+    return [...this.containers.values()];
+  }
+
+  host(id: string): ComputeHost | undefined {
+    return this.hosts.get(id);
+  }
+
+  allHosts(): ComputeHost[] {
+    return [...this.hosts.values()];
+  }
+
+  /**
+   * Records a write this process made, before its change arrives, so the next request sees it at
+   * once. The published change then carries the same revision and is skipped.
+   */
+  observe(entry: ContainerEntry): void {
+    const held = this.containers.get(entry.id)?.rev ?? this.tombstones.get(`container:${entry.id}`);
+    if (held !== undefined && held >= entry.rev) return;
+    if (entry.state === 'gone') {
+      this.tombstones.set(`container:${entry.id}`, entry.rev);
+      this.dropContainer(entry.id);
+    } else {
+      this.putContainer(entry);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.subscription?.unsubscribe();
+    this.removeAllListeners();
+  }
+}

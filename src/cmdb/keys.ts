@@ -1,0 +1,48 @@
+// Every Redis key and channel name is built here, and only here. Lua scripts get the keys they
+// touch as KEYS, and, where they must find keys from data they read (an app's old hostnames, the
+// members of a set), the key prefixes as ARGV, also built here.
+
+export interface CmdbKeys {
+  /** Global revision counter: every write takes the next value. */
+  readonly rev: string;
+  /** Channel every change is published on. */
+  readonly changes: string;
+  readonly apps: string;
+  readonly containers: string;
+  readonly hosts: string;
+  app(name: string): string;
+  hostname(hostname: string): string;
+  container(id: string): string;
+  appContainers(app: string): string;
+  host(id: string): string;
+  readonly prefixes: {
+    readonly app: string;
+    readonly hostname: string;
+    readonly container: string;
+    readonly appContainers: string;
+    readonly host: string;
+  };
+}
+
+export function cmdbKeys(prefix: string): CmdbKeys {
+  const prefixes = {
+    app: `${prefix}:app:`,
+    hostname: `${prefix}:hostname:`,
+    container: `${prefix}:container:`,
+    appContainers: `${prefix}:app-containers:`,
+    host: `${prefix}:host:`,
+  };
+  return {
+    rev: `${prefix}:rev`,
+    changes: `${prefix}:changes`,
+    apps: `${prefix}:apps`,
+    containers: `${prefix}:containers`,
+    hosts: `${prefix}:hosts`,
+    app: (name) => prefixes.app + name,
+    hostname: (hostname) => prefixes.hostname + hostname,
+    container: (id) => prefixes.container + id,
+    appContainers: (app) => prefixes.appContainers + app,
+    host: (id) => prefixes.host + id,
+    prefixes,
+  };
+}

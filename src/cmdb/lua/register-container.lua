@@ -1,0 +1,52 @@
+--[[
+  Adds a container entry for an app, within the app's maxContainers, atomically. With the
+  only-if-none flag it adds one only when the app has no live entry, and otherwise returns one of
+  the live ones (ready first), so that many proxies racing on a first request create one entry.
+
+  KEYS[1]  app key
+  KEYS[2]  the app's container set
+  KEYS[3]  all containers set
+  KEYS[4]  the new container's key
+  KEYS[5]  revision counter
+  KEYS[6]  changes channel
+
+  ARGV[1]  container id
+  ARGV[2]  container JSON (an object without "rev")
+  ARGV[3]  "1" for only-if-none, else "0"
+  ARGV[4]  container key prefix
+
+  Returns { created (1 or 0), container JSON }, or an error "FC_ERR_APP_NOT_FOUND {...}" /
+  "FC_ERR_MAX_CONTAINERS {...}".
+]]
+local appjs = redis.call('GET', KEYS[1])
+if not appjs then
+  return redis.error_reply('FC_ERR_APP_NOT_FOUND ' .. cjson.encode({ app = cjson.decode(ARGV[2]).app }))
+end
+local app = cjson.decode(appjs)
+local live = 0
+local best, bestRank = nil, 99
+local rank = { ready = 1, starting = 2, registered = 3 }
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local cjs = redis.call('GET', ARGV[4] .. id)
+  if cjs then
+    local state = cjson.decode(cjs).state
+    local r = rank[state]
+    if r then
+      live = live + 1
+      if r < bestRank then best, bestRank = cjs, r end
+    end
+  end
+end
+if ARGV[3] == '1' and best then
+  return { 0, best }
+end
+if live >= app.maxContainers then
+  return redis.error_reply('FC_ERR_MAX_CONTAINERS ' .. cjson.encode({ app = app.name, live = live, maxContainers = app.maxContainers }))
+end
+local rev = redis.call('INCR', KEYS[5])
+local json = '{"rev":' .. rev .. ',' .. string.sub(ARGV[2], 2)
+redis.call('SET', KEYS[4], json)
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('PUBLISH', KEYS[6], '{"kind":"container","op":"put","rev":' .. rev .. ',"value":' .. json .. '}')
+return { 1, json }

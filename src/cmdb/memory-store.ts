@@ -1,0 +1,170 @@
+// The CMDB inside the process, for a single host (`fastcontainer up` without REDIS_URL). It keeps
+// the Redis store's semantics exactly (the same contract tests run against both): one global
+// revision, atomic transitions, a change published for every write.
+
+import { cmdbErrors } from './errors.js';
+import {
+  liveStates,
+  type App, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
+  type ContainerPatch, type ContainerState, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot, type Store,
+  type Subscription,
+} from './types.js';
+
+const copy = <T>(value: T): T => structuredClone(value);
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  private rev = 0;
+  private readonly apps = new Map<string, App>();
+  private readonly hostnames = new Map<string, string>();
+  private readonly containers = new Map<string, ContainerEntry>();
+  private readonly hosts = new Map<string, ComputeHost>();
+  private readonly listeners = new Set<ChangeListener>();
+
+  private publish(change: Change): void {
+    const frozen = copy(change);
+    // Delivered after the write returns, as a Redis subscriber would see it.
+    queueMicrotask(() => {
+      for (const l of this.listeners) l.onChange(copy(frozen));
+    });
+  }
+
+  private claimHostnames(spec: AppSpec): void {
+    for (const h of spec.hostnames) {
+      const owner = this.hostnames.get(h);
+      if (owner !== undefined && owner !== spec.name) throw cmdbErrors.hostnameTaken(h, owner);
+    }
+  }
+
+  async createApp(spec: AppSpec, now: number): Promise<App> {
+    if (this.apps.has(spec.name)) throw cmdbErrors.appExists(spec.name);
+    this.claimHostnames(spec);
+    const app: App = { rev: ++this.rev, ...copy(spec), createdAt: now, updatedAt: now };
+    this.apps.set(app.name, app);
+    for (const h of spec.hostnames) this.hostnames.set(h, spec.name);
+    this.publish({ kind: 'app', op: 'put', rev: app.rev, value: app });
+    return copy(app);
+  }
+
+  async updateApp(spec: AppSpec, now: number): Promise<App> {
+    const old = this.apps.get(spec.name);
+    if (old === undefined) throw cmdbErrors.appNotFound(spec.name);
+    this.claimHostnames(spec);
+    for (const h of old.hostnames) if (!spec.hostnames.includes(h) && this.hostnames.get(h) === spec.name) this.hostnames.delete(h);
+    const app: App = { rev: ++this.rev, ...copy(spec), createdAt: old.createdAt, updatedAt: now };
+    this.apps.set(app.name, app);
+    for (const h of spec.hostnames) this.hostnames.set(h, spec.name);
+    this.publish({ kind: 'app', op: 'put', rev: app.rev, value: app });
+    return copy(app);
+  }
+
+  async deleteApp(name: string): Promise<App> {
+    const old = this.apps.get(name);
+    if (old === undefined) throw cmdbErrors.appNotFound(name);
+    for (const h of old.hostnames) if (this.hostnames.get(h) === name) this.hostnames.delete(h);
+    for (const c of [...this.containers.values()].filter((c) => c.app === name)) {
+      if (c.state === 'registered') this.setContainer({ ...c, state: 'gone' });
+      else if (c.state === 'starting' || c.state === 'ready') this.setContainer({ ...c, state: 'draining' });
+    }
+    this.apps.delete(name);
+    this.publish({ kind: 'app', op: 'delete', rev: ++this.rev, id: name, value: old });
+    return copy(old);
+  }
+
+  async getApp(name: string): Promise<App | null> {
+    const app = this.apps.get(name);
+    return app === undefined ? null : copy(app);
+  }
+
+  async listApps(): Promise<App[]> {
+    return copy([...this.apps.values()]);
+  }
+
+  async appForHostname(hostname: string): Promise<App | null> {
+    const name = this.hostnames.get(hostname);
+    return name === undefined ? null : this.getApp(name);
+  }
+
+  async registerContainer(entry: NewContainer, options: RegisterOptions = {}): Promise<{ entry: ContainerEntry; created: boolean }> {
+    const app = this.apps.get(entry.app);
+    if (app === undefined) throw cmdbErrors.appNotFound(entry.app);
+    const live = [...this.containers.values()].filter((c) => c.app === entry.app && liveStates.includes(c.state));
+    if (options.onlyIfNone === true && live.length > 0) {
+      const best = [...live].sort((a, b) => liveStates.indexOf(b.state) - liveStates.indexOf(a.state))[0] as ContainerEntry;
+      return { entry: copy(best), created: false };
+    }
+    if (live.length >= app.maxContainers) throw cmdbErrors.maxContainers(app.name, live.length, app.maxContainers);
+    const stored = this.setContainer({ ...copy(entry), rev: 0 });
+    return { entry: copy(stored), created: true };
+  }
+
+  async getContainer(id: string): Promise<ContainerEntry | null> {
+    const c = this.containers.get(id);
+    return c === undefined ? null : copy(c);
+  }
+
+  async listContainers(filter: ContainerFilter = {}): Promise<ContainerEntry[]> {
+    return copy(
+      [...this.containers.values()].filter(
+        (c) => (filter.app === undefined || c.app === filter.app) && (filter.host === undefined || c.host === filter.host),
+      ),
+    );
+  }
+
+  async transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch: ContainerPatch = {}): Promise<ContainerEntry | null> {
+    const c = this.containers.get(id);
+    if (c === undefined || !from.includes(c.state)) return null;
+    return copy(this.setContainer({ ...c, ...copy(patch), state: to }));
+  }
+
+  /** Stores (or, for gone, deletes) an entry under the next revision and publishes the change. */
+  private setContainer(c: ContainerEntry): ContainerEntry {
+    const next: ContainerEntry = { ...c, rev: ++this.rev };
+    if (next.state === 'gone') {
+      this.containers.delete(next.id);
+      this.publish({ kind: 'container', op: 'delete', rev: next.rev, id: next.id, value: next });
+    } else {
+      this.containers.set(next.id, next);
+      this.publish({ kind: 'container', op: 'put', rev: next.rev, value: next });
+    }
+    return next;
+  }
+
+  async heartbeatHost(host: HostInfo): Promise<ComputeHost> {
+    const stored: ComputeHost = { rev: ++this.rev, ...copy(host) };
+    this.hosts.set(host.id, stored);
+    this.publish({ kind: 'host', op: 'put', rev: stored.rev, value: stored });
+    return copy(stored);
+  }
+
+  async removeHost(id: string): Promise<void> {
+    const old = this.hosts.get(id);
+    if (old === undefined) return;
+    this.hosts.delete(id);
+    this.publish({ kind: 'host', op: 'delete', rev: ++this.rev, id, value: old });
+  }
+
+  async listHosts(): Promise<ComputeHost[]> {
+    return copy([...this.hosts.values()]);
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    return {
+      rev: this.rev,
+      apps: copy([...this.apps.values()]),
+      containers: copy([...this.containers.values()]),
+      hosts: copy([...this.hosts.values()]),
+    };
+  }
+
+  async subscribe(listener: ChangeListener): Promise<Subscription> {
+    this.listeners.add(listener);
+    return { unsubscribe: async () => void this.listeners.delete(listener) };
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,244 @@
+// The CMDB in Redis, shared by every role on every host. Each read-modify-write is one Lua script
+// (src/cmdb/lua), so transitions are atomic however many proxies and dispatchers race; each script
+// publishes its change on one channel, which keeps the roles' caches fresh.
+
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { FcError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { cmdbErrors } from './errors.js';
+import { cmdbKeys, type CmdbKeys } from './keys.js';
+import type {
+  App, AppSpec, Change, ChangeListener, ComputeHost, ContainerEntry, ContainerFilter, ContainerPatch, ContainerState,
+  HostInfo, NewContainer, RegisterOptions, Snapshot, Store, Subscription,
+} from './types.js';
+
+const scriptNames = [
+  'create-app', 'update-app', 'delete-app', 'register-container', 'transition-container', 'put-host', 'remove-host', 'snapshot',
+] as const;
+type ScriptName = (typeof scriptNames)[number];
+
+interface Script {
+  source: string;
+  sha: string;
+}
+
+function loadScripts(): Record<ScriptName, Script> {
+  const out = {} as Record<ScriptName, Script>;
+  for (const name of scriptNames) {
+    const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+    out[name] = { source, sha: createHash('sha1').update(source).digest('hex') };
+  }
+  return out;
+}
+
+/** Lua errors come back as "FC_ERR_CODE {json details}". */
+function fromScriptError(err: unknown, keys: CmdbKeys): never {
+  const message = err instanceof Error ? err.message : String(err);
+  const m = /^(FC_ERR_[A-Z_]+) (\{.*\})$/.exec(message);
+  if (m === null) throw cmdbErrors.unavailable(err);
+  const details = JSON.parse(m[2] as string) as Record<string, unknown>;
+  switch (m[1]) {
+    case 'FC_ERR_APP_EXISTS': throw cmdbErrors.appExists(String(details.app));
+    case 'FC_ERR_APP_NOT_FOUND': throw cmdbErrors.appNotFound(String(details.app));
+    case 'FC_ERR_HOSTNAME_TAKEN': throw cmdbErrors.hostnameTaken(String(details.key).slice(keys.prefixes.hostname.length), String(details.app));
+    case 'FC_ERR_MAX_CONTAINERS': throw cmdbErrors.maxContainers(String(details.app), Number(details.live), Number(details.maxContainers));
+    default: throw new FcError('FC_ERR_INTERNAL', message);
+  }
+}
+
+export interface RedisStoreOptions {
+  url: string;
+  prefix: string;
+  logger: Logger;
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  private readonly keys: CmdbKeys;
+  private readonly scripts = loadScripts();
+  private readonly subscribers = new Set<Redis>();
+
+  private constructor(private readonly redis: Redis, private readonly options: RedisStoreOptions) {
+    this.keys = cmdbKeys(options.prefix);
+  }
+
+  static async connect(options: RedisStoreOptions): Promise<RedisStore> {
+    const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5000 });
+    redis.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection error'));
+    try {
+      await redis.connect();
+    } catch (err) {
+      redis.disconnect();
+      throw new FcError('FC_ERR_STORE_UNAVAILABLE', `cannot connect to Redis at ${options.url}: ${(err as Error).message}`, { url: options.url }, { cause: err });
+    }
+    return new RedisStore(redis, options);
+  }
+
+  private async run(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const script = this.scripts[name];
+    try {
+      try {
+        return await this.redis.evalsha(script.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return await this.redis.eval(script.source, keys.length, ...keys, ...args);
+      }
+    } catch (err) {
+      fromScriptError(err, this.keys);
+    }
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw cmdbErrors.unavailable(err);
+    }
+  }
+
+  async createApp(spec: AppSpec, now: number): Promise<App> {
+    const k = this.keys;
+    const body = JSON.stringify({ ...spec, createdAt: now, updatedAt: now });
+    const json = await this.run('create-app', [k.app(spec.name), k.apps, k.rev, k.changes, ...spec.hostnames.map(k.hostname)], [spec.name, body]);
+    return JSON.parse(json as string) as App;
+  }
+
+  async updateApp(spec: AppSpec, now: number): Promise<App> {
+    const existing = await this.getApp(spec.name);
+    if (existing === null) throw cmdbErrors.appNotFound(spec.name);
+    const k = this.keys;
+    const body = JSON.stringify({ ...spec, createdAt: existing.createdAt, updatedAt: now });
+    const json = await this.run('update-app', [k.app(spec.name), k.rev, k.changes, ...spec.hostnames.map(k.hostname)], [spec.name, body, k.prefixes.hostname]);
+    return JSON.parse(json as string) as App;
+  }
+
+  async deleteApp(name: string): Promise<App> {
+    const k = this.keys;
+    const json = await this.run('delete-app', [k.app(name), k.apps, k.rev, k.changes, k.appContainers(name), k.containers], [name, k.prefixes.hostname, k.prefixes.container]);
+    return JSON.parse(json as string) as App;
+  }
+
+  async getApp(name: string): Promise<App | null> {
+    const json = await this.call(() => this.redis.get(this.keys.app(name)));
+    return json === null ? null : (JSON.parse(json) as App);
+  }
+
+  async listApps(): Promise<App[]> {
+    const names = await this.call(() => this.redis.smembers(this.keys.apps));
+    return this.getMany<App>(names.map(this.keys.app));
+  }
+
+  async appForHostname(hostname: string): Promise<App | null> {
+    const name = await this.call(() => this.redis.get(this.keys.hostname(hostname)));
+    return name === null ? null : this.getApp(name);
+  }
+
+  async registerContainer(entry: NewContainer, options: RegisterOptions = {}): Promise<{ entry: ContainerEntry; created: boolean }> {
+    const k = this.keys;
+    const reply = (await this.run(
+      'register-container',
+      [k.app(entry.app), k.appContainers(entry.app), k.containers, k.container(entry.id), k.rev, k.changes],
+      [entry.id, JSON.stringify(entry), options.onlyIfNone === true ? '1' : '0', k.prefixes.container],
+    )) as [number, string];
+    return { created: reply[0] === 1, entry: JSON.parse(reply[1]) as ContainerEntry };
+  }
+
+  async getContainer(id: string): Promise<ContainerEntry | null> {
+    const json = await this.call(() => this.redis.get(this.keys.container(id)));
+    return json === null ? null : (JSON.parse(json) as ContainerEntry);
+  }
+
+  async listContainers(filter: ContainerFilter = {}): Promise<ContainerEntry[]> {
+    const set = filter.app === undefined ? this.keys.containers : this.keys.appContainers(filter.app);
+    const ids = await this.call(() => this.redis.smembers(set));
+    const all = await this.getMany<ContainerEntry>(ids.map(this.keys.container));
+    return all.filter((c) => filter.host === undefined || c.host === filter.host);
+  }
+
+  async transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch: ContainerPatch = {}): Promise<ContainerEntry | null> {
+    const k = this.keys;
+    const json = await this.run('transition-container', [k.container(id), k.containers, k.rev, k.changes], [id, from.join(','), to, JSON.stringify(patch), k.prefixes.appContainers]);
+    return json === null ? null : (JSON.parse(json as string) as ContainerEntry);
+  }
+
+  async heartbeatHost(host: HostInfo): Promise<ComputeHost> {
+    const k = this.keys;
+    const json = await this.run('put-host', [k.host(host.id), k.hosts, k.rev, k.changes], [host.id, JSON.stringify(host)]);
+    return JSON.parse(json as string) as ComputeHost;
+  }
+
+  async removeHost(id: string): Promise<void> {
+    const k = this.keys;
+    await this.run('remove-host', [k.host(id), k.hosts, k.rev, k.changes], [id]);
+  }
+
+  async listHosts(): Promise<ComputeHost[]> {
+    const ids = await this.call(() => this.redis.smembers(this.keys.hosts));
+    return this.getMany<ComputeHost>(ids.map(this.keys.host));
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const k = this.keys;
+    const reply = (await this.run('snapshot', [k.rev, k.apps, k.containers, k.hosts], [k.prefixes.app, k.prefixes.container, k.prefixes.host])) as [number, string[], string[], string[]];
+    return {
+      rev: Number(reply[0]),
+      apps: reply[1].map((j) => JSON.parse(j) as App),
+      containers: reply[2].map((j) => JSON.parse(j) as ContainerEntry),
+      hosts: reply[3].map((j) => JSON.parse(j) as ComputeHost),
+    };
+  }
+
+  async subscribe(listener: ChangeListener): Promise<Subscription> {
+    const sub = this.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: null });
+    this.subscribers.add(sub);
+    let connectedBefore = false;
+    sub.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'redis subscriber connection error'));
+    sub.on('ready', () => {
+      // ioredis subscribes again by itself after a reconnect; what was published meanwhile is lost.
+      if (connectedBefore) listener.onResync();
+      connectedBefore = true;
+    });
+    sub.on('message', (_channel: string, message: string) => {
+      let change: Change;
+      try {
+        change = JSON.parse(message) as Change;
+      } catch (err) {
+        this.options.logger.error({ err, message }, 'unreadable CMDB change');
+        return;
+      }
+      listener.onChange(change);
+    });
+    try {
+      await sub.connect();
+      await sub.subscribe(this.keys.changes);
+    } catch (err) {
+      this.subscribers.delete(sub);
+      sub.disconnect();
+      throw cmdbErrors.unavailable(err);
+    }
+    return {
+      unsubscribe: async () => {
+        this.subscribers.delete(sub);
+        sub.disconnect();
+      },
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.call(() => this.redis.ping());
+  }
+
+  async close(): Promise<void> {
+    for (const sub of this.subscribers) sub.disconnect();
+    this.subscribers.clear();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private async getMany<T>(keys: string[]): Promise<T[]> {
+    if (keys.length === 0) return [];
+    const values = await this.call(() => this.redis.mget(keys));
+    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as T);
+  }
+}

@@ -1,0 +1,154 @@
+// The CMDB's data: apps (what a tenant runs), container entries (one per container that exists
+// or is wanted) and compute hosts (one per dispatcher). Times are milliseconds since the epoch.
+
+export type ContainerState = 'registered' | 'starting' | 'ready' | 'draining' | 'gone';
+
+export const containerStates: readonly ContainerState[] = ['registered', 'starting', 'ready', 'draining', 'gone'];
+
+/** States of an entry that counts against maxContainers: draining ones are on their way out. */
+export const liveStates: readonly ContainerState[] = ['registered', 'starting', 'ready'];
+
+export interface AppSpec {
+  name: string;
+  hostnames: string[];
+  image: string;
+  /** argv that replaces the image's command; null keeps the image's. */
+  command: string[] | null;
+  port: number;
+  env: Record<string, string>;
+  /** Docker-style bind mounts, `host:container[:ro|rw]`. */
+  volumes: string[];
+  /** CPU cores, e.g. 0.3 for 30% of one core (a CFS quota). */
+  cpus: number;
+  /** Bytes. */
+  memory: number;
+  /** Seconds a container lives before it is drained and removed. */
+  lifespan: number;
+  minContainers: number;
+  maxContainers: number;
+  /** When set, a starting container is ready once GET on this path answers below 500. */
+  readinessPath: string | null;
+}
+
+export interface App extends AppSpec {
+  /** CMDB revision of the last write; caches apply a change only when it is newer. */
+  rev: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ContainerEntry {
+  id: string;
+  app: string;
+  /** Compute host whose dispatcher runs it. */
+  host: string;
+  state: ContainerState;
+  /** host:port the dispatcher forwards to, once started. */
+  address: string | null;
+  /** The engine's id of the running container. */
+  runtimeId: string | null;
+  /** Image the container was started from. */
+  image: string | null;
+  cpus: number | null;
+  createdAt: number;
+  startedAt: number | null;
+  readyAt: number | null;
+  expiresAt: number | null;
+  /** Why the last start failed; the dispatcher answers with it until retryAt. */
+  lastError: string | null;
+  lastErrorCode: string | null;
+  retryAt: number | null;
+  rev: number;
+}
+
+export interface ComputeHost {
+  id: string;
+  dispatcherUrl: string;
+  /** Live containers this host takes. */
+  capacity: number;
+  startedAt: number;
+  heartbeatAt: number;
+  rev: number;
+}
+
+export type NewContainer = Omit<ContainerEntry, 'rev'>;
+export type HostInfo = Omit<ComputeHost, 'rev'>;
+
+/** The fields a transition may change; null clears a field. */
+export type ContainerPatch = Partial<Omit<ContainerEntry, 'id' | 'app' | 'host' | 'state' | 'rev' | 'createdAt'>>;
+
+export type Change =
+  | { kind: 'app'; op: 'put'; rev: number; value: App }
+  | { kind: 'app'; op: 'delete'; rev: number; id: string; value: App }
+  | { kind: 'container'; op: 'put'; rev: number; value: ContainerEntry }
+  | { kind: 'container'; op: 'delete'; rev: number; id: string; value: ContainerEntry }
+  | { kind: 'host'; op: 'put'; rev: number; value: ComputeHost }
+  | { kind: 'host'; op: 'delete'; rev: number; id: string; value: ComputeHost };
+
+export interface Snapshot {
+  /** The CMDB revision the snapshot was taken at: changes with a higher rev are newer. */
+  rev: number;
+  apps: App[];
+  containers: ContainerEntry[];
+  hosts: ComputeHost[];
+}
+
+export interface ContainerFilter {
+  app?: string;
+  host?: string;
+}
+
+export interface RegisterOptions {
+  /**
+   * Register only if the app has no live entry; otherwise return one of the existing ones.
+   * Concurrent first requests on many proxies thus create a single entry.
+   */
+  onlyIfNone?: boolean;
+}
+
+export interface Subscription {
+  unsubscribe(): Promise<void>;
+}
+
+export interface ChangeListener {
+  onChange(change: Change): void;
+  /** Changes may have been missed (the connection to the CMDB dropped and came back). */
+  onResync(): void;
+}
+
+/**
+ * The CMDB. Every write that reads first is atomic, and every write publishes a Change so that
+ * caches (the proxy's routes, the dispatcher's entries) stay fresh without polling.
+ */
+export interface Store {
+  readonly kind: 'redis' | 'memory';
+
+  /** Throws FC_ERR_APP_EXISTS, FC_ERR_HOSTNAME_TAKEN. */
+  createApp(spec: AppSpec, now: number): Promise<App>;
+  /** Replaces the spec. Throws FC_ERR_APP_NOT_FOUND, FC_ERR_HOSTNAME_TAKEN. */
+  updateApp(spec: AppSpec, now: number): Promise<App>;
+  /** Removes the app; its live entries turn draining (never-started ones go). Throws FC_ERR_APP_NOT_FOUND. */
+  deleteApp(name: string): Promise<App>;
+  getApp(name: string): Promise<App | null>;
+  listApps(): Promise<App[]>;
+  appForHostname(hostname: string): Promise<App | null>;
+
+  /** Adds a container entry, within the app's maxContainers. Throws FC_ERR_APP_NOT_FOUND, FC_ERR_MAX_CONTAINERS. */
+  registerContainer(entry: NewContainer, options?: RegisterOptions): Promise<{ entry: ContainerEntry; created: boolean }>;
+  getContainer(id: string): Promise<ContainerEntry | null>;
+  listContainers(filter?: ContainerFilter): Promise<ContainerEntry[]>;
+  /**
+   * Moves an entry to `to` if it is in one of `from`, applying the patch; `gone` deletes it.
+   * Returns the new entry, or null when it is missing or in another state.
+   */
+  transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch?: ContainerPatch): Promise<ContainerEntry | null>;
+
+  heartbeatHost(host: HostInfo): Promise<ComputeHost>;
+  removeHost(id: string): Promise<void>;
+  listHosts(): Promise<ComputeHost[]>;
+
+  snapshot(): Promise<Snapshot>;
+  subscribe(listener: ChangeListener): Promise<Subscription>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

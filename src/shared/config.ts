@@ -1,0 +1,295 @@
+// Configuration: defaults, then parse, then validate, then freeze. Each option is described once
+// here (env var, flag, default, meaning, which roles read it); the CLI's flags, the start-up
+// validation and the README's configuration table all come from this table.
+
+import os from 'node:os';
+import path from 'node:path';
+import { FcError } from './errors.js';
+
+export type Role = 'proxy' | 'dispatcher' | 'coreapi' | 'cli';
+
+interface OptionDef<T> {
+  env: string;
+  flag: string;
+  /** The default, or a function of the options parsed so far (for defaults built from others). */
+  default: T | ((c: Readonly<Record<string, unknown>>) => T);
+  /** How the default reads in the docs when it is computed. */
+  defaultDoc?: string;
+  allowed: string;
+  doc: string;
+  roles: readonly Role[];
+  parse(raw: string): T | undefined;
+  boolean?: boolean;
+}
+
+const ALL: readonly Role[] = ['proxy', 'dispatcher', 'coreapi', 'cli'];
+const SERVERS: readonly Role[] = ['proxy', 'dispatcher', 'coreapi'];
+
+function int(min: number, max: number) {
+  return (raw: string): number | undefined => {
+    if (!/^-?\d+$/.test(raw.trim())) return undefined;
+    const n = Number(raw);
+    return n >= min && n <= max ? n : undefined;
+  };
+}
+
+/** Durations: "500ms", "2s", "1.5m", "1h"; a bare number is milliseconds. */
+export function parseDuration(raw: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+  if (m === null) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+function duration(min: number, max: number) {
+  return (raw: string): number | undefined => {
+    const ms = parseDuration(raw);
+    return ms !== undefined && ms >= min && ms <= max ? ms : undefined;
+  };
+}
+
+function url(protocols: readonly string[]) {
+  return (raw: string): string | undefined => {
+    try {
+      const u = new URL(raw);
+      return protocols.includes(u.protocol) ? raw.replace(/\/+$/, '') : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string): T | undefined => (values as readonly string[]).includes(raw) ? (raw as T) : undefined;
+}
+
+function bool(raw: string): boolean | undefined {
+  if (['1', 'true', 'yes', 'on', ''].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  return undefined;
+}
+
+const nonEmpty = (raw: string): string | undefined => (raw.trim() === '' ? undefined : raw.trim());
+
+export const options = {
+  redisUrl: {
+    env: 'REDIS_URL', flag: 'redis-url', default: '', defaultDoc: '(none: the embedded in-process store)',
+    allowed: 'redis:// or rediss:// URL', roles: SERVERS,
+    doc: 'CMDB in Redis, shared by every role on every host. Without it `up` keeps the CMDB in the process (one host only).',
+    parse: url(['redis:', 'rediss:']),
+  },
+  redisPrefix: {
+    env: 'FC_REDIS_PREFIX', flag: 'redis-prefix', default: 'fc', allowed: '1-64 of [A-Za-z0-9_.-]', roles: SERVERS,
+    doc: 'Prefix of every Redis key and channel, so several installations can share one Redis.',
+    parse: (raw: string) => (/^[A-Za-z0-9_.-]{1,64}$/.test(raw) ? raw : undefined),
+  },
+  dockerHost: {
+    env: 'DOCKER_HOST', flag: 'docker-host', default: 'unix:///var/run/docker.sock',
+    allowed: 'unix:///path or tcp://host:port', roles: ['dispatcher'],
+    doc: 'Docker engine the dispatcher starts containers on.',
+    parse: url(['unix:', 'tcp:', 'http:']),
+  },
+  dockerNetwork: {
+    env: 'FC_DOCKER_NETWORK', flag: 'docker-network', default: 'bridge', allowed: 'an existing Docker network name', roles: ['dispatcher'],
+    doc: 'Network the containers join; the dispatcher reaches them at their address on it.',
+    parse: nonEmpty,
+  },
+  apiToken: {
+    env: 'FC_API_TOKEN', flag: 'api-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-token`)',
+    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'],
+    doc: 'Bearer token every CoreAPI write must carry.',
+    parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
+  },
+  stateDir: {
+    env: 'FC_STATE_DIR', flag: 'state-dir', default: () => path.join(os.homedir(), '.fastcontainer'), defaultDoc: '`~/.fastcontainer`',
+    allowed: 'a directory path', roles: ['coreapi', 'cli'],
+    doc: 'Where the generated API token is kept.',
+    parse: (raw: string) => (raw.trim() === '' ? undefined : path.resolve(raw)),
+  },
+  listenHost: {
+    env: 'FC_LISTEN_HOST', flag: 'listen-host', default: '0.0.0.0', allowed: 'an IP address or host name', roles: SERVERS,
+    doc: 'Address the servers listen on.',
+    parse: nonEmpty,
+  },
+  proxyPort: {
+    env: 'FC_PROXY_PORT', flag: 'proxy-port', default: 8080, allowed: 'integer 0-65535 (0: any free port)', roles: ['proxy'],
+    doc: 'UserProxy port: the front door for tenants\' HTTP traffic.',
+    parse: int(0, 65535),
+  },
+  apiPort: {
+    env: 'FC_API_PORT', flag: 'api-port', default: 8081, allowed: 'integer 0-65535 (0: any free port)', roles: ['coreapi'],
+    doc: 'CoreAPI port.',
+    parse: int(0, 65535),
+  },
+  dispatcherPort: {
+    env: 'FC_DISPATCHER_PORT', flag: 'dispatcher-port', default: 8082, allowed: 'integer 0-65535 (0: any free port)', roles: ['dispatcher'],
+    doc: 'Dispatcher port; the proxies send it requests for the containers on this host.',
+    parse: int(0, 65535),
+  },
+  hostId: {
+    env: 'FC_HOST_ID', flag: 'host-id', default: () => os.hostname(), defaultDoc: 'the machine\'s host name',
+    allowed: '1-63 of [A-Za-z0-9_.-]', roles: ['dispatcher'],
+    doc: 'This compute host\'s id in the CMDB; also the label that marks its containers.',
+    parse: (raw: string) => (/^[A-Za-z0-9_.-]{1,63}$/.test(raw) ? raw : undefined),
+  },
+  dispatcherUrl: {
+    env: 'FC_DISPATCHER_URL', flag: 'dispatcher-url', default: (c: Readonly<Record<string, unknown>>) => `http://127.0.0.1:${String(c.dispatcherPort ?? 8082)}`,
+    defaultDoc: '`http://127.0.0.1:<dispatcher port>`', allowed: 'http:// URL', roles: ['dispatcher'],
+    doc: 'URL the proxies use to reach this dispatcher (set it to an address other hosts can reach).',
+    parse: url(['http:']),
+  },
+  hostCapacity: {
+    env: 'FC_HOST_CAPACITY', flag: 'host-capacity', default: 100, allowed: 'integer 1-100000', roles: ['dispatcher'],
+    doc: 'How many live containers this host takes; placement prefers the host with the most room.',
+    parse: int(1, 100_000),
+  },
+  heartbeatInterval: {
+    env: 'FC_HEARTBEAT_INTERVAL', flag: 'heartbeat-interval', default: 2000, allowed: 'duration 100ms-1m', roles: ['dispatcher'],
+    doc: 'How often the dispatcher renews its host entry.',
+    parse: duration(100, 60_000),
+  },
+  hostTimeout: {
+    env: 'FC_HOST_TIMEOUT', flag: 'host-timeout', default: 10_000, allowed: 'duration 1s-10m', roles: ['proxy', 'coreapi'],
+    doc: 'A host whose last heartbeat is older than this gets no new containers.',
+    parse: duration(1000, 600_000),
+  },
+  startTimeout: {
+    env: 'FC_START_TIMEOUT', flag: 'start-timeout', default: 30_000, allowed: 'duration 1s-10m', roles: ['dispatcher'],
+    doc: 'How long a starting container may take to accept connections before it is given up.',
+    parse: duration(1000, 600_000),
+  },
+  readyPollInterval: {
+    env: 'FC_READY_POLL_INTERVAL', flag: 'ready-poll-interval', default: 5, allowed: 'duration 1ms-1s', roles: ['dispatcher'],
+    doc: 'How often a starting container\'s port is tried.',
+    parse: duration(1, 1000),
+  },
+  startBackoff: {
+    env: 'FC_START_BACKOFF', flag: 'start-backoff', default: 5000, allowed: 'duration 0-10m', roles: ['dispatcher'],
+    doc: 'After a failed start, requests for that container fail fast with the same error for this long before the next try.',
+    parse: duration(0, 600_000),
+  },
+  queueLimit: {
+    env: 'FC_QUEUE_LIMIT', flag: 'queue-limit', default: 1000, allowed: 'integer 1-1000000', roles: ['dispatcher'],
+    doc: 'Requests held per starting container; beyond it, 503 at once.',
+    parse: int(1, 1_000_000),
+  },
+  queueTimeout: {
+    env: 'FC_QUEUE_TIMEOUT', flag: 'queue-timeout', default: 30_000, allowed: 'duration 100ms-10m', roles: ['dispatcher'],
+    doc: 'Deadline of a held request; past it, 503 with Retry-After.',
+    parse: duration(100, 600_000),
+  },
+  drainTimeout: {
+    env: 'FC_DRAIN_TIMEOUT', flag: 'drain-timeout', default: 30_000, allowed: 'duration 0-1h', roles: ['dispatcher'],
+    doc: 'Longest wait for a draining container\'s in-flight requests before it is stopped anyway.',
+    parse: duration(0, 3_600_000),
+  },
+  drainGrace: {
+    env: 'FC_DRAIN_GRACE', flag: 'drain-grace', default: 1000, allowed: 'duration 0-1m', roles: ['dispatcher'],
+    doc: 'A draining container still serves requests that proxies sent before they heard of the drain, for this long.',
+    parse: duration(0, 60_000),
+  },
+  stopTimeout: {
+    env: 'FC_STOP_TIMEOUT', flag: 'stop-timeout', default: 5000, allowed: 'duration 0-5m', roles: ['dispatcher'],
+    doc: 'Time between SIGTERM and SIGKILL when a container is stopped.',
+    parse: duration(0, 300_000),
+  },
+  reconcileInterval: {
+    env: 'FC_RECONCILE_INTERVAL', flag: 'reconcile-interval', default: 10_000, allowed: 'duration 1s-10m', roles: ['dispatcher'],
+    doc: 'How often the dispatcher compares the engine\'s containers with the CMDB (it also does so at start).',
+    parse: duration(1000, 600_000),
+  },
+  pidsLimit: {
+    env: 'FC_PIDS_LIMIT', flag: 'pids-limit', default: 256, allowed: 'integer 16-65536', roles: ['dispatcher'],
+    doc: 'Most processes one container may run.',
+    parse: int(16, 65_536),
+  },
+  upstreamConnections: {
+    env: 'FC_UPSTREAM_CONNECTIONS', flag: 'upstream-connections', default: 256, allowed: 'integer 1-65536', roles: ['proxy', 'dispatcher'],
+    doc: 'Most keep-alive connections from a proxy to one dispatcher, or from a dispatcher to one container.',
+    parse: int(1, 65_536),
+  },
+  apiUrl: {
+    env: 'FC_API_URL', flag: 'api-url', default: 'http://127.0.0.1:8081', allowed: 'http(s):// URL', roles: ['cli'],
+    doc: 'CoreAPI the `app` and `ps` commands talk to.',
+    parse: url(['http:', 'https:']),
+  },
+  logLevel: {
+    env: 'FC_LOG_LEVEL', flag: 'log-level', default: 'info' as LogLevel, allowed: 'fatal, error, warn, info, debug, trace, silent', roles: ALL,
+    doc: 'Least severe log level written (pino JSON on stdout).',
+    parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  },
+  demo: {
+    env: 'FC_DEMO', flag: 'demo', default: false, allowed: 'true or false', roles: ['coreapi'], boolean: true,
+    doc: '`up` only: register the demo app `demo` (hostname `demo.localhost`, image `fastcontainer/php`, site `examples/demo-site`).',
+    parse: bool,
+  },
+} satisfies Record<string, OptionDef<unknown>>;
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+type Options = typeof options;
+export type OptionKey = keyof Options;
+type ValueOf<K extends OptionKey> = Options[K] extends OptionDef<infer T> ? T : never;
+export type Config = { readonly [K in OptionKey]: ValueOf<K> };
+
+export interface ConfigSources {
+  env?: NodeJS.ProcessEnv;
+  flags?: Record<string, string | boolean | undefined>;
+}
+
+/** The option keys one or more roles read. */
+export function optionKeysFor(roles: readonly Role[]): OptionKey[] {
+  return (Object.keys(options) as OptionKey[]).filter((k) => options[k].roles.some((r) => roles.includes(r)));
+}
+
+/**
+ * Builds the frozen config: flag beats env var beats default. Every bad value is reported in one
+ * error that names the option (as the user spelled it), the value and what is allowed.
+ */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? process.env;
+  const flags = sources.flags ?? {};
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  const computed: OptionKey[] = [];
+  for (const key of Object.keys(options) as OptionKey[]) {
+    const def: OptionDef<unknown> = options[key];
+    const flagValue = flags[def.flag];
+    const [raw, source] =
+      flagValue !== undefined ? [flagValue === true ? 'true' : String(flagValue), `--${def.flag}`]
+      : env[def.env] !== undefined && env[def.env] !== '' ? [env[def.env] as string, def.env]
+      : [undefined, undefined];
+    if (raw === undefined) {
+      if (typeof def.default === 'function') computed.push(key);
+      else out[key] = def.default;
+      continue;
+    }
+    const value = def.parse(raw);
+    if (value === undefined) problems.push(`${source}=${JSON.stringify(raw)} is not allowed (allowed: ${def.allowed})`);
+    else out[key] = value;
+  }
+  for (const key of computed) out[key] = (options[key].default as (c: Readonly<Record<string, unknown>>) => unknown)(out);
+  if (problems.length > 0) {
+    throw new FcError('FC_ERR_CONFIG', `invalid configuration: ${problems.join('; ')}`, { problems });
+  }
+  return Object.freeze(out) as Config;
+}
+
+/** The README's configuration table, generated from the option table above. */
+export function configMarkdownTable(): string {
+  const rows = (Object.keys(options) as OptionKey[]).map((key) => {
+    const def: OptionDef<unknown> = options[key];
+    const dflt = def.defaultDoc ?? (typeof def.default === 'function' ? '' : `\`${String(def.default)}\``);
+    return `| \`${def.env}\` | \`--${def.flag}\` | ${dflt} | ${def.roles.join(', ')} | ${def.doc} Allowed: ${def.allowed}. |`;
+  });
+  return ['| Env var | Flag | Default | Read by | Meaning |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** Flag definitions for node:util parseArgs. */
+export function parseArgsOptions(): Record<string, { type: 'string' | 'boolean' }> {
+  const out: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const key of Object.keys(options) as OptionKey[]) {
+    const def: OptionDef<unknown> = options[key];
+    out[def.flag] = { type: def.boolean === true ? 'boolean' : 'string' };
+  }
+  return out;
+}

@@ -1,0 +1,210 @@
+// Every error the system reports has a stable code and an HTTP status. The code is what scripts
+// and tests match on; the message is for people and may change. The catalog below is the single
+// source of both, and the README's error table is checked against it.
+
+export interface ErrorKind {
+  readonly status: number;
+  readonly title: string;
+  /** True when the same request may succeed if sent again later (the answer carries Retry-After). */
+  readonly retryable: boolean;
+  readonly description: string;
+}
+
+export const errorCatalog = {
+  FC_ERR_INVALID_FIELD: {
+    status: 400,
+    title: 'Invalid field',
+    retryable: false,
+    description: 'A request body or query field is missing, malformed or out of range; the answer names the field, the value and what is allowed.',
+  },
+  FC_ERR_INVALID_JSON: {
+    status: 400,
+    title: 'Invalid JSON',
+    retryable: false,
+    description: 'The request body is not a JSON object.',
+  },
+  FC_ERR_UNAUTHORIZED: {
+    status: 401,
+    title: 'Unauthorized',
+    retryable: false,
+    description: 'A write to the CoreAPI lacks the bearer token, or the token is wrong.',
+  },
+  FC_ERR_NOT_FOUND: {
+    status: 404,
+    title: 'Not found',
+    retryable: false,
+    description: 'No such API path.',
+  },
+  FC_ERR_METHOD_NOT_ALLOWED: {
+    status: 405,
+    title: 'Method not allowed',
+    retryable: false,
+    description: 'The API path exists but not for this method.',
+  },
+  FC_ERR_APP_NOT_FOUND: {
+    status: 404,
+    title: 'App not found',
+    retryable: false,
+    description: 'No app has this name.',
+  },
+  FC_ERR_APP_EXISTS: {
+    status: 409,
+    title: 'App exists',
+    retryable: false,
+    description: 'An app with this name already exists (use PATCH to change it).',
+  },
+  FC_ERR_HOSTNAME_TAKEN: {
+    status: 409,
+    title: 'Hostname taken',
+    retryable: false,
+    description: 'Another app already serves one of the hostnames.',
+  },
+  FC_ERR_CONTAINER_NOT_FOUND: {
+    status: 404,
+    title: 'Container not found',
+    retryable: false,
+    description: 'No container entry has this id.',
+  },
+  FC_ERR_MAX_CONTAINERS: {
+    status: 409,
+    title: 'Too many containers',
+    retryable: false,
+    description: "The app already has maxContainers live container entries.",
+  },
+  FC_ERR_UNKNOWN_HOST: {
+    status: 404,
+    title: 'Unknown host',
+    retryable: false,
+    description: 'The proxy has no app for the request\'s Host header.',
+  },
+  FC_ERR_NO_COMPUTE_HOST: {
+    status: 503,
+    title: 'No compute host',
+    retryable: true,
+    description: 'No dispatcher has sent a heartbeat recently, so a new container has nowhere to run.',
+  },
+  FC_ERR_CONTAINER_GONE: {
+    status: 503,
+    title: 'Container gone',
+    retryable: true,
+    description: 'The container the request was sent to is draining or removed; the proxy retries another one when the request has no body.',
+  },
+  FC_ERR_QUEUE_FULL: {
+    status: 503,
+    title: 'Queue full',
+    retryable: true,
+    description: 'Too many requests are already held for a container that is starting.',
+  },
+  FC_ERR_QUEUE_TIMEOUT: {
+    status: 503,
+    title: 'Start took too long',
+    retryable: true,
+    description: 'The container did not become ready before the held request\'s deadline.',
+  },
+  FC_ERR_IMAGE_NOT_FOUND: {
+    status: 503,
+    title: 'Image not found',
+    retryable: true,
+    description: 'The app\'s image is not on the compute host; build or load it there.',
+  },
+  FC_ERR_START_FAILED: {
+    status: 503,
+    title: 'Container failed to start',
+    retryable: true,
+    description: 'The engine refused to create or start the container, or it exited before listening; the answer carries the reason and the last log lines.',
+  },
+  FC_ERR_UPSTREAM: {
+    status: 502,
+    title: 'Bad gateway',
+    retryable: true,
+    description: 'The connection to the dispatcher or the container failed mid-request.',
+  },
+  FC_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    title: 'CMDB unavailable',
+    retryable: true,
+    description: 'The CMDB (Redis) did not answer.',
+  },
+  FC_ERR_CONFIG: {
+    status: 500,
+    title: 'Invalid configuration',
+    retryable: false,
+    description: 'An option given at start is invalid; the message names the option, the value and what is allowed.',
+  },
+  FC_ERR_INTERNAL: {
+    status: 500,
+    title: 'Internal error',
+    retryable: false,
+    description: 'A bug: the log has the stack.',
+  },
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+export interface FieldProblem {
+  field: string;
+  value: unknown;
+  allowed: string;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  [extra: string]: unknown;
+}
+
+export class FcError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown>;
+  /** Seconds a client should wait before trying again; set only for retryable errors. */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown; retryAfter?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FcError';
+    this.code = code;
+    this.status = errorCatalog[code].status;
+    this.details = details;
+    this.retryAfter = errorCatalog[code].retryable ? (options?.retryAfter ?? 1) : undefined;
+  }
+
+  toProblem(instance?: string): Problem {
+    const kind = errorCatalog[this.code];
+    return {
+      type: `urn:fastcontainer:error:${this.code}`,
+      title: kind.title,
+      status: this.status,
+      detail: this.message,
+      code: this.code,
+      ...(instance === undefined ? {} : { instance }),
+      ...this.details,
+    };
+  }
+}
+
+/** One or more invalid fields: the first is also spread at the top level for simple clients. */
+export function invalidFields(problems: FieldProblem[]): FcError {
+  const first = problems[0];
+  if (first === undefined) throw new Error('invalidFields needs at least one problem');
+  const message = problems.map(describeFieldProblem).join('; ');
+  return new FcError('FC_ERR_INVALID_FIELD', message, { field: first.field, value: first.value, allowed: first.allowed, errors: problems });
+}
+
+export function describeFieldProblem(p: FieldProblem): string {
+  return `${p.field}: ${JSON.stringify(p.value) ?? 'undefined'} is not allowed (allowed: ${p.allowed})`;
+}
+
+export function isFcError(err: unknown): err is FcError {
+  return err instanceof FcError;
+}
+
+/** Wraps anything thrown into an FcError so every exit point can answer the same way. */
+export function toFcError(err: unknown): FcError {
+  if (err instanceof FcError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new FcError('FC_ERR_INTERNAL', message, {}, { cause: err });
+}

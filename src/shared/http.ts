@@ -1,0 +1,120 @@
+// Small HTTP helpers every role's server uses: JSON and problem+json answers, bounded JSON
+// bodies, listening with close() that drains and destroy() that aborts.
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { FcError, toFcError } from './errors.js';
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** Answers an error as RFC 7807 problem+json; retryable errors carry Retry-After. */
+export function sendProblem(res: ServerResponse, err: unknown, instance?: string): void {
+  const fc = toFcError(err);
+  if (res.headersSent) {
+    res.destroy(fc);
+    return;
+  }
+  const text = JSON.stringify(fc.toProblem(instance));
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(text),
+    'x-fc-error': fc.code,
+    'cache-control': 'no-store',
+  };
+  if (fc.retryAfter !== undefined) headers['retry-after'] = String(fc.retryAfter);
+  res.writeHead(fc.status, headers);
+  res.end(text);
+}
+
+export async function readJsonBody(req: IncomingMessage, limitBytes = 1 << 20): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limitBytes) {
+      throw new FcError('FC_ERR_INVALID_JSON', `request body is larger than ${limitBytes} bytes`, { limit: limitBytes });
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new FcError('FC_ERR_INVALID_JSON', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export interface Listening {
+  readonly server: http.Server;
+  readonly port: number;
+  readonly url: string;
+  /** Stops accepting, lets in-flight requests finish, closes idle keep-alive connections. */
+  close(): Promise<void>;
+  /** Stops at once, cutting every connection. */
+  destroy(): Promise<void>;
+}
+
+export async function listen(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  port: number,
+  host: string,
+): Promise<Listening> {
+  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  return {
+    server,
+    port: address.port,
+    url: `http://${shownHost}:${address.port}`,
+    async close() {
+      server.close();
+      server.closeIdleConnections();
+      await closed;
+    },
+    async destroy() {
+      server.close();
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
+
+/** Hop-by-hop headers (RFC 9110 section 7.6.1) are never forwarded, nor any header named in Connection. */
+const hopByHop = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization',
+]);
+
+export function isHopByHop(name: string, connectionTokens: ReadonlySet<string>): boolean {
+  return hopByHop.has(name) || connectionTokens.has(name);
+}
+
+export function connectionTokens(value: string | string[] | undefined): Set<string> {
+  const tokens = new Set<string>();
+  if (value === undefined) return tokens;
+  for (const v of Array.isArray(value) ? value : [value]) {
+    for (const t of v.split(',')) {
+      const token = t.trim().toLowerCase();
+      if (token !== '') tokens.add(token);
+    }
+  }
+  return tokens;
+}

@@ -1,0 +1,21 @@
+// Each role keeps its own Prometheus registry and serves it on its own port at /metrics, so
+// `up` (all roles in one process) and split roles expose the same series.
+
+import type { ServerResponse } from 'node:http';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createRegistry(role: string, withProcessMetrics = true): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ role });
+  if (withProcessMetrics) collectDefaultMetrics({ register: registry, prefix: 'fc_' });
+  return registry;
+}
+
+export async function serveMetrics(registry: Registry, res: ServerResponse): Promise<void> {
+  const body = await registry.metrics();
+  res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Latency buckets in seconds, from a warm request (~1 ms) to a slow cold start (~30 s). */
+export const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

@@ -1,0 +1,288 @@
+// One contract, two CMDBs: every Store implementation must pass the same tests.
+
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CmdbCache } from '../../src/cmdb/cache.js';
+import { MemoryStore } from '../../src/cmdb/memory-store.js';
+import { RedisStore } from '../../src/cmdb/redis-store.js';
+import type { Change, Store } from '../../src/cmdb/types.js';
+import { FcError } from '../../src/shared/errors.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { redisUrl, uniqueName } from '../helpers/env.js';
+import { dropPrefix } from '../helpers/redis.js';
+import { appSpec, newContainer } from '../helpers/specs.js';
+import { eventually } from '../helpers/wait.js';
+
+interface Harness {
+  store: Store;
+  cleanup(): Promise<void>;
+}
+
+const implementations: [string, () => Promise<Harness>][] = [
+  ['memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} })],
+  [
+    'redis',
+    async () => {
+      const prefix = uniqueName('fctest');
+      const store = await RedisStore.connect({ url: redisUrl, prefix, logger: silentLogger });
+      return { store, cleanup: async () => { await store.close(); await dropPrefix(prefix); } };
+    },
+  ],
+];
+
+async function rejection(p: Promise<unknown>): Promise<FcError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof FcError) return err;
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe.each(implementations)('Store contract: %s', (_name, make) => {
+  let h: Harness;
+  let store: Store;
+  beforeEach(async () => {
+    h = await make();
+    store = h.store;
+  });
+  afterEach(async () => h.cleanup());
+
+  describe('apps', () => {
+    it('creates an app with a revision and finds it by name and hostname', async () => {
+      const app = await store.createApp(appSpec({ name: 'blog', hostnames: ['blog.test', 'www.blog.test'], env: {}, volumes: [] }), 5_000);
+      expect(app).toMatchObject({ name: 'blog', createdAt: 5_000, updatedAt: 5_000, env: {}, volumes: [] });
+      expect(app.rev).toBeGreaterThan(0);
+      expect(await store.getApp('blog')).toEqual(app);
+      expect(await store.appForHostname('www.blog.test')).toEqual(app);
+      expect(await store.appForHostname('other.test')).toBeNull();
+      expect((await store.listApps()).map((a) => a.name)).toEqual(['blog']);
+    });
+
+    it('keeps empty objects and arrays, unicode and commands exactly', async () => {
+      const spec = appSpec({ name: 'exact', env: { GREETING: 'héllo "wörld"', EMPTY: '' }, command: ['sh', '-c', 'echo {} []'], volumes: [] });
+      await store.createApp(spec, 1);
+      const back = await store.getApp('exact');
+      expect(back).toMatchObject({ env: spec.env, command: spec.command, volumes: [] });
+    });
+
+    it('refuses a second app with the same name', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      const err = await rejection(store.createApp(appSpec({ name: 'a', hostnames: ['other.test'] }), 2));
+      expect(err.code).toBe('FC_ERR_APP_EXISTS');
+    });
+
+    it('refuses a hostname another app serves, naming both, and stores nothing', async () => {
+      await store.createApp(appSpec({ name: 'a', hostnames: ['shared.test'] }), 1);
+      const err = await rejection(store.createApp(appSpec({ name: 'b', hostnames: ['b.test', 'shared.test'] }), 2));
+      expect(err.code).toBe('FC_ERR_HOSTNAME_TAKEN');
+      expect(err.details).toMatchObject({ value: 'shared.test', app: 'a' });
+      expect(await store.getApp('b')).toBeNull();
+      expect(await store.appForHostname('b.test')).toBeNull();
+    });
+
+    it('updates an app, releasing hostnames it dropped', async () => {
+      const first = await store.createApp(appSpec({ name: 'a', hostnames: ['one.test', 'two.test'] }), 1);
+      const updated = await store.updateApp(appSpec({ name: 'a', hostnames: ['two.test', 'three.test'], image: 'img:2' }), 9);
+      expect(updated.rev).toBeGreaterThan(first.rev);
+      expect(updated).toMatchObject({ createdAt: 1, updatedAt: 9, image: 'img:2' });
+      expect(await store.appForHostname('one.test')).toBeNull();
+      expect((await store.appForHostname('three.test'))?.name).toBe('a');
+      await store.createApp(appSpec({ name: 'b', hostnames: ['one.test'] }), 10);
+      const err = await rejection(store.updateApp(appSpec({ name: 'a', hostnames: ['one.test'] }), 11));
+      expect(err.code).toBe('FC_ERR_HOSTNAME_TAKEN');
+      expect((await rejection(store.updateApp(appSpec({ name: 'nope' }), 1))).code).toBe('FC_ERR_APP_NOT_FOUND');
+    });
+
+    it('deletes an app: hostnames freed, unstarted entries gone, running ones draining', async () => {
+      await store.createApp(appSpec({ name: 'a', hostnames: ['a.test'] }), 1);
+      const registered = (await store.registerContainer(newContainer('a'))).entry;
+      const running = (await store.registerContainer(newContainer('a'))).entry;
+      await store.transitionContainer(running.id, ['registered'], 'ready', { address: '10.0.0.2:8080' });
+      await store.deleteApp('a');
+      expect(await store.getApp('a')).toBeNull();
+      expect(await store.appForHostname('a.test')).toBeNull();
+      expect(await store.getContainer(registered.id)).toBeNull();
+      expect((await store.getContainer(running.id))?.state).toBe('draining');
+      expect((await rejection(store.deleteApp('a'))).code).toBe('FC_ERR_APP_NOT_FOUND');
+    });
+  });
+
+  describe('container entries', () => {
+    beforeEach(async () => {
+      await store.createApp(appSpec({ name: 'a', maxContainers: 2 }), 1);
+    });
+
+    it('registers within maxContainers, not counting draining entries', async () => {
+      const one = await store.registerContainer(newContainer('a'));
+      expect(one.created).toBe(true);
+      expect(one.entry.rev).toBeGreaterThan(0);
+      await store.registerContainer(newContainer('a'));
+      const err = await rejection(store.registerContainer(newContainer('a')));
+      expect(err.code).toBe('FC_ERR_MAX_CONTAINERS');
+      expect(err.details).toMatchObject({ app: 'a', live: 2, maxContainers: 2 });
+      await store.transitionContainer(one.entry.id, ['registered'], 'draining');
+      expect((await store.registerContainer(newContainer('a'))).created).toBe(true);
+    });
+
+    it('refuses entries for an unknown app', async () => {
+      expect((await rejection(store.registerContainer(newContainer('ghost')))).code).toBe('FC_ERR_APP_NOT_FOUND');
+    });
+
+    it('with onlyIfNone returns an existing live entry, ready first', async () => {
+      const first = (await store.registerContainer(newContainer('a'))).entry;
+      const second = (await store.registerContainer(newContainer('a'))).entry;
+      await store.transitionContainer(second.id, ['registered'], 'ready');
+      const again = await store.registerContainer(newContainer('a'), { onlyIfNone: true });
+      expect(again.created).toBe(false);
+      expect(again.entry.id).toBe(second.id);
+      expect(first.id).not.toBe(second.id);
+    });
+
+    it('creates exactly one entry when many register with onlyIfNone at once', async () => {
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.registerContainer(newContainer('a'), { onlyIfNone: true })));
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      expect(new Set(results.map((r) => r.entry.id)).size).toBe(1);
+      expect(await store.listContainers({ app: 'a' })).toHaveLength(1);
+    });
+
+    it('transitions only from the expected states, applying the patch', async () => {
+      const c = (await store.registerContainer(newContainer('a', { lastError: 'earlier failure' }))).entry;
+      expect(await store.transitionContainer(c.id, ['ready'], 'draining')).toBeNull();
+      const starting = await store.transitionContainer(c.id, ['registered'], 'starting', { startedAt: 50, lastError: null, cpus: 0.3 });
+      expect(starting).toMatchObject({ state: 'starting', startedAt: 50, lastError: null, cpus: 0.3, host: 'host-a' });
+      expect(starting!.rev).toBeGreaterThan(c.rev);
+      expect(await store.getContainer(c.id)).toEqual(starting);
+      expect(await store.transitionContainer('missing', ['registered'], 'starting')).toBeNull();
+    });
+
+    it('lets exactly one of many concurrent transitions win', async () => {
+      const c = (await store.registerContainer(newContainer('a'))).entry;
+      const results = await Promise.all(Array.from({ length: 10 }, () => store.transitionContainer(c.id, ['registered'], 'starting')));
+      expect(results.filter((r) => r !== null)).toHaveLength(1);
+    });
+
+    it('deletes the entry when it goes', async () => {
+      const c = (await store.registerContainer(newContainer('a'))).entry;
+      const gone = await store.transitionContainer(c.id, ['registered'], 'gone');
+      expect(gone?.state).toBe('gone');
+      expect(await store.getContainer(c.id)).toBeNull();
+      expect(await store.listContainers()).toEqual([]);
+      expect(await store.listContainers({ app: 'a' })).toEqual([]);
+    });
+
+    it('lists entries by app and by host', async () => {
+      await store.createApp(appSpec({ name: 'b', hostnames: ['b.test'] }), 1);
+      await store.registerContainer(newContainer('a', { host: 'h1' }));
+      await store.registerContainer(newContainer('a', { host: 'h2' }));
+      await store.registerContainer(newContainer('b', { host: 'h1' }));
+      expect(await store.listContainers()).toHaveLength(3);
+      expect(await store.listContainers({ app: 'a' })).toHaveLength(2);
+      expect(await store.listContainers({ host: 'h1' })).toHaveLength(2);
+      expect(await store.listContainers({ app: 'a', host: 'h1' })).toHaveLength(1);
+    });
+  });
+
+  describe('hosts', () => {
+    it('records heartbeats and removes hosts', async () => {
+      await store.heartbeatHost({ id: 'h1', dispatcherUrl: 'http://10.0.0.1:8082', capacity: 10, startedAt: 1, heartbeatAt: 1 });
+      const again = await store.heartbeatHost({ id: 'h1', dispatcherUrl: 'http://10.0.0.1:8082', capacity: 10, startedAt: 1, heartbeatAt: 5 });
+      await store.heartbeatHost({ id: 'h2', dispatcherUrl: 'http://10.0.0.2:8082', capacity: 10, startedAt: 1, heartbeatAt: 5 });
+      expect(again.heartbeatAt).toBe(5);
+      expect((await store.listHosts()).map((x) => x.id).sort()).toEqual(['h1', 'h2']);
+      await store.removeHost('h1');
+      expect((await store.listHosts()).map((x) => x.id)).toEqual(['h2']);
+    });
+  });
+
+  describe('changes and snapshots', () => {
+    it('publishes every write in revision order and snapshots at the latest revision', async () => {
+      const changes: Change[] = [];
+      const sub = await store.subscribe({ onChange: (c) => changes.push(c), onResync: () => {} });
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      const c = (await store.registerContainer(newContainer('a'))).entry;
+      await store.transitionContainer(c.id, ['registered'], 'starting');
+      await store.transitionContainer(c.id, ['starting'], 'gone');
+      await store.heartbeatHost({ id: 'h1', dispatcherUrl: 'http://x:1', capacity: 1, startedAt: 1, heartbeatAt: 1 });
+      await eventually(() => changes.length >= 5, { what: 'five changes' });
+      expect(changes.map((x) => `${x.kind}:${x.op}`)).toEqual(['app:put', 'container:put', 'container:put', 'container:delete', 'host:put']);
+      const revs = changes.map((x) => x.rev);
+      expect([...revs].sort((a, b) => a - b)).toEqual(revs);
+      const snap = await store.snapshot();
+      expect(snap.rev).toBe(revs.at(-1));
+      expect(snap.apps.map((a) => a.name)).toEqual(['a']);
+      expect(snap.containers).toEqual([]);
+      expect(snap.hosts.map((x) => x.id)).toEqual(['h1']);
+      await sub.unsubscribe();
+    });
+
+    it('keeps a cache in step with the store', async () => {
+      await store.createApp(appSpec({ name: 'a', hostnames: ['a.test'] }), 1);
+      const cache = await CmdbCache.open(store, silentLogger);
+      try {
+        expect(cache.appForHostname('a.test')?.name).toBe('a');
+        const c = (await store.registerContainer(newContainer('a'))).entry;
+        await eventually(() => cache.container(c.id), { what: 'the entry in the cache' });
+        await store.transitionContainer(c.id, ['registered'], 'ready', { address: '1.2.3.4:8080' });
+        await eventually(() => cache.container(c.id)?.state === 'ready', { what: 'ready in the cache' });
+        expect([...cache.containersOf('a')].map((x) => x.address)).toEqual(['1.2.3.4:8080']);
+        await store.updateApp(appSpec({ name: 'a', hostnames: ['b.test'] }), 2);
+        await eventually(() => cache.appForHostname('b.test'), { what: 'the new hostname in the cache' });
+        expect(cache.appForHostname('a.test')).toBeUndefined();
+        await store.deleteApp('a');
+        await eventually(() => cache.app('a') === undefined, { what: 'the app gone from the cache' });
+        expect(cache.container(c.id)?.state).toBe('draining');
+      } finally {
+        await cache.close();
+      }
+    });
+
+    it('never lets an older write undo a newer one in the cache', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      const cache = await CmdbCache.open(store, silentLogger);
+      try {
+        const c = (await store.registerContainer(newContainer('a'))).entry;
+        const ready = (await store.transitionContainer(c.id, ['registered'], 'ready'))!;
+        await eventually(() => cache.container(c.id)?.state === 'ready');
+        cache.observe({ ...c, state: 'registered' });
+        expect(cache.container(c.id)?.rev).toBe(ready.rev);
+        const gone = (await store.transitionContainer(c.id, ['ready'], 'gone'))!;
+        await eventually(() => cache.container(c.id) === undefined);
+        cache.observe({ ...ready });
+        expect(cache.container(c.id)).toBeUndefined();
+        expect(gone.rev).toBeGreaterThan(ready.rev);
+      } finally {
+        await cache.close();
+      }
+    });
+  });
+});
+
+describe('Redis store: the cache resyncs after the subscriber reconnects', () => {
+  it('catches up on a change published while it was disconnected', async () => {
+    const prefix = uniqueName('fctest');
+    const store = await RedisStore.connect({ url: redisUrl, prefix, logger: silentLogger });
+    const admin = new Redis(redisUrl);
+    const cache = await CmdbCache.open(store, silentLogger);
+    try {
+      await store.createApp(appSpec({ name: 'a', hostnames: ['a.test'] }), 1);
+      await eventually(() => cache.app('a'));
+      let resyncs = 0;
+      cache.on('resync', () => (resyncs += 1));
+      // Cut every pub/sub connection; the app is deleted before the subscriber is back.
+      await admin.client('KILL', 'TYPE', 'pubsub');
+      await store.deleteApp('a');
+      await store.createApp(appSpec({ name: 'b', hostnames: ['b.test'] }), 2);
+      await eventually(() => resyncs > 0 && cache.app('b') !== undefined && cache.app('a') === undefined, {
+        what: 'the cache to resync',
+      });
+      expect(cache.appForHostname('a.test')).toBeUndefined();
+    } finally {
+      await cache.close();
+      admin.disconnect();
+      await store.close();
+      await dropPrefix(prefix);
+    }
+  });
+});
