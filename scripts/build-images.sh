@@ -142,7 +142,7 @@ build_hello() {
   [[ -d "$src/www" && -f "$src/entrypoint.sh" ]] || die "missing $src/www or $src/entrypoint.sh (image sources)"
   require_deb busybox-static "provides the statically linked /bin/busybox for $image"
   [[ -x "$busybox" ]] || die "$busybox not found: apt-get install busybox-static"
-  "$busybox" --list | grep -qx httpd || die "$busybox has no httpd applet"
+  "$busybox" --list | grep -x httpd >/dev/null || die "$busybox has no httpd applet (is it the busybox-static build?)"
   require_cmd tar tar
 
   local t0=$SECONDS dir="$WORK/hello" root="$WORK/hello/rootfs"
@@ -210,7 +210,7 @@ build_php() {
 
   local t0=$SECONDS dir="$WORK/php"
   mkdir -p "$dir"
-  log "building $image with mmdebstrap (downloads ~40 MB from ${MIRROR%/debian}; takes a minute or two)..."
+  log "building $image with mmdebstrap (downloads packages from ${MIRROR%/debian}; takes a minute or two)..."
 
   # The customize hook runs after all packages are installed; $1 is the chroot.
   # Configuration files are uploaded first (see the --customize-hook list below).

@@ -89,7 +89,8 @@ export class MemoryStore implements Store {
     const app = this.apps.get(entry.app);
     if (app === undefined) throw cmdbErrors.appNotFound(entry.app);
     const live = [...this.containers.values()].filter((c) => c.app === entry.app && liveStates.includes(c.state));
-    if (options.onlyIfNone === true && live.length > 0) {
+    const fewerThan = options.ifFewerThan ?? 0;
+    if (fewerThan > 0 && live.length >= fewerThan) {
       const best = [...live].sort((a, b) => liveStates.indexOf(b.state) - liveStates.indexOf(a.state))[0] as ContainerEntry;
       return { entry: copy(best), created: false };
     }

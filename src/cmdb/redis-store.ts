@@ -140,7 +140,7 @@ export class RedisStore implements Store {
     const reply = (await this.run(
       'register-container',
       [k.app(entry.app), k.appContainers(entry.app), k.containers, k.container(entry.id), k.rev, k.changes],
-      [entry.id, JSON.stringify(entry), options.onlyIfNone === true ? '1' : '0', k.prefixes.container],
+      [entry.id, JSON.stringify(entry), String(options.ifFewerThan ?? 0), k.prefixes.container],
     )) as [number, string];
     return { created: reply[0] === 1, entry: JSON.parse(reply[1]) as ContainerEntry };
   }

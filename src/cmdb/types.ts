@@ -100,10 +100,11 @@ export interface ContainerFilter {
 
 export interface RegisterOptions {
   /**
-   * Register only if the app has no live entry; otherwise return one of the existing ones.
-   * Concurrent first requests on many proxies thus create a single entry.
+   * Register only if the app has fewer live entries than this; otherwise return one of the
+   * existing ones (ready first). With 1, concurrent first requests on many proxies create a single
+   * entry; with minContainers, many dispatchers keeping the minimum do not overshoot it.
    */
-  onlyIfNone?: boolean;
+  ifFewerThan?: number;
 }
 
 export interface Subscription {

@@ -4,6 +4,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { FcError, toFcError } from './errors.js';
+import { ERROR_HEADER } from './protocol.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -22,7 +23,7 @@ export function sendProblem(res: ServerResponse, err: unknown, instance?: string
   const headers: Record<string, string | number> = {
     'content-type': 'application/problem+json',
     'content-length': Buffer.byteLength(text),
-    'x-fc-error': fc.code,
+    [ERROR_HEADER]: fc.code,
     'cache-control': 'no-store',
   };
   if (fc.retryAfter !== undefined) headers['retry-after'] = String(fc.retryAfter);

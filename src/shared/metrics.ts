@@ -1,18 +1,28 @@
 // Each role keeps its own Prometheus registry and serves it on its own port at /metrics, so
-// `up` (all roles in one process) and split roles expose the same series.
+// `up` (all roles in one process) and split roles expose the same series. Process metrics (CPU,
+// memory, event loop lag) are collected once per process and appended to every role's answer.
 
 import type { ServerResponse } from 'node:http';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 
-export function createRegistry(role: string, withProcessMetrics = true): Registry {
+export function createRegistry(role: string): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ role });
-  if (withProcessMetrics) collectDefaultMetrics({ register: registry, prefix: 'fc_' });
   return registry;
 }
 
+let processRegistry: Registry | undefined;
+
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: 'fc_' });
+  }
+  return processRegistry;
+}
+
 export async function serveMetrics(registry: Registry, res: ServerResponse): Promise<void> {
-  const body = await registry.metrics();
+  const body = `${await registry.metrics()}\n${await processMetrics().metrics()}`;
   res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }

@@ -130,18 +130,21 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       expect((await rejection(store.registerContainer(newContainer('ghost')))).code).toBe('FC_ERR_APP_NOT_FOUND');
     });
 
-    it('with onlyIfNone returns an existing live entry, ready first', async () => {
+    it('with ifFewerThan returns an existing live entry, ready first, once there are enough', async () => {
       const first = (await store.registerContainer(newContainer('a'))).entry;
       const second = (await store.registerContainer(newContainer('a'))).entry;
       await store.transitionContainer(second.id, ['registered'], 'ready');
-      const again = await store.registerContainer(newContainer('a'), { onlyIfNone: true });
+      const again = await store.registerContainer(newContainer('a'), { ifFewerThan: 1 });
       expect(again.created).toBe(false);
       expect(again.entry.id).toBe(second.id);
       expect(first.id).not.toBe(second.id);
+      expect((await store.registerContainer(newContainer('a'), { ifFewerThan: 2 })).created).toBe(false);
+      await store.transitionContainer(first.id, ['registered'], 'draining');
+      expect((await store.registerContainer(newContainer('a'), { ifFewerThan: 2 })).created).toBe(true);
     });
 
-    it('creates exactly one entry when many register with onlyIfNone at once', async () => {
-      const results = await Promise.all(Array.from({ length: 20 }, () => store.registerContainer(newContainer('a'), { onlyIfNone: true })));
+    it('creates exactly one entry when many register with ifFewerThan 1 at once', async () => {
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.registerContainer(newContainer('a'), { ifFewerThan: 1 })));
       expect(results.filter((r) => r.created)).toHaveLength(1);
       expect(new Set(results.map((r) => r.entry.id)).size).toBe(1);
       expect(await store.listContainers({ app: 'a' })).toHaveLength(1);

@@ -1,7 +1,8 @@
 --[[
-  Adds a container entry for an app, within the app's maxContainers, atomically. With the
-  only-if-none flag it adds one only when the app has no live entry, and otherwise returns one of
-  the live ones (ready first), so that many proxies racing on a first request create one entry.
+  Adds a container entry for an app, within the app's maxContainers, atomically. With a
+  fewer-than count it adds one only when the app has fewer live entries than that, and otherwise
+  returns one of the live ones (ready first), so that many proxies racing on a first request
+  create one entry.
 
   KEYS[1]  app key
   KEYS[2]  the app's container set
@@ -12,7 +13,7 @@
 
   ARGV[1]  container id
   ARGV[2]  container JSON (an object without "rev")
-  ARGV[3]  "1" for only-if-none, else "0"
+  ARGV[3]  fewer-than count, or "0" for none
   ARGV[4]  container key prefix
 
   Returns { created (1 or 0), container JSON }, or an error "FC_ERR_APP_NOT_FOUND {...}" /
@@ -37,7 +38,8 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     end
   end
 end
-if ARGV[3] == '1' and best then
+local fewerThan = tonumber(ARGV[3])
+if fewerThan > 0 and live >= fewerThan and best then
   return { 0, best }
 end
 if live >= app.maxContainers then

@@ -1,0 +1,324 @@
+// The `fastcontainer` command: runs the roles (up, proxy, dispatcher, coreapi) and talks to the
+// CoreAPI (app, ps). Options come from flags and env vars, described once in shared/config.ts.
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { App, ContainerEntry, ComputeHost } from '../cmdb/types.js';
+import { findApiToken, tokenPath } from '../shared/api-token.js';
+import { configMarkdownTable, loadConfig, parseArgsOptions, type Config } from '../shared/config.js';
+import { FcError, describeFieldProblem, type FieldProblem } from '../shared/errors.js';
+import { createLogger } from '../shared/logger.js';
+import { ApiClient, ApiError } from './api-client.js';
+import { startStack, type Stack, type StackRole } from './stack.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const usage = `Usage: fastcontainer <command> [options]
+
+Run the system:
+  up [--demo]            all roles in one process on this host (proxy :8080, CoreAPI :8081, dispatcher :8082)
+  proxy                  the UserProxy only        (needs REDIS_URL)
+  dispatcher             one compute host's dispatcher only (needs REDIS_URL)
+  coreapi                the CoreAPI only          (needs REDIS_URL)
+
+Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
+  app create <name> --hostname <host> [--hostname ...] --image <image> [--port 8080]
+             [--env KEY=VALUE ...] [--volume /host:/container[:ro] ...] [--cpus 0.5] [--memory 256m]
+             [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
+  app create --file spec.json
+  app ls | app show <name> | app rm <name>
+  ps [--app <name>]      container entries: state, host, age, time left
+  hosts                  compute hosts and their heartbeats
+  config [--markdown]    every option, its env var, flag and default
+
+Every option can be given as a flag or an env var; \`fastcontainer config\` lists them.`;
+
+const appFlags = {
+  hostname: { type: 'string', multiple: true },
+  image: { type: 'string' },
+  port: { type: 'string' },
+  env: { type: 'string', multiple: true },
+  volume: { type: 'string', multiple: true },
+  cpus: { type: 'string' },
+  memory: { type: 'string' },
+  lifespan: { type: 'string' },
+  min: { type: 'string' },
+  max: { type: 'string' },
+  command: { type: 'string' },
+  'readiness-path': { type: 'string' },
+  file: { type: 'string' },
+  app: { type: 'string' },
+  markdown: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...parseArgsOptions(), ...appFlags }, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (command === undefined || command === 'help' || values.help === true) {
+    process.stdout.write(`${usage}\n`);
+    return command === undefined && values.help !== true ? 2 : 0;
+  }
+  try {
+    const config = loadConfig({ flags: values as Record<string, string | boolean | undefined> });
+    switch (command) {
+      case 'up':
+        return await runRoles(config, ['coreapi', 'dispatcher', 'proxy']);
+      case 'proxy':
+      case 'dispatcher':
+      case 'coreapi':
+        return await runRoles(config, [command]);
+      case 'app':
+        return await appCommand(config, rest, values);
+      case 'ps':
+        return await ps(config, values.app);
+      case 'hosts':
+        return await hosts(config);
+      case 'config':
+        process.stdout.write(`${values.markdown === true ? configMarkdownTable() : configText(config)}\n`);
+        return 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    return report(err);
+  }
+}
+
+function report(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`fastcontainer: ${err.message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (err instanceof ApiError) {
+    const p = err.problem;
+    const fields = Array.isArray(p.errors) ? (p.errors as FieldProblem[]).map((f) => `  - ${describeFieldProblem(f)}`).join('\n') : '';
+    process.stderr.write(`fastcontainer: ${p.code ?? `HTTP ${err.status}`}: ${err.message}\n${fields === '' ? '' : `${fields}\n`}`);
+    return 1;
+  }
+  if (err instanceof FcError) {
+    process.stderr.write(`fastcontainer: ${err.code}: ${err.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`fastcontainer: ${(err as Error).stack ?? String(err)}\n`);
+  return 1;
+}
+
+function configText(config: Config): string {
+  return Object.entries(config)
+    .map(([k, v]) => `${k} = ${k === 'apiToken' && v !== '' ? '(set)' : JSON.stringify(v)}`)
+    .join('\n');
+}
+
+async function runRoles(config: Config, roles: StackRole[]): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  const stack = await startStack({ config, roles, logger });
+  if (roles.length === 3) printBanner(stack, config);
+  if (config.demo && stack.coreapi !== undefined) await ensureDemoApp(stack.coreapi.listening.url, stack.coreapi.token.token);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: stopping at once');
+        void stack.destroy().finally(resolve);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping: draining connections (again to force)');
+      void stack.close().finally(resolve);
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
+
+function printBanner(stack: Stack, config: Config): void {
+  const lines = [
+    '',
+    `fastcontainer is up on this host (CMDB: ${config.redisUrl === '' ? 'embedded, in this process' : `Redis at ${config.redisUrl}`})`,
+    `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
+    `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}`,
+    `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"`,
+  ];
+  if (config.demo) {
+    lines.push(`  demo site   curl http://demo.localhost:${stack.proxy?.listening.port ?? config.proxyPort}/`);
+  }
+  lines.push('Logs are JSON on stdout. Stop with Ctrl-C.', '');
+  process.stderr.write(lines.join('\n'));
+}
+
+export function demoSpec(): Record<string, unknown> {
+  return {
+    name: 'demo',
+    hostnames: ['demo.localhost'],
+    image: 'fastcontainer/php',
+    port: 8080,
+    volumes: [`${path.join(repoRoot, 'examples', 'demo-site')}:/var/www/html:ro`],
+    cpus: 0.5,
+    memory: '256m',
+    lifespan: 300,
+    minContainers: 0,
+    maxContainers: 4,
+  };
+}
+
+/** Registers the demo app through the CoreAPI, or brings it up to date if it exists. */
+async function ensureDemoApp(apiUrl: string, token: string): Promise<void> {
+  const client = new ApiClient(apiUrl, token);
+  const spec = demoSpec();
+  try {
+    await client.call('POST', '/v1/apps', spec);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.problem.code !== 'FC_ERR_APP_EXISTS') throw err;
+    const { name: _name, ...changes } = spec;
+    await client.call('PATCH', '/v1/apps/demo', changes);
+  }
+}
+
+function client(config: Config): ApiClient {
+  return new ApiClient(config.apiUrl, findApiToken(config.apiToken, config.stateDir));
+}
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** A number if it reads as one; otherwise the text, sent as is so the CoreAPI's answer names the field. */
+function numberOrText(raw: string): number | string {
+  const n = Number(raw);
+  return raw.trim() !== '' && Number.isFinite(n) ? n : raw;
+}
+
+/** The app spec described by `app create` flags. */
+export function specFromFlags(name: string | undefined, values: Values): Record<string, unknown> {
+  const spec: Record<string, unknown> = {};
+  if (name !== undefined) spec.name = name;
+  if (Array.isArray(values.hostname)) spec.hostnames = values.hostname;
+  if (typeof values.image === 'string') spec.image = values.image;
+  const numbers: [string, string][] = [['port', 'port'], ['cpus', 'cpus'], ['lifespan', 'lifespan'], ['min', 'minContainers'], ['max', 'maxContainers']];
+  for (const [flag, field] of numbers) {
+    const raw = values[flag];
+    if (typeof raw === 'string') spec[field] = numberOrText(raw);
+  }
+  if (typeof values.memory === 'string') spec.memory = numberOrText(values.memory);
+  if (Array.isArray(values.env)) {
+    const env: Record<string, string> = {};
+    for (const pair of values.env) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--env takes KEY=VALUE, not "${pair}"`);
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    spec.env = env;
+  }
+  if (Array.isArray(values.volume)) spec.volumes = values.volume.map(absoluteVolume);
+  if (typeof values.command === 'string') {
+    const c = values.command.trim();
+    spec.command = c.startsWith('[') ? (JSON.parse(c) as unknown) : c.split(/\s+/);
+  }
+  if (typeof values['readiness-path'] === 'string') spec.readinessPath = values['readiness-path'];
+  return spec;
+}
+
+/** Lets `--volume ./site:/var/www/html` name a host path relative to where the command runs. */
+function absoluteVolume(v: string): string {
+  const [host, ...restParts] = v.split(':');
+  if (host === undefined || host === '' || path.isAbsolute(host) || restParts.length === 0) return v;
+  return [path.resolve(host), ...restParts].join(':');
+}
+
+async function appCommand(config: Config, args: string[], values: Values): Promise<number> {
+  const [sub, name] = args;
+  const api = client(config);
+  switch (sub) {
+    case 'create': {
+      let spec: Record<string, unknown>;
+      if (typeof values.file === 'string') {
+        const { readFileSync } = await import('node:fs');
+        if (!existsSync(values.file)) throw new UsageError(`no such file: ${values.file}`);
+        spec = { ...(JSON.parse(readFileSync(values.file, 'utf8')) as Record<string, unknown>), ...(name === undefined ? {} : { name }) };
+      } else {
+        spec = specFromFlags(name, values);
+      }
+      const app = await api.call<App>('POST', '/v1/apps', spec);
+      process.stdout.write(`created app ${app.name}: ${app.hostnames.join(', ')} -> ${app.image}\n`);
+      return 0;
+    }
+    case 'ls': {
+      const { apps } = await api.call<{ apps: App[] }>('GET', '/v1/apps');
+      printTable(
+        ['NAME', 'HOSTNAMES', 'IMAGE', 'CPUS', 'MEMORY', 'LIFESPAN', 'MIN/MAX'],
+        apps.map((a) => [a.name, a.hostnames.join(','), a.image, String(a.cpus), formatBytes(a.memory), `${a.lifespan}s`, `${a.minContainers}/${a.maxContainers}`]),
+      );
+      return 0;
+    }
+    case 'show': {
+      if (name === undefined) throw new UsageError('app show needs the app name');
+      process.stdout.write(`${JSON.stringify(await api.call<App>('GET', `/v1/apps/${encodeURIComponent(name)}`), null, 2)}\n`);
+      return 0;
+    }
+    case 'rm': {
+      if (name === undefined) throw new UsageError('app rm needs the app name');
+      await api.call<App>('DELETE', `/v1/apps/${encodeURIComponent(name)}`);
+      process.stdout.write(`removed app ${name}; its containers drain and go\n`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown app command "${sub ?? ''}" (create, ls, show, rm)`);
+  }
+}
+
+async function ps(config: Config, app: string | boolean | string[] | undefined): Promise<number> {
+  const query = typeof app === 'string' ? `?app=${encodeURIComponent(app)}` : '';
+  const { now, containers } = await client(config).call<{ now: number; containers: ContainerEntry[] }>('GET', `/v1/containers${query}`);
+  printTable(
+    ['CONTAINER', 'APP', 'STATE', 'HOST', 'AGE', 'LEFT', 'ADDRESS', 'LAST ERROR'],
+    containers.map((c) => [
+      c.id, c.app, c.state, c.host, formatDuration(now - c.createdAt),
+      c.expiresAt === null ? '-' : formatDuration(Math.max(0, c.expiresAt - now)),
+      c.address ?? '-', c.lastError === null ? '' : c.lastError.slice(0, 80),
+    ]),
+  );
+  return 0;
+}
+
+async function hosts(config: Config): Promise<number> {
+  const { now, hosts: list } = await client(config).call<{ now: number; hosts: (ComputeHost & { live: boolean })[] }>('GET', '/v1/hosts');
+  printTable(
+    ['HOST', 'DISPATCHER', 'CAPACITY', 'LIVE', 'LAST HEARTBEAT'],
+    list.map((h) => [h.id, h.dispatcherUrl, String(h.capacity), h.live ? 'yes' : 'no', `${formatDuration(now - h.heartbeatAt)} ago`]),
+  );
+  return 0;
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  process.stdout.write(`${[line(head), ...rows.map(line)].join('\n')}\n`);
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+function formatBytes(n: number): string {
+  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
+    if (n >= size && n % size === 0) return `${n / size}${unit}`;
+  }
+  return String(n);
+}

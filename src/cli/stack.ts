@@ -1,0 +1,81 @@
+// The composition root: opens the CMDB and starts the roles a command asks for, in one process.
+// `up` runs all three on one host (the embedded CMDB unless REDIS_URL is set); `proxy`,
+// `dispatcher` and `coreapi` run one each, sharing a Redis CMDB with the others.
+
+import { CmdbCache } from '../cmdb/cache.js';
+import { openStore } from '../cmdb/index.js';
+import type { Store } from '../cmdb/types.js';
+import { startCoreApi, type CoreApiRole } from '../coreapi/index.js';
+import { startDispatcher, type DispatcherRole } from '../dispatcher/index.js';
+import type { ContainerRuntime } from '../dispatcher/container-runtime.js';
+import { startProxy, type ProxyRole } from '../proxy/index.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import type { Config } from '../shared/config.js';
+import { FcError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+
+export type StackRole = 'proxy' | 'dispatcher' | 'coreapi';
+
+export interface Stack {
+  store: Store;
+  cache: CmdbCache | undefined;
+  coreapi: CoreApiRole | undefined;
+  dispatcher: DispatcherRole | undefined;
+  proxy: ProxyRole | undefined;
+  /** Drains every server, then closes the CMDB connection. */
+  close(): Promise<void>;
+  /** Cuts every connection at once. */
+  destroy(): Promise<void>;
+}
+
+export interface StackOptions {
+  config: Config;
+  roles: readonly StackRole[];
+  logger: Logger;
+  clock?: Clock;
+  runtime?: ContainerRuntime;
+  /** An already open store (tests); otherwise one is opened from the config. */
+  store?: Store;
+}
+
+export async function startStack(o: StackOptions): Promise<Stack> {
+  const { config, roles, logger } = o;
+  const clock = o.clock ?? systemClock;
+  if (roles.length < 3 && config.redisUrl === '' && o.store === undefined) {
+    throw new FcError('FC_ERR_CONFIG', `REDIS_URL is required to run the ${roles.join(' and ')} role on its own: the embedded CMDB lives inside one process. Set REDIS_URL, or run all roles with \`fastcontainer up\`.`);
+  }
+  const store = o.store ?? (await openStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, logger }));
+  const stack: Stack = {
+    store,
+    cache: undefined,
+    coreapi: undefined,
+    dispatcher: undefined,
+    proxy: undefined,
+    async close() {
+      await stack.proxy?.close();
+      await stack.dispatcher?.close();
+      await stack.coreapi?.close();
+      await stack.cache?.close();
+      if (o.store === undefined) await store.close();
+    },
+    async destroy() {
+      await stack.proxy?.destroy();
+      await stack.dispatcher?.destroy();
+      await stack.coreapi?.destroy();
+      await stack.cache?.close();
+      if (o.store === undefined) await store.close();
+    },
+  };
+  try {
+    if (roles.includes('proxy') || roles.includes('dispatcher')) stack.cache = await CmdbCache.open(store, logger);
+    if (roles.includes('coreapi')) stack.coreapi = await startCoreApi(config, { store, clock, logger });
+    if (roles.includes('dispatcher')) {
+      stack.dispatcher = await startDispatcher(config, { store, cache: stack.cache as CmdbCache, clock, logger, ...(o.runtime ? { runtime: o.runtime } : {}) });
+    }
+    if (roles.includes('proxy')) stack.proxy = await startProxy(config, { store, cache: stack.cache as CmdbCache, clock, logger });
+  } catch (err) {
+    await stack.destroy().catch(() => undefined);
+    throw err;
+  }
+  return stack;
+}

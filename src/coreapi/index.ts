@@ -1,0 +1,33 @@
+// The CoreAPI role: the control plane's REST API and the only writer of app specs. See api.ts.
+
+import type { Store } from '../cmdb/types.js';
+import { resolveApiToken, type ApiToken } from '../shared/api-token.js';
+import type { Clock } from '../shared/clock.js';
+import type { Config } from '../shared/config.js';
+import { listen, type Listening } from '../shared/http.js';
+import type { Logger } from '../shared/logger.js';
+import { createRegistry } from '../shared/metrics.js';
+import { CoreApi } from './api.js';
+
+export { CoreApi } from './api.js';
+export { parseAppPatch, parseNewApp, parseMemory } from './app-spec.js';
+
+export interface CoreApiRole {
+  api: CoreApi;
+  listening: Listening;
+  token: ApiToken;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export async function startCoreApi(
+  config: Pick<Config, 'apiPort' | 'listenHost' | 'apiToken' | 'stateDir' | 'hostTimeout'>,
+  deps: { store: Store; clock: Clock; logger: Logger },
+): Promise<CoreApiRole> {
+  const logger = deps.logger.child({ role: 'coreapi' });
+  const token = resolveApiToken(config.apiToken, config.stateDir);
+  const api = new CoreApi({ ...deps, logger, registry: createRegistry('coreapi') }, { token: token.token, hostTimeout: config.hostTimeout });
+  const listening = await listen(api.handle, config.apiPort, config.listenHost);
+  logger.info({ url: listening.url, token: token.source }, 'CoreAPI listening');
+  return { api, listening, token, close: () => listening.close(), destroy: () => listening.destroy() };
+}

@@ -1,0 +1,71 @@
+// What the dispatcher needs from a container engine. The dispatcher owns this interface;
+// runtime/docker-runtime.ts implements it with dockerode, and the tests' fake runtime with plain
+// processes on loopback. Create and start are separate so a later pool can create ahead of need.
+
+export interface ContainerSpec {
+  /** Engine-side name, unique on the host. */
+  name: string;
+  image: string;
+  /** argv replacing the image's command; null keeps it. */
+  command: string[] | null;
+  env: Record<string, string>;
+  /** Port the app listens on inside the container. */
+  port: number;
+  /** `host:container[:ro|rw]` bind mounts. */
+  volumes: string[];
+  /** CPU cores as a CFS quota (0.3 = 30 ms of every 100 ms). */
+  cpus: number;
+  /** Bytes; swap is not allowed beyond it. */
+  memory: number;
+  pidsLimit: number;
+  labels: Record<string, string>;
+}
+
+export interface RuntimeContainer {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  running: boolean;
+  /** IP address the container is reachable at from this host, once running. */
+  ip: string | null;
+  exitCode: number | null;
+}
+
+export interface RuntimeEvent {
+  type: 'die' | 'oom';
+  id: string;
+  labels: Record<string, string>;
+  exitCode: number | null;
+}
+
+export interface ContainerRuntime {
+  readonly name: string;
+  /** Checks the engine answers; throws an FcError saying how to fix it if not. */
+  ping(): Promise<void>;
+  /** Creates the container without starting it. Throws FC_ERR_IMAGE_NOT_FOUND or FC_ERR_START_FAILED. */
+  create(spec: ContainerSpec): Promise<string>;
+  /** Starts a created container and returns it with its IP. Throws FC_ERR_START_FAILED. */
+  start(id: string): Promise<RuntimeContainer>;
+  inspect(id: string): Promise<RuntimeContainer | null>;
+  /** Containers, running or not, carrying all of these labels. */
+  list(labels: Record<string, string>): Promise<RuntimeContainer[]>;
+  /** SIGTERM, then SIGKILL after timeoutMs. A container that is already stopped or gone is fine. */
+  stop(id: string, timeoutMs: number): Promise<void>;
+  /** Removes the container, killing it if needed. A container already gone is fine. */
+  remove(id: string): Promise<void>;
+  /** Changes the CPU quota of a running container, without a restart (scale-up). */
+  update(id: string, change: { cpus: number }): Promise<void>;
+  /** The last lines of the container's output, for error messages. */
+  logs(id: string, tail: number): Promise<string>;
+  /** Calls back on container deaths among those with these labels; returns the unsubscribe. */
+  watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** Labels every container the system creates carries, so reconciliation and tests find exactly theirs. */
+export const labelKeys = {
+  managed: 'fastcontainer.managed',
+  app: 'fastcontainer.app',
+  container: 'fastcontainer.container',
+  host: 'fastcontainer.host',
+} as const;

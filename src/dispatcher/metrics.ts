@@ -1,0 +1,31 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { latencyBuckets } from '../shared/metrics.js';
+
+export class DispatcherMetrics {
+  readonly requests: Counter<'app' | 'status'>;
+  readonly requestSeconds: Histogram<'app'>;
+  readonly coldStarts: Counter<'app' | 'result'>;
+  readonly coldStartSeconds: Histogram<'app'>;
+  readonly drains: Counter<'app' | 'reason'>;
+  readonly reconcileActions: Counter<'action'>;
+
+  constructor(registry: Registry, collect: { held(): number; containers(): Map<string, number> }) {
+    this.requests = new Counter({ name: 'fc_dispatcher_requests_total', help: 'Requests the dispatcher answered, by app and status', labelNames: ['app', 'status'], registers: [registry] });
+    this.requestSeconds = new Histogram({ name: 'fc_dispatcher_request_seconds', help: 'Time from a request reaching the dispatcher to the end of its answer, including any cold start', labelNames: ['app'], buckets: latencyBuckets, registers: [registry] });
+    this.coldStarts = new Counter({ name: 'fc_dispatcher_cold_starts_total', help: 'Container starts, by app and result', labelNames: ['app', 'result'], registers: [registry] });
+    this.coldStartSeconds = new Histogram({ name: 'fc_dispatcher_cold_start_seconds', help: 'Time from a start to the container accepting connections', labelNames: ['app'], buckets: latencyBuckets, registers: [registry] });
+    this.drains = new Counter({ name: 'fc_dispatcher_drains_total', help: 'Containers drained and removed, by app and reason', labelNames: ['app', 'reason'], registers: [registry] });
+    this.reconcileActions = new Counter({ name: 'fc_dispatcher_reconcile_actions_total', help: 'What reconciliation with the engine did', labelNames: ['action'], registers: [registry] });
+    new Gauge({
+      name: 'fc_dispatcher_held_requests', help: 'Requests waiting for a container to start', registers: [registry],
+      collect() { this.set(collect.held()); },
+    });
+    new Gauge({
+      name: 'fc_dispatcher_containers', help: 'Containers this dispatcher runs, by phase', labelNames: ['phase'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const [phase, n] of collect.containers()) this.set({ phase }, n);
+      },
+    });
+  }
+}

@@ -1,0 +1,63 @@
+// Reconciliation of this host's engine with the CMDB, at start and every so often. Pure: given
+// the engine's labelled containers, the CMDB's entries for this host and what the dispatcher is
+// itself tracking, it says what to adopt, remove, reset or forget.
+
+import type { ContainerEntry } from '../cmdb/types.js';
+import { labelKeys, type RuntimeContainer } from './container-runtime.js';
+
+export type ReconcileAction =
+  /** A running container whose entry is ready or draining: track it again. */
+  | { kind: 'adopt'; entry: ContainerEntry; container: RuntimeContainer }
+  /** A container nobody wants (no entry, entry elsewhere, stopped, or a leftover of an older start). */
+  | { kind: 'remove'; container: RuntimeContainer; reason: string }
+  /** An entry that says starting/ready but has no container here: back to registered, to start on demand. */
+  | { kind: 'reset'; entry: ContainerEntry }
+  /** A draining entry whose container is already gone: mark it gone. */
+  | { kind: 'forget'; entry: ContainerEntry };
+
+export interface ReconcileInput {
+  runtime: readonly RuntimeContainer[];
+  /** The CMDB's entries placed on this host. */
+  entries: readonly ContainerEntry[];
+  /** Entry ids the dispatcher tracks, with the engine id of their container (null while it is created). */
+  tracked: ReadonlyMap<string, string | null>;
+}
+
+export function planReconcile(input: ReconcileInput): ReconcileAction[] {
+  const actions: ReconcileAction[] = [];
+  const entries = new Map(input.entries.map((e) => [e.id, e]));
+  const covered = new Set<string>();
+  for (const container of input.runtime) {
+    const entryId = container.labels[labelKeys.container] ?? '';
+    if (input.tracked.has(entryId)) {
+      const runtimeId = input.tracked.get(entryId);
+      if (runtimeId === null || runtimeId === container.id) continue;
+      actions.push({ kind: 'remove', container, reason: 'an older container of an entry that has a newer one' });
+      continue;
+    }
+    const entry = entries.get(entryId);
+    const adoptable =
+      entry !== undefined &&
+      container.running &&
+      // A start the dispatcher did not see through is not trusted: its entry is reset instead.
+      (entry.state === 'ready' || entry.state === 'draining') &&
+      (entry.runtimeId === null || entry.runtimeId === container.id) &&
+      !covered.has(entryId);
+    if (adoptable) {
+      covered.add(entryId);
+      actions.push({ kind: 'adopt', entry, container });
+    } else {
+      const reason =
+        entry === undefined ? 'no CMDB entry wants it'
+        : !container.running ? 'it is not running'
+        : `its entry is ${entry.state}${entry.runtimeId !== null && entry.runtimeId !== container.id ? ' with another container' : ''}`;
+      actions.push({ kind: 'remove', container, reason });
+    }
+  }
+  for (const entry of input.entries) {
+    if (input.tracked.has(entry.id) || covered.has(entry.id)) continue;
+    if (entry.state === 'starting' || entry.state === 'ready') actions.push({ kind: 'reset', entry });
+    else if (entry.state === 'draining') actions.push({ kind: 'forget', entry });
+  }
+  return actions;
+}

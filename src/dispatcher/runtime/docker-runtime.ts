@@ -1,0 +1,240 @@
+// ContainerRuntime on a Docker engine, through dockerode. Containers get no privileges: every
+// capability dropped, no-new-privileges, a CFS CPU quota (changeable live for scale-up), a memory
+// limit without extra swap and a pids limit.
+
+import Docker from 'dockerode';
+import { FcError } from '../../shared/errors.js';
+import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } from '../container-runtime.js';
+
+/** CFS period; the quota is cpus times this. */
+const CPU_PERIOD_US = 100_000;
+
+export interface DockerRuntimeOptions {
+  /** DOCKER_HOST form: unix:///var/run/docker.sock or tcp://host:2375. */
+  dockerHost: string;
+  network: string;
+}
+
+export function dockerConnection(dockerHost: string): Docker.DockerOptions {
+  const u = new URL(dockerHost);
+  if (u.protocol === 'unix:') return { socketPath: u.pathname };
+  return { host: u.hostname, port: Number(u.port || 2375), protocol: 'http' };
+}
+
+interface DockerError {
+  statusCode?: number;
+  json?: { message?: string } | null;
+  message?: string;
+}
+
+function engineMessage(err: unknown): string {
+  const e = err as DockerError;
+  return e.json?.message ?? e.message ?? String(err);
+}
+
+function isStatus(err: unknown, ...codes: number[]): boolean {
+  return codes.includes((err as DockerError).statusCode ?? 0);
+}
+
+/** Docker's log stream for a container without a TTY: frames of an 8-byte header and a payload. */
+export function demuxLogs(buf: Buffer): string {
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    out.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return Buffer.concat(out).toString('utf8');
+}
+
+export class DockerRuntime implements ContainerRuntime {
+  readonly name = 'docker';
+  private readonly docker: Docker;
+  private readonly watchers = new Set<NodeJS.ReadableStream>();
+
+  constructor(private readonly options: DockerRuntimeOptions) {
+    this.docker = new Docker(dockerConnection(options.dockerHost));
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw new FcError('FC_ERR_CONFIG', `the Docker engine at ${this.options.dockerHost} does not answer (${engineMessage(err)}); start dockerd (bash scripts/setup.sh does) or set DOCKER_HOST`, { dockerHost: this.options.dockerHost }, { cause: err });
+    }
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    try {
+      const container = await this.docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        ...(spec.command === null ? {} : { Cmd: spec.command }),
+        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        Labels: spec.labels,
+        ExposedPorts: { [`${spec.port}/tcp`]: {} },
+        HostConfig: {
+          NetworkMode: this.options.network,
+          Binds: spec.volumes,
+          CpuPeriod: CPU_PERIOD_US,
+          CpuQuota: Math.round(spec.cpus * CPU_PERIOD_US),
+          Memory: spec.memory,
+          MemorySwap: spec.memory,
+          PidsLimit: spec.pidsLimit,
+          Privileged: false,
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges'],
+          RestartPolicy: { Name: 'no' },
+          LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2' } },
+        },
+      });
+      return container.id;
+    } catch (err) {
+      const message = engineMessage(err);
+      if (isStatus(err, 404) && /no such image/i.test(message)) {
+        throw new FcError('FC_ERR_IMAGE_NOT_FOUND', `image "${spec.image}" is not on this host's Docker engine; build or load it (docker image ls shows what is there)`, { image: spec.image }, { cause: err, retryAfter: 5 });
+      }
+      throw new FcError('FC_ERR_START_FAILED', `Docker could not create a container from "${spec.image}": ${message}`, { image: spec.image }, { cause: err, retryAfter: 5 });
+    }
+  }
+
+  async start(id: string): Promise<RuntimeContainer> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      if (!isStatus(err, 304)) {
+        throw new FcError('FC_ERR_START_FAILED', `Docker could not start container ${id.slice(0, 12)}: ${engineMessage(err)}`, {}, { cause: err, retryAfter: 5 });
+      }
+    }
+    const info = await this.inspect(id);
+    if (info === null) throw new FcError('FC_ERR_START_FAILED', `container ${id.slice(0, 12)} vanished as it started`, {}, { retryAfter: 5 });
+    return info;
+  }
+
+  async inspect(id: string): Promise<RuntimeContainer | null> {
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      const networks = info.NetworkSettings.Networks as Record<string, { IPAddress?: string }>;
+      const legacy = (info.NetworkSettings as { IPAddress?: string }).IPAddress;
+      const ip = networks[this.options.network]?.IPAddress || legacy || null;
+      return {
+        id: info.Id,
+        name: info.Name.replace(/^\//, ''),
+        labels: info.Config.Labels ?? {},
+        running: info.State.Running,
+        ip: ip === '' ? null : ip,
+        exitCode: info.State.Running ? null : info.State.ExitCode,
+      };
+    } catch (err) {
+      if (isStatus(err, 404)) return null;
+      throw err;
+    }
+  }
+
+  async list(labels: Record<string, string>): Promise<RuntimeContainer[]> {
+    const rows = await this.docker.listContainers({
+      all: true,
+      filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+    });
+    return rows.map((r) => {
+      const networks = (r.NetworkSettings?.Networks ?? {}) as Record<string, { IPAddress?: string }>;
+      const ip = networks[this.options.network]?.IPAddress ?? '';
+      return {
+        id: r.Id,
+        name: (r.Names[0] ?? '').replace(/^\//, ''),
+        labels: r.Labels,
+        running: r.State === 'running',
+        ip: ip === '' ? null : ip,
+        exitCode: null,
+      };
+    });
+  }
+
+  async stop(id: string, timeoutMs: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: Math.ceil(timeoutMs / 1000) });
+    } catch (err) {
+      if (!isStatus(err, 304, 404)) throw err;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      // 409: removal already in progress.
+      if (!isStatus(err, 404, 409)) throw err;
+    }
+  }
+
+  async update(id: string, change: { cpus: number }): Promise<void> {
+    await this.docker.getContainer(id).update({ CpuPeriod: CPU_PERIOD_US, CpuQuota: Math.round(change.cpus * CPU_PERIOD_US) });
+  }
+
+  async logs(id: string, tail: number): Promise<string> {
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
+      return demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))).trim();
+    } catch {
+      return '';
+    }
+  }
+
+  watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void {
+    let stopped = false;
+    let stream: NodeJS.ReadableStream | undefined;
+    const connect = () => {
+      if (stopped) return;
+      this.docker.getEvents(
+        { filters: { type: ['container'], event: ['die', 'oom'], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } },
+        (err, s) => {
+          if (err !== null || s === undefined) {
+            setTimeout(connect, 1000).unref();
+            return;
+          }
+          stream = s;
+          this.watchers.add(s);
+          let buffered = '';
+          s.on('data', (chunk: Buffer) => {
+            buffered += chunk.toString('utf8');
+            let nl: number;
+            while ((nl = buffered.indexOf('\n')) >= 0) {
+              const line = buffered.slice(0, nl).trim();
+              buffered = buffered.slice(nl + 1);
+              if (line === '') continue;
+              try {
+                const e = JSON.parse(line) as { status?: string; Action?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+                const attributes = e.Actor?.Attributes ?? {};
+                const { exitCode, ...rest } = attributes;
+                onEvent({
+                  type: (e.Action ?? e.status) === 'oom' ? 'oom' : 'die',
+                  id: e.Actor?.ID ?? e.id ?? '',
+                  labels: rest,
+                  exitCode: exitCode === undefined ? null : Number(exitCode),
+                });
+              } catch {
+                // A malformed event line is skipped; reconciliation catches what events miss.
+              }
+            }
+          });
+          s.on('close', () => {
+            this.watchers.delete(s);
+            if (!stopped) setTimeout(connect, 1000).unref();
+          });
+          s.on('error', () => undefined);
+        },
+      );
+    };
+    connect();
+    return () => {
+      stopped = true;
+      if (stream !== undefined) (stream as unknown as { destroy(): void }).destroy();
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.watchers) (s as unknown as { destroy(): void }).destroy();
+    this.watchers.clear();
+  }
+}

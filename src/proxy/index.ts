@@ -1,0 +1,42 @@
+// The UserProxy role: the front door for tenants' HTTP traffic. See proxy.ts.
+
+import type { CmdbCache } from '../cmdb/cache.js';
+import type { Store } from '../cmdb/types.js';
+import type { Clock } from '../shared/clock.js';
+import type { Config } from '../shared/config.js';
+import { listen, type Listening } from '../shared/http.js';
+import type { Logger } from '../shared/logger.js';
+import { createRegistry } from '../shared/metrics.js';
+import { UserProxy } from './proxy.js';
+
+export { UserProxy } from './proxy.js';
+export { chooseEntry, routingHost } from './routing.js';
+
+export interface ProxyRole {
+  proxy: UserProxy;
+  listening: Listening;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export async function startProxy(
+  config: Pick<Config, 'proxyPort' | 'listenHost' | 'hostTimeout' | 'upstreamConnections'>,
+  deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger },
+): Promise<ProxyRole> {
+  const logger = deps.logger.child({ role: 'proxy' });
+  const proxy = new UserProxy({ ...deps, logger, registry: createRegistry('proxy') }, config);
+  const listening = await listen(proxy.handle, config.proxyPort, config.listenHost);
+  logger.info({ url: listening.url }, 'proxy listening');
+  return {
+    proxy,
+    listening,
+    async close() {
+      await listening.close();
+      await proxy.close();
+    },
+    async destroy() {
+      await listening.destroy();
+      await proxy.destroy();
+    },
+  };
+}

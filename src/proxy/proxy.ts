@@ -1,0 +1,189 @@
+// The UserProxy: the front door. For each request it finds the app for the Host header in its
+// cache of the CMDB, chooses one of the app's container entries (registering one on a live host
+// when the app has none) and forwards the request to the dispatcher of that entry's host, which
+// starts the container if needed. The request path is a chain of small steps: own endpoints,
+// route lookup, entry choice, forward (with a retry elsewhere when a container went away), metrics.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import { Pool } from 'undici';
+import type { CmdbCache } from '../cmdb/cache.js';
+import { chooseHost, isHostLive, newContainerEntry } from '../cmdb/placement.js';
+import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/types.js';
+import type { Clock } from '../shared/clock.js';
+import { FcError, toFcError } from '../shared/errors.js';
+import { forward, hasBody, upstreamRequestHeaders } from '../shared/forward.js';
+import { sendJson, sendProblem } from '../shared/http.js';
+import type { Logger } from '../shared/logger.js';
+import { serveMetrics } from '../shared/metrics.js';
+import { CONTAINER_HEADER, ERROR_HEADER } from '../shared/protocol.js';
+import { SingleFlight } from '../shared/single-flight.js';
+import { ProxyMetrics } from './metrics.js';
+import { chooseEntry, routingHost } from './routing.js';
+
+export interface ProxySettings {
+  hostTimeout: number;
+  upstreamConnections: number;
+}
+
+export interface ProxyDeps {
+  store: Store;
+  cache: CmdbCache;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  random?: () => number;
+}
+
+/** Headers a client may not set: the proxy sets them itself, or they are internal. */
+const untrusted = (name: string) =>
+  name.startsWith('x-forwarded-') || name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-fc-');
+
+/** Sends to at most this many containers before giving up on a request. */
+const MAX_ATTEMPTS = 3;
+
+export class UserProxy {
+  readonly metrics: ProxyMetrics;
+  private readonly pools = new Map<string, Pool>();
+  private readonly registering = new SingleFlight<string, ContainerEntry>();
+  private readonly random: () => number;
+
+  constructor(private readonly deps: ProxyDeps, private readonly s: ProxySettings) {
+    this.metrics = new ProxyMetrics(deps.registry);
+    this.random = deps.random ?? Math.random;
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    void this.serve(req, res);
+  };
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const begin = performance.now();
+    const host = routingHost(req.headers.host);
+    const app = host === undefined ? undefined : this.deps.cache.appForHostname(host);
+    let status: number;
+    try {
+      if (app === undefined) {
+        if (await this.serveOwn(req, res)) return;
+        throw new FcError(
+          'FC_ERR_UNKNOWN_HOST',
+          host === undefined ? 'the request has no Host header, so no app can be chosen' : `no app serves the host "${host}"`,
+          { host: host ?? null },
+        );
+      }
+      status = await this.forwardToApp(app, req, res);
+    } catch (err) {
+      const fc = toFcError(err);
+      status = fc.status;
+      sendProblem(res, fc);
+      if (fc.code === 'FC_ERR_INTERNAL') this.deps.logger.error({ err, host }, 'request failed');
+    }
+    this.metrics.requests.inc({ app: app?.name ?? '', status: String(status) });
+    this.metrics.requestSeconds.observe({ app: app?.name ?? '' }, (performance.now() - begin) / 1000);
+  }
+
+  /** The proxy's own endpoints, for hosts no app serves. */
+  private async serveOwn(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    if (req.method !== 'GET') return false;
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      sendJson(res, 200, { status: 'ok', role: 'proxy', apps: this.deps.cache.allApps().length, cmdbRev: this.deps.cache.snapshotRev });
+      return true;
+    }
+    if (path === '/metrics') {
+      await serveMetrics(this.deps.registry, res);
+      return true;
+    }
+    return false;
+  }
+
+  private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse): Promise<number> {
+    const { cache, clock } = this.deps;
+    const retryable = !hasBody(req);
+    const tried = new Set<string>();
+    const now = clock.now();
+    const usable = (e: ContainerEntry) => {
+      if (tried.has(e.id)) return false;
+      const host = cache.host(e.host);
+      return host !== undefined && isHostLive(host, now, this.s.hostTimeout);
+    };
+    const forwarded = [
+      'X-Forwarded-For', clientAddress(req),
+      'X-Forwarded-Proto', 'http',
+      'X-Forwarded-Host', req.headers.host ?? '',
+    ];
+    for (let attempt = 1; ; attempt++) {
+      const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
+      const entry = decision.kind === 'forward' ? decision.entry : await this.register(app, tried);
+      tried.add(entry.id);
+      const host = cache.host(entry.host);
+      if (host === undefined) throw new FcError('FC_ERR_NO_COMPUTE_HOST', `host "${entry.host}" of container ${entry.id} is unknown`, { host: entry.host });
+      const last = !retryable || attempt >= MAX_ATTEMPTS;
+      try {
+        const result = await forward({
+          pool: this.poolFor(host.dispatcherUrl),
+          req,
+          res,
+          headers: upstreamRequestHeaders(req, untrusted, [...forwarded, CONTAINER_HEADER, entry.id]),
+          upstream: `the dispatcher of host ${host.id} (${host.dispatcherUrl})`,
+          retryIf: last ? undefined : (status, headers) => status === 503 && headers[ERROR_HEADER] === 'FC_ERR_CONTAINER_GONE',
+        });
+        if (!result.retry) return result.status;
+        this.metrics.retries.inc({ reason: 'container-gone' });
+      } catch (err) {
+        if (last || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM') throw err;
+        this.metrics.retries.inc({ reason: 'upstream-failed' });
+        this.deps.logger.warn({ err: err.message, container: entry.id }, 'dispatcher failed; trying another container');
+      }
+    }
+  }
+
+  /**
+   * Registers a container entry for an app that has no usable one, on the live host with the most
+   * room. Concurrent requests of this proxy share one registration, and the store's fewer-than
+   * check makes concurrent proxies share one entry too.
+   */
+  private register(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
+    return this.registering.run(app.name, async () => {
+      const { cache, store, clock } = this.deps;
+      const now = clock.now();
+      const host = chooseHost(app.name, cache.allHosts(), cache.allContainers(), now, this.s.hostTimeout);
+      if (host === null) {
+        throw new FcError('FC_ERR_NO_COMPUTE_HOST', `no dispatcher has sent a heartbeat in the last ${this.s.hostTimeout} ms (or all are full), so app "${app.name}" has nowhere to run`, { app: app.name }, { retryAfter: 5 });
+      }
+      const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id)).length;
+      const { entry, created } = await store.registerContainer(newContainerEntry(app, host.id, now), { ifFewerThan: live + 1 });
+      cache.observe(entry);
+      if (created) {
+        this.metrics.registrations.inc({ app: app.name });
+        this.deps.logger.info({ app: app.name, container: entry.id, host: host.id }, 'registered a container entry');
+      }
+      return entry;
+    });
+  }
+
+  private poolFor(url: string): Pool {
+    let pool = this.pools.get(url);
+    if (pool === undefined) {
+      pool = new Pool(url, { connections: this.s.upstreamConnections, pipelining: 1, keepAliveTimeout: 30_000 });
+      this.pools.set(url, pool);
+    }
+    return pool;
+  }
+
+  /** Waits for forwarded requests to finish, then closes the connections to the dispatchers. */
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.pools.clear();
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    this.pools.clear();
+  }
+}
+
+function clientAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}

@@ -1,0 +1,157 @@
+// The request path end to end on the real Redis and the real Docker engine: proxy, dispatcher,
+// CoreAPI and containers of the fastcontainer/hello image.
+
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labelKeys } from '../../src/dispatcher/container-runtime.js';
+import { containersOfHost, docker, imageExists } from '../helpers/docker.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { eventually } from '../helpers/wait.js';
+
+const HELLO = 'fastcontainer/hello';
+const PHP = 'fastcontainer/php';
+
+let t: TestStack;
+
+beforeAll(async () => {
+  for (const image of [HELLO, PHP]) {
+    if (!(await imageExists(image))) throw new Error(`image ${image} is missing; run \`bash scripts/setup.sh\` first`);
+  }
+  t = await startTestStack();
+});
+
+afterAll(async () => {
+  await t?.cleanup();
+});
+
+async function createApp(spec: Record<string, unknown>): Promise<void> {
+  const res = await t.api('POST', '/v1/apps', { image: HELLO, ...spec });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+}
+
+async function runningContainersOf(app: string): Promise<string[]> {
+  const list = await containersOfHost(t.hostId, { all: false });
+  return list.filter((c) => c.Labels[labelKeys.app] === app).map((c) => c.Id);
+}
+
+describe('the request path', () => {
+  it('answers the first request to a registered app with the container\'s body', async () => {
+    await createApp({ name: 'first', hostnames: ['first.test'] });
+    const res = await t.get('first.test');
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('Hello from FastContainer');
+    const whoami = await t.get('first.test', '/cgi-bin/whoami');
+    expect(whoami.status).toBe(200);
+    const ids = await runningContainersOf('first');
+    expect(ids).toHaveLength(1);
+    // The container's hostname is its short id: the answer came from that container.
+    expect(ids[0]?.startsWith(whoami.body.trim())).toBe(true);
+    const info = await docker.getContainer(ids[0] as string).inspect();
+    expect(info.Config.Labels).toMatchObject({ [labelKeys.app]: 'first', [labelKeys.host]: t.hostId, [labelKeys.managed]: 'true' });
+    expect(info.HostConfig).toMatchObject({ Privileged: false, CapDrop: ['ALL'], CpuQuota: 50_000, CpuPeriod: 100_000, PidsLimit: 256 });
+    expect(info.HostConfig.SecurityOpt).toContain('no-new-privileges');
+    const ps = await t.api('GET', '/v1/apps/first/containers');
+    expect(ps.body.containers).toHaveLength(1);
+    expect(ps.body.containers[0]).toMatchObject({ state: 'ready', host: t.hostId, runtimeId: ids[0] });
+  });
+
+  it('starts exactly one container for 50 concurrent first requests, and all of them succeed', async () => {
+    await createApp({ name: 'burst', hostnames: ['burst.test'] });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => t.get('burst.test', '/cgi-bin/whoami')));
+    expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
+    expect(new Set(answers.map((a) => a.body.trim())).size).toBe(1);
+    expect(await runningContainersOf('burst')).toHaveLength(1);
+    const all = await containersOfHost(t.hostId);
+    expect(all.filter((c) => c.Labels[labelKeys.app] === 'burst')).toHaveLength(1);
+    const entries = await t.api('GET', '/v1/apps/burst/containers');
+    expect(entries.body.containers).toHaveLength(1);
+  });
+
+  it('answers 404 with a clear body for a host no app serves', async () => {
+    const res = await t.get('nobody-serves-this.test');
+    expect(res.status).toBe(404);
+    expect(res.headers['content-type']).toBe('application/problem+json');
+    const body = JSON.parse(res.body);
+    expect(body).toMatchObject({ code: 'FC_ERR_UNKNOWN_HOST', status: 404, host: 'nobody-serves-this.test' });
+    expect(body.detail).toContain('nobody-serves-this.test');
+  });
+
+  it('fails clearly and in bounded time for a missing image, while other apps keep serving', async () => {
+    await createApp({ name: 'noimage', hostnames: ['noimage.test'], image: 'fastcontainer/no-such-image:1' });
+    await createApp({ name: 'healthy', hostnames: ['healthy.test'] });
+    await t.get('healthy.test');
+    const began = Date.now();
+    const [broken, ...healthy] = await Promise.all([
+      t.get('noimage.test'),
+      ...Array.from({ length: 10 }, () => t.get('healthy.test')),
+    ]);
+    const took = Date.now() - began;
+    expect(broken?.status).toBe(503);
+    expect(broken?.headers['retry-after']).toBeDefined();
+    const problem = JSON.parse(broken?.body ?? '{}');
+    expect(problem.code).toBe('FC_ERR_IMAGE_NOT_FOUND');
+    expect(problem.detail).toContain('fastcontainer/no-such-image:1');
+    expect(took).toBeLessThan(10_000);
+    expect(healthy.map((h) => h.status)).toEqual(Array(10).fill(200));
+    // Within the back-off the same error comes back at once, and ps shows it.
+    const again = await t.get('noimage.test');
+    expect(JSON.parse(again.body).code).toBe('FC_ERR_IMAGE_NOT_FOUND');
+    const entries = await t.api('GET', '/v1/apps/noimage/containers');
+    expect(entries.body.containers[0]).toMatchObject({ state: 'registered', lastErrorCode: 'FC_ERR_IMAGE_NOT_FOUND' });
+    expect(await runningContainersOf('noimage')).toEqual([]);
+  });
+
+  it('serves a tenant site from a host directory mounted into the PHP image', async () => {
+    const site = mkdtempSync(path.join(os.tmpdir(), 'fctest-site-'));
+    try {
+      writeFileSync(path.join(site, 'index.php'), '<?php echo "site says " . (6 * 7) . " via " . $_SERVER["HTTP_X_FORWARDED_HOST"];');
+      chmodSync(site, 0o755);
+      await createApp({ name: 'phpsite', hostnames: ['php.test'], image: PHP, volumes: [`${site}:/var/www/html:ro`] });
+      const res = await t.get('php.test');
+      expect(res.status).toBe(200);
+      expect(res.body).toBe('site says 42 via php.test');
+    } finally {
+      rmSync(site, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('lifespan', () => {
+  it('removes a container after its lifespan and starts a new one on the next request', async () => {
+    await createApp({ name: 'mortal', hostnames: ['mortal.test'], lifespan: 2 });
+    const first = (await t.get('mortal.test', '/cgi-bin/whoami')).body.trim();
+    const [firstId] = await runningContainersOf('mortal');
+    expect(firstId).toBeDefined();
+    await eventually(async () => (await containersOfHost(t.hostId)).every((c) => c.Id !== firstId), { timeout: 15_000, what: 'the first container to be removed' });
+    const entries = await t.api('GET', '/v1/apps/mortal/containers');
+    expect(entries.body.containers).toEqual([]);
+    const second = await t.get('mortal.test', '/cgi-bin/whoami');
+    expect(second.status).toBe(200);
+    expect(second.body.trim()).not.toBe(first);
+  });
+
+  it('loses no request of 20 steady clients across the lifespan boundary', async () => {
+    await createApp({ name: 'steady', hostnames: ['steady.test'], lifespan: 2 });
+    await t.get('steady.test');
+    const until = Date.now() + 5_000;
+    const statuses = new Map<number, number>();
+    const hostnames = new Set<string>();
+    const failures: string[] = [];
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        while (Date.now() < until) {
+          const res = await t.get('steady.test', '/cgi-bin/whoami');
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          if (res.status === 200) hostnames.add(res.body.trim());
+          else failures.push(`${res.status} ${res.body.slice(0, 200)}`);
+        }
+      }),
+    );
+    expect(failures).toEqual([]);
+    expect(statuses.get(200)).toBeGreaterThan(100);
+    // The boundary was crossed: more than one container answered.
+    expect(hostnames.size).toBeGreaterThanOrEqual(2);
+  });
+});
