@@ -1,0 +1,196 @@
+// The UserProxy against a stand-in dispatcher that echoes what it receives: headers it sets and
+// strips, routing among entries, registration, retries when a container went away.
+
+import http from 'node:http';
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CmdbCache } from '../../src/cmdb/cache.js';
+import { MemoryStore } from '../../src/cmdb/memory-store.js';
+import { UserProxy } from '../../src/proxy/proxy.js';
+import { systemClock } from '../../src/shared/clock.js';
+import { listen, type Listening } from '../../src/shared/http.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { createRegistry } from '../../src/shared/metrics.js';
+import { appSpec, newContainer } from '../helpers/specs.js';
+import { eventually } from '../helpers/wait.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+let store: MemoryStore;
+let cache: CmdbCache;
+let proxy: UserProxy;
+let proxyServer: Listening;
+let dispatcher: Listening;
+const seen: Seen[] = [];
+/** Entry ids the stand-in dispatcher says are gone. */
+const goneEntries = new Set<string>();
+
+beforeAll(async () => {
+  dispatcher = await listen(
+    (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const entry = String(req.headers['x-fc-container']);
+        seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+        if (goneEntries.has(entry)) {
+          res.writeHead(503, { 'x-fc-error': 'FC_ERR_CONTAINER_GONE', 'content-type': 'application/problem+json' });
+          res.end('{"code":"FC_ERR_CONTAINER_GONE"}');
+          return;
+        }
+        res.writeHead(200, {
+          'content-type': 'text/plain',
+          'keep-alive': 'timeout=5',
+          connection: 'x-upstream-hop',
+          'x-upstream-hop': 'must not reach the client',
+          'set-cookie': ['a=1', 'b=2'],
+        });
+        res.end(`served by ${entry}`);
+      });
+    },
+    0,
+    '127.0.0.1',
+  );
+  store = new MemoryStore();
+  cache = await CmdbCache.open(store, silentLogger);
+  proxy = new UserProxy({ store, cache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy') }, { hostTimeout: 10_000, upstreamConnections: 16 });
+  proxyServer = await listen(proxy.handle, 0, '127.0.0.1');
+  await store.heartbeatHost({ id: 'h1', dispatcherUrl: dispatcher.url, capacity: 10, startedAt: Date.now(), heartbeatAt: Date.now() });
+  await store.createApp(appSpec({ name: 'site', hostnames: ['site.test'] }), Date.now());
+  await eventually(() => cache.host('h1') && cache.app('site'));
+});
+
+afterAll(async () => {
+  await proxyServer?.destroy();
+  await proxy?.destroy();
+  await dispatcher?.destroy();
+  await cache?.close();
+});
+
+afterEach(() => {
+  seen.length = 0;
+  goneEntries.clear();
+});
+
+async function get(host: string, path = '/', headers: Record<string, string> = {}) {
+  const res = await request(`${proxyServer.url}${path}`, { headers: { host, ...headers } });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+async function entriesOf(app: string) {
+  return store.listContainers({ app });
+}
+
+describe('routing and registration', () => {
+  it('registers an entry on the live host for an app with none, and forwards to its dispatcher', async () => {
+    const res = await get('site.test', '/hello?x=1');
+    expect(res.status).toBe(200);
+    const entries = await entriesOf('site');
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ host: 'h1', state: 'registered' });
+    expect(res.body).toBe(`served by ${entries[0]?.id}`);
+    expect(seen[0]).toMatchObject({ method: 'GET', url: '/hello?x=1' });
+    // The next request reuses the entry.
+    await get('site.test');
+    expect(await entriesOf('site')).toHaveLength(1);
+  });
+
+  it('sends nothing to a starting entry while another is ready', async () => {
+    const [registered] = await entriesOf('site');
+    await store.transitionContainer(registered!.id, ['registered'], 'starting');
+    const ready = (await store.registerContainer(newContainer('site', { host: 'h1', state: 'ready' }))).entry;
+    await eventually(() => cache.container(ready.id));
+    for (let i = 0; i < 20; i++) await get('site.test');
+    expect(new Set(seen.map((s) => s.headers['x-fc-container']))).toEqual(new Set([ready.id]));
+  });
+
+  it('tries another container when the dispatcher says one is gone', async () => {
+    const ready = (await entriesOf('site')).filter((e) => e.state === 'ready');
+    const other = (await store.registerContainer(newContainer('site', { host: 'h1', state: 'ready' }))).entry;
+    await eventually(() => cache.container(other.id));
+    goneEntries.add(ready[0]!.id);
+    for (let i = 0; i < 10; i++) {
+      const res = await get('site.test');
+      expect(res.status).toBe(200);
+      expect(res.body).toBe(`served by ${other.id}`);
+    }
+  });
+
+  it('answers 404 for an unknown host, and serves its own health there', async () => {
+    const res = await get('unknown.test');
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'FC_ERR_UNKNOWN_HOST', host: 'unknown.test' });
+    const health = await get('127.0.0.1', '/healthz');
+    expect(JSON.parse(health.body)).toMatchObject({ status: 'ok', role: 'proxy', apps: 1 });
+    const metrics = await get('127.0.0.1', '/metrics');
+    expect(metrics.body).toContain('fc_proxy_requests_total{app="site",status="200",role="proxy"}');
+  });
+
+  it('says so when no compute host is live', async () => {
+    await store.createApp(appSpec({ name: 'orphan', hostnames: ['orphan.test'] }), Date.now());
+    await store.heartbeatHost({ id: 'h1', dispatcherUrl: dispatcher.url, capacity: 10, startedAt: 0, heartbeatAt: Date.now() - 60_000 });
+    await eventually(() => cache.app('orphan') && (cache.host('h1')?.heartbeatAt ?? 0) < Date.now() - 30_000);
+    const res = await get('orphan.test');
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body).code).toBe('FC_ERR_NO_COMPUTE_HOST');
+    expect(res.headers['retry-after']).toBeDefined();
+    await store.heartbeatHost({ id: 'h1', dispatcherUrl: dispatcher.url, capacity: 10, startedAt: 0, heartbeatAt: Date.now() });
+    await eventually(() => (cache.host('h1')?.heartbeatAt ?? 0) > Date.now() - 5_000);
+  });
+});
+
+describe('headers', () => {
+  it('sets X-Forwarded-* itself, never trusting the client\'s, and keeps internal headers out', async () => {
+    await get('Site.Test:8080', '/', {
+      'x-forwarded-for': '6.6.6.6',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'evil.test',
+      forwarded: 'for=6.6.6.6',
+      'x-real-ip': '6.6.6.6',
+      'x-fc-container': 'someone-elses-container',
+    });
+    const h = seen[0]!.headers;
+    expect(h['x-forwarded-for']).toBe('127.0.0.1');
+    expect(h['x-forwarded-proto']).toBe('http');
+    expect(h['x-forwarded-host']).toBe('Site.Test:8080');
+    expect(h.forwarded).toBeUndefined();
+    expect(h['x-real-ip']).toBeUndefined();
+    expect(h['x-fc-container']).not.toBe('someone-elses-container');
+    expect(h.host).toBe('Site.Test:8080');
+  });
+
+  it('strips hop-by-hop headers both ways and keeps repeated ones', async () => {
+    // node:http, because undici will not send a Connection header.
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request(`${proxyServer.url}/`, {
+        headers: { host: 'site.test', connection: 'keep-alive, x-client-hop', 'x-client-hop': 'secret', te: 'trailers', 'proxy-authorization': 'Basic eA==', 'x-kept': 'yes' },
+      }, resolve);
+      req.once('error', reject);
+      req.end();
+    });
+    res.resume();
+    await new Promise((resolve) => res.once('end', resolve));
+    const h = seen[0]!.headers;
+    expect(h['x-client-hop']).toBeUndefined();
+    expect(h.te).toBeUndefined();
+    expect(h['proxy-authorization']).toBeUndefined();
+    expect(h['x-kept']).toBe('yes');
+    expect(res.headers['x-upstream-hop']).toBeUndefined();
+    expect(res.headers['keep-alive']).not.toBe('timeout=5');
+    expect(res.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+  });
+
+  it('streams request bodies through', async () => {
+    const body = 'x'.repeat(200_000);
+    const res = await request(`${proxyServer.url}/upload`, { method: 'POST', headers: { host: 'site.test', 'content-type': 'text/plain' }, body });
+    expect(res.statusCode).toBe(200);
+    await res.body.text();
+    expect(seen[0]).toMatchObject({ method: 'POST', url: '/upload' });
+    expect(seen[0]!.body).toBe(body);
+  });
+});
