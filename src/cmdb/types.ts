@@ -12,7 +12,7 @@ export interface AppSpec {
   name: string;
   hostnames: string[];
   image: string;
-  /** argv that replaces the image's command; null keeps the image's. */
+  /** argv run instead of the image's entrypoint and command; null keeps the image's. */
   command: string[] | null;
   port: number;
   env: Record<string, string>;

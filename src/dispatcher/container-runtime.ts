@@ -6,7 +6,7 @@ export interface ContainerSpec {
   /** Engine-side name, unique on the host. */
   name: string;
   image: string;
-  /** argv replacing the image's command; null keeps it. */
+  /** argv run instead of the image's entrypoint and command; null keeps them. */
   command: string[] | null;
   env: Record<string, string>;
   /** Port the app listens on inside the container. */

@@ -356,15 +356,19 @@ export class Dispatcher {
     const local = this.locals.get(id);
     if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
       void this.drain(id, change.op === 'delete' ? 'removed' : 'requested').catch((err: unknown) => this.log.error({ err, container: id }, 'drain failed'));
-    } else if (change.op === 'put' && change.value.state === 'registered') {
+    } else if (change.op === 'put' && change.value.state === 'registered' && !this.closed) {
       this.warmStart(change.value);
     }
   }
 
-  /** Apps that keep a minimum of containers have them started ahead of requests. */
+  /**
+   * Registered entries of this host are started as soon as the dispatcher hears of them, not only
+   * on their first request: the proxy sends nothing to an entry that is not ready while the app has
+   * a ready one, so an entry added to scale out, or to keep minContainers, would otherwise never
+   * start. Not within the back-off after a failed start.
+   */
   private warmStart(entry: ContainerEntry): void {
-    const app = this.deps.cache.app(entry.app);
-    if (app === undefined || app.minContainers === 0 || this.locals.has(entry.id)) return;
+    if (this.locals.has(entry.id) || this.starts.has(entry.id) || this.deps.cache.app(entry.app) === undefined) return;
     if (entry.retryAt !== null && entry.retryAt > this.deps.clock.now()) return;
     void this.ensureStarted(entry.id).catch(() => undefined);
   }

@@ -70,7 +70,8 @@ export class DockerRuntime implements ContainerRuntime {
       const container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
-        ...(spec.command === null ? {} : { Cmd: spec.command }),
+        // The app's command replaces the image's entrypoint and command both, as Kubernetes' does.
+        ...(spec.command === null ? {} : { Entrypoint: spec.command, Cmd: [] }),
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         Labels: spec.labels,
         ExposedPorts: { [`${spec.port}/tcp`]: {} },

@@ -1,0 +1,88 @@
+// The warm path against nginx: the same running container (Apache serving a static page), reached
+// through nginx as a reverse proxy (keep-alive upstream) and through fastcontainer (proxy and
+// dispatcher in one `up` process), under the same load, in one run.
+
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'undici';
+import { startFastcontainer, freePort } from './lib/fastcontainer.js';
+import { load, markdownTable, type LoadResult } from './lib/load.js';
+import { stop } from './lib/proc.js';
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await request(url);
+    await res.body.dump();
+    return res.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
+
+function nginxConf(dir: string, port: number, upstream: string): string {
+  return `
+worker_processes auto;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream app { server ${upstream}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+  }
+}
+`;
+}
+
+export async function benchWarmPath(seconds: number): Promise<string> {
+  const site = mkdtempSync(path.join(os.tmpdir(), 'fcbench-site-'));
+  chmodSync(site, 0o755);
+  writeFileSync(path.join(site, 'index.html'), `<!doctype html><title>bench</title><p>${'static page '.repeat(50)}</p>\n`);
+  const fc = await startFastcontainer();
+  const nginxDir = mkdtempSync(path.join(os.tmpdir(), 'fcbench-nginx-'));
+  let nginx: ChildProcess | undefined;
+  const rows: [string, LoadResult][] = [];
+  try {
+    await fc.api('POST', '/v1/apps', { name: 'warm', hostnames: ['warm.bench'], image: 'fastcontainer/php', volumes: [`${site}:/var/www/html:ro`], cpus: 2, memory: '512m', lifespan: 3600 });
+    await load(fc.proxyUrl, { host: 'warm.bench', seconds: 1, connections: 4 });
+    const { containers } = await fc.api('GET', '/v1/apps/warm/containers');
+    const address = containers[0].address as string;
+    const port = await freePort();
+    writeFileSync(path.join(nginxDir, 'nginx.conf'), nginxConf(nginxDir, port, address));
+    // nginx in the foreground, as our own child, so that stopping it is ending that one process.
+    nginx = spawn('nginx', ['-c', `${nginxDir}/nginx.conf`, '-g', 'daemon off;'], { stdio: 'ignore' });
+    for (let i = 0; !(await answers(`http://127.0.0.1:${port}/`)); i++) {
+      if (i > 200 || nginx.exitCode !== null) throw new Error(`nginx did not start (see ${nginxDir}/error.log)`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await load(`http://127.0.0.1:${port}`, { host: 'warm.bench', seconds: 1 });
+    rows.push(['nginx → container', await load(`http://127.0.0.1:${port}`, { host: 'warm.bench', seconds })]);
+    await load(fc.proxyUrl, { host: 'warm.bench', seconds: 1 });
+    rows.push(['fastcontainer proxy → dispatcher → container', await load(fc.proxyUrl, { host: 'warm.bench', seconds })]);
+  } finally {
+    if (nginx !== undefined) await stop(nginx);
+    await fc.stop();
+    rmSync(site, { recursive: true, force: true });
+    rmSync(nginxDir, { recursive: true, force: true });
+  }
+  const base = rows[0]?.[1].rps ?? 1;
+  return markdownTable(
+    ['path', 'req/s', 'ratio to nginx', 'p50 ms', 'p99 ms', 'errors + non-2xx'],
+    rows.map(([name, r]) => [name, Math.round(r.rps), (r.rps / base).toFixed(2), r.p50, r.p99, r.errors + r.non2xx]),
+  );
+}

@@ -1,0 +1,152 @@
+// A ContainerRuntime without an engine: each "container" is an HTTP server in this process on its
+// own loopback address (127.77.x.y), so dispatcher tests can stage slow starts, crashes and slow
+// requests quickly. It passes the same runtime contract as the Docker runtime.
+
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { FcError } from '../../src/shared/errors.js';
+import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } from '../../src/dispatcher/container-runtime.js';
+
+export interface FakeImage {
+  /** Milliseconds between start and listening. */
+  listenAfterMs?: number;
+  /** The "process" exits at once with this code and output instead of listening. */
+  exit?: { code: number; output: string };
+  /** Milliseconds each request takes. */
+  requestMs?: number;
+}
+
+interface FakeContainer {
+  id: string;
+  spec: ContainerSpec;
+  ip: string | null;
+  running: boolean;
+  exitCode: number | null;
+  output: string;
+  server: http.Server | undefined;
+  timer: NodeJS.Timeout | undefined;
+  cpus: number;
+}
+
+let nextAddress = Math.floor(Math.random() * 50_000);
+
+export class FakeRuntime implements ContainerRuntime {
+  readonly name = 'fake';
+  readonly containers = new Map<string, FakeContainer>();
+  readonly images = new Map<string, FakeImage>([['fastcontainer/hello', {}]]);
+  private readonly watchers = new Set<{ labels: Record<string, string>; onEvent: (e: RuntimeEvent) => void }>();
+  creates = 0;
+
+  async ping(): Promise<void> {}
+
+  async create(spec: ContainerSpec): Promise<string> {
+    if (!this.images.has(spec.image)) {
+      throw new FcError('FC_ERR_IMAGE_NOT_FOUND', `image "${spec.image}" is not on this host's Docker engine`, { image: spec.image });
+    }
+    if ([...this.containers.values()].some((c) => c.spec.name === spec.name)) {
+      throw new FcError('FC_ERR_START_FAILED', `the name ${spec.name} is already in use`);
+    }
+    this.creates += 1;
+    const id = randomBytes(32).toString('hex');
+    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus });
+    return id;
+  }
+
+  async start(id: string): Promise<RuntimeContainer> {
+    const c = this.containers.get(id);
+    if (c === undefined) throw new FcError('FC_ERR_START_FAILED', `no container ${id}`);
+    const image = this.images.get(c.spec.image) ?? {};
+    nextAddress = (nextAddress + 1) % 60_000;
+    c.ip = `127.77.${Math.floor(nextAddress / 250) + 1}.${(nextAddress % 250) + 2}`;
+    c.running = true;
+    if (image.exit !== undefined) {
+      c.running = false;
+      c.exitCode = image.exit.code;
+      c.output = image.exit.output;
+    } else {
+      const server = http.createServer((req, res) => {
+        const answer = () => {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(req.url === '/cgi-bin/whoami' ? `${id.slice(0, 12)}\n` : 'Hello from FastContainer (fake)\n');
+        };
+        if (image.requestMs === undefined) answer();
+        else setTimeout(answer, image.requestMs);
+      });
+      c.server = server;
+      c.timer = setTimeout(() => server.listen(c.spec.port, c.ip as string), image.listenAfterMs ?? 0);
+    }
+    return this.view(c);
+  }
+
+  private view(c: FakeContainer): RuntimeContainer {
+    return { id: c.id, name: c.spec.name, labels: c.spec.labels, running: c.running, ip: c.ip, exitCode: c.exitCode };
+  }
+
+  async inspect(id: string): Promise<RuntimeContainer | null> {
+    const c = this.containers.get(id);
+    return c === undefined ? null : this.view(c);
+  }
+
+  async list(labels: Record<string, string>): Promise<RuntimeContainer[]> {
+    return [...this.containers.values()]
+      .filter((c) => Object.entries(labels).every(([k, v]) => c.spec.labels[k] === v))
+      .map((c) => this.view(c));
+  }
+
+  private halt(c: FakeContainer, code: number): void {
+    clearTimeout(c.timer);
+    c.server?.closeAllConnections();
+    c.server?.close();
+    c.server = undefined;
+    if (c.running) {
+      c.running = false;
+      c.exitCode = code;
+    }
+  }
+
+  async stop(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (c !== undefined) this.halt(c, 0);
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (c === undefined) return;
+    this.halt(c, 137);
+    this.containers.delete(id);
+  }
+
+  async update(id: string, change: { cpus: number }): Promise<void> {
+    const c = this.containers.get(id);
+    if (c !== undefined) c.cpus = change.cpus;
+  }
+
+  async logs(id: string): Promise<string> {
+    return this.containers.get(id)?.output ?? '';
+  }
+
+  watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void {
+    const w = { labels, onEvent };
+    this.watchers.add(w);
+    return () => this.watchers.delete(w);
+  }
+
+  /** The app inside dies on its own, as a crash would. */
+  crash(id: string, code = 1): void {
+    const c = this.containers.get(id);
+    if (c === undefined) return;
+    this.halt(c, code);
+    for (const w of this.watchers) {
+      if (Object.entries(w.labels).every(([k, v]) => c.spec.labels[k] === v)) w.onEvent({ type: 'die', id, labels: c.spec.labels, exitCode: code });
+    }
+  }
+
+  cpusOf(id: string): number | undefined {
+    return this.containers.get(id)?.cpus;
+  }
+
+  async close(): Promise<void> {
+    this.watchers.clear();
+    for (const c of this.containers.values()) this.halt(c, 137);
+  }
+}

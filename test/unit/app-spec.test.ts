@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { appDefaults, parseAppPatch, parseMemory, parseNewApp } from '../../src/coreapi/app-spec.js';
+import { FcError } from '../../src/shared/errors.js';
+
+function problemOf(fn: () => unknown): Record<string, unknown> {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof FcError) return err.toProblem();
+    throw err;
+  }
+  throw new Error('expected a validation error');
+}
+
+describe('parseMemory', () => {
+  it.each([
+    ['256m', 256 * 1024 ** 2], ['1g', 1024 ** 3], ['512k', 512 * 1024], ['1.5g', 1.5 * 1024 ** 3], ['128MiB', 128 * 1024 ** 2],
+    ['1048576', 1048576], [1048576, 1048576], ['lots', undefined], [1.5, undefined], [null, undefined],
+  ] as const)('%s', (raw, want) => {
+    expect(parseMemory(raw)).toBe(want);
+  });
+});
+
+describe('parseNewApp', () => {
+  it('fills defaults and normalises hostnames', () => {
+    const spec = parseNewApp({ name: 'blog', hostnames: ['Blog.Example.com.', 'www.blog.example.com'], image: 'fastcontainer/php', memory: '64m' });
+    expect(spec).toEqual({ ...appDefaults, name: 'blog', hostnames: ['blog.example.com', 'www.blog.example.com'], image: 'fastcontainer/php', memory: 64 * 1024 ** 2 });
+  });
+
+  it('refuses duplicate hostnames after normalising', () => {
+    expect(problemOf(() => parseNewApp({ name: 'a', hostnames: ['a.test', 'A.TEST'], image: 'x' }))).toMatchObject({ field: 'hostnames' });
+  });
+
+  it('needs a body that is an object', () => {
+    expect(problemOf(() => parseNewApp([1, 2]))).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: '(body)' });
+  });
+
+  it('names every missing required field', () => {
+    const p = problemOf(() => parseNewApp({}));
+    expect((p.errors as { field: string }[]).map((e) => e.field)).toEqual(['name', 'hostnames', 'image']);
+    expect(p.detail).toContain('name: null is not allowed (allowed: required: 1-63 lower-case letters');
+  });
+
+  it('accepts the documented forms of every field', () => {
+    const spec = parseNewApp({
+      name: 'full', hostnames: ['full.test'], image: 'registry.local:5000/team/app:1.2', port: 3000, command: ['node', 'server.js'],
+      env: { NODE_ENV: 'production', _X: '' }, volumes: ['/srv/full:/app/data', '/srv/conf:/etc/app:ro'], cpus: 0.25, memory: 100_000_000,
+      lifespan: 3600, minContainers: 1, maxContainers: 10, readinessPath: '/healthz',
+    });
+    expect(spec).toMatchObject({ port: 3000, cpus: 0.25, minContainers: 1, readinessPath: '/healthz' });
+  });
+});
+
+describe('parseAppPatch', () => {
+  const current = parseNewApp({ name: 'blog', hostnames: ['blog.test'], image: 'img:1', maxContainers: 3 });
+  it('replaces only the given fields', () => {
+    expect(parseAppPatch(current, { image: 'img:2' })).toEqual({ ...current, image: 'img:2' });
+  });
+  it('validates the result as a whole', () => {
+    expect(problemOf(() => parseAppPatch(current, { minContainers: 4 }))).toMatchObject({ field: 'minContainers', value: 4 });
+    expect(problemOf(() => parseAppPatch(current, { name: 'other' }))).toMatchObject({ field: 'name' });
+  });
+});

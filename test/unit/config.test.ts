@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { configMarkdownTable, loadConfig, parseDuration } from '../../src/shared/config.js';
+import { FcError } from '../../src/shared/errors.js';
+
+function configError(sources: Parameters<typeof loadConfig>[0]): FcError {
+  try {
+    loadConfig(sources);
+  } catch (err) {
+    if (err instanceof FcError) return err;
+    throw err;
+  }
+  throw new Error('expected loadConfig to fail');
+}
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({ env: {}, flags: {} });
+    expect(c).toMatchObject({
+      redisUrl: '', proxyPort: 8080, apiPort: 8081, dispatcherPort: 8082, dispatcherUrl: 'http://127.0.0.1:8082',
+      dockerHost: 'unix:///var/run/docker.sock', queueTimeout: 30_000, logLevel: 'info', demo: false,
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads env vars and lets flags win', () => {
+    const c = loadConfig({ env: { FC_PROXY_PORT: '9000', REDIS_URL: 'redis://r:6379', FC_QUEUE_TIMEOUT: '2s' }, flags: { 'proxy-port': '9001' } });
+    expect(c).toMatchObject({ proxyPort: 9001, redisUrl: 'redis://r:6379', queueTimeout: 2000 });
+  });
+
+  it('derives the dispatcher URL from its port unless given', () => {
+    expect(loadConfig({ env: { FC_DISPATCHER_PORT: '9100' } }).dispatcherUrl).toBe('http://127.0.0.1:9100');
+    expect(loadConfig({ env: { FC_DISPATCHER_URL: 'http://10.0.0.5:8082/' } }).dispatcherUrl).toBe('http://10.0.0.5:8082');
+  });
+
+  it('rejects bad values naming the option as given, the value and what is allowed, all at once', () => {
+    const err = configError({ env: { FC_PROXY_PORT: 'eighty', REDIS_URL: 'http://x' }, flags: { 'queue-timeout': '5 parsecs' } });
+    expect(err.code).toBe('FC_ERR_CONFIG');
+    expect(err.message).toContain('FC_PROXY_PORT="eighty" is not allowed (allowed: integer 0-65535');
+    expect(err.message).toContain('REDIS_URL="http://x" is not allowed (allowed: redis:// or rediss:// URL)');
+    expect(err.message).toContain('--queue-timeout="5 parsecs"');
+  });
+
+  it('reads booleans', () => {
+    expect(loadConfig({ flags: { demo: true } }).demo).toBe(true);
+    expect(loadConfig({ env: { FC_DEMO: 'no' } }).demo).toBe(false);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500], ['2s', 2000], ['1.5m', 90_000], ['1h', 3_600_000], ['250', 250], ['2 s', 2000], ['soon', undefined], ['-1s', undefined],
+  ] as const)('%s', (raw, want) => {
+    expect(parseDuration(raw)).toBe(want);
+  });
+});
+
+describe('the README configuration table', () => {
+  it('is the one generated from the option table (npm run docs)', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const m = /<!-- config:start -->\n([\s\S]*?)\n<!-- config:end -->/.exec(readme);
+    expect(m, 'README.md has the config markers').not.toBeNull();
+    expect(m?.[1]).toBe(configMarkdownTable());
+  });
+});

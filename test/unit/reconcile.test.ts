@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import type { ContainerEntry, ContainerState } from '../../src/cmdb/types.js';
+import { labelKeys, type RuntimeContainer } from '../../src/dispatcher/container-runtime.js';
+import { planReconcile, type ReconcileAction } from '../../src/dispatcher/reconcile.js';
+import { newContainer } from '../helpers/specs.js';
+
+const entry = (id: string, state: ContainerState, runtimeId: string | null = null): ContainerEntry => ({ ...newContainer('a', { id, state, runtimeId }), rev: 1 });
+const container = (id: string, entryId: string, running = true): RuntimeContainer => ({
+  id, name: `fc-${entryId}`, labels: { [labelKeys.container]: entryId }, running, ip: '10.0.0.2', exitCode: running ? null : 0,
+});
+const summary = (actions: ReconcileAction[]) =>
+  actions.map((a) => (a.kind === 'adopt' ? `adopt ${a.entry.id}` : a.kind === 'remove' ? `remove ${a.container.id}` : `${a.kind} ${a.entry.id}`));
+
+describe('planReconcile', () => {
+  it('adopts running containers of ready and draining entries', () => {
+    const actions = planReconcile({
+      runtime: [container('r1', 'e1'), container('r2', 'e2')],
+      entries: [entry('e1', 'ready', 'r1'), entry('e2', 'draining', 'r2')],
+      tracked: new Map(),
+    });
+    expect(summary(actions)).toEqual(['adopt e1', 'adopt e2']);
+  });
+
+  it('removes containers nobody wants and resets entries without a container', () => {
+    const actions = planReconcile({
+      runtime: [container('r1', 'gone-entry'), container('r2', 'e2', false), container('r3', 'e3'), container('r4', 'e4')],
+      entries: [entry('e2', 'ready', 'r2'), entry('e3', 'registered'), entry('e4', 'starting'), entry('e5', 'ready', 'rX'), entry('e6', 'draining', 'rY')],
+      tracked: new Map(),
+    });
+    expect(summary(actions)).toEqual(['remove r1', 'remove r2', 'remove r3', 'remove r4', 'reset e2', 'reset e4', 'reset e5', 'forget e6']);
+  });
+
+  it('leaves what the dispatcher tracks alone, but removes an older container of a tracked entry', () => {
+    const actions = planReconcile({
+      runtime: [container('new', 'e1'), container('old', 'e1'), container('creating', 'e2')],
+      entries: [entry('e1', 'ready', 'new'), entry('e2', 'starting')],
+      tracked: new Map<string, string | null>([['e1', 'new'], ['e2', null]]),
+    });
+    expect(summary(actions)).toEqual(['remove old']);
+  });
+
+  it('adopts one container per entry and removes a second one', () => {
+    const actions = planReconcile({
+      runtime: [container('r1', 'e1'), container('r2', 'e1')],
+      entries: [entry('e1', 'ready', null)],
+      tracked: new Map(),
+    });
+    expect(summary(actions)).toEqual(['adopt e1', 'remove r2']);
+  });
+});
