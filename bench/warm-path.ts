@@ -2,7 +2,7 @@
 // through nginx as a reverse proxy (keep-alive upstream) and through fastcontainer (proxy and
 // dispatcher in one `up` process), under the same load, in one run.
 
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -59,7 +59,10 @@ export async function benchWarmPath(seconds: number): Promise<string> {
   const rows: [string, LoadResult][] = [];
   try {
     await fc.api('POST', '/v1/apps', { name: 'warm', hostnames: ['warm.bench'], image: 'fastcontainer/php', volumes: [`${site}:/var/www/html:ro`], cpus: 2, memory: '512m', lifespan: 3600 });
-    await load(fc.proxyUrl, { host: 'warm.bench', seconds: 1, connections: 4 });
+    // The first request starts the container; wait for it, however long the start takes.
+    const first = await request(fc.proxyUrl, { headers: { host: 'warm.bench' } });
+    await first.body.dump();
+    if (first.statusCode !== 200) throw new Error(`the first request through fastcontainer answered ${first.statusCode}`);
     const { containers } = await fc.api('GET', '/v1/apps/warm/containers');
     const address = containers[0].address as string;
     const port = await freePort();
@@ -67,7 +70,10 @@ export async function benchWarmPath(seconds: number): Promise<string> {
     // nginx in the foreground, as our own child, so that stopping it is ending that one process.
     nginx = spawn('nginx', ['-c', `${nginxDir}/nginx.conf`, '-g', 'daemon off;'], { stdio: 'ignore' });
     for (let i = 0; !(await answers(`http://127.0.0.1:${port}/`)); i++) {
-      if (i > 200 || nginx.exitCode !== null) throw new Error(`nginx did not start (see ${nginxDir}/error.log)`);
+      if (i > 200 || nginx.exitCode !== null) {
+        const log = path.join(nginxDir, 'error.log');
+        throw new Error(`nginx did not answer at ${port} (upstream ${address}): ${existsSync(log) ? readFileSync(log, 'utf8') : 'no error log'}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     await load(`http://127.0.0.1:${port}`, { host: 'warm.bench', seconds: 1 });

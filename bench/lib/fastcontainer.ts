@@ -4,27 +4,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { request } from 'undici';
+import { freePort } from '../../test/helpers/net.js';
 import { stop } from './proc.js';
+
+export { freePort };
 
 const bin = fileURLToPath(new URL('../../../bin/fastcontainer.js', import.meta.url));
 const TOKEN = `bench-${randomBytes(12).toString('hex')}`;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Fastcontainer {
   proxyUrl: string;
@@ -53,6 +44,7 @@ export async function startFastcontainer(): Promise<Fastcontainer> {
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  // The CoreAPI starts last: once it answers, the proxy and the dispatcher do too.
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const deadline = Date.now() + 20_000;
   for (;;) {

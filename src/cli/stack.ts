@@ -68,11 +68,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
   try {
     if (roles.includes('proxy') || roles.includes('dispatcher')) stack.cache = await CmdbCache.open(store, logger);
-    if (roles.includes('coreapi')) stack.coreapi = await startCoreApi(config, { store, clock, logger });
     if (roles.includes('dispatcher')) {
       stack.dispatcher = await startDispatcher(config, { store, cache: stack.cache as CmdbCache, clock, logger, ...(o.runtime ? { runtime: o.runtime } : {}) });
     }
     if (roles.includes('proxy')) stack.proxy = await startProxy(config, { store, cache: stack.cache as CmdbCache, clock, logger });
+    // Last, so that a CoreAPI answering means every role of this process is up.
+    if (roles.includes('coreapi')) stack.coreapi = await startCoreApi(config, { store, clock, logger });
   } catch (err) {
     await stack.destroy().catch(() => undefined);
     throw err;

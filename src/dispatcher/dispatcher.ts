@@ -41,7 +41,7 @@ export interface DispatcherSettings {
   stopTimeout: number;
   reconcileInterval: number;
   pidsLimit: number;
-  upstreamConnections: number;
+  containerConnections: number;
 }
 
 export interface DispatcherDeps {
@@ -135,10 +135,15 @@ export class Dispatcher {
       app = local.app;
       status = await this.forwardTo(local, req, res);
     } catch (err) {
-      const fc = toFcError(err);
-      status = abort.signal.aborted ? 499 : fc.status;
-      if (!abort.signal.aborted) sendProblem(res, fc);
-      if (fc.code === 'FC_ERR_INTERNAL') this.log.error({ err, container: entryId }, 'request failed');
+      if (abort.signal.aborted) {
+        // The client went away while its request was held: nobody to answer, nothing wrong.
+        status = 499;
+      } else {
+        const fc = toFcError(err);
+        status = fc.status;
+        sendProblem(res, fc);
+        if (fc.code === 'FC_ERR_INTERNAL') this.log.error({ err, container: entryId }, 'request failed');
+      }
     } finally {
       res.off('close', onClose);
     }
@@ -274,7 +279,7 @@ export class Dispatcher {
         throw gone(entryId, 'was drained or removed while it started');
       }
       cache.observe(ready);
-      local.markReady(address, expiresAt, this.s.upstreamConnections);
+      local.markReady(address, expiresAt, this.s.containerConnections);
       this.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
       this.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
       this.log.info({ container: entryId, app: app.name, address, ms: readyAt - t0 }, 'container ready');
@@ -434,7 +439,7 @@ export class Dispatcher {
           }
           const local = new LocalContainer(action.entry.id, app.name);
           local.runtimeId = action.container.id;
-          local.markReady(`${ip}:${app.port}`, action.entry.expiresAt ?? expiryOf(clock.now(), app.lifespan), this.s.upstreamConnections);
+          local.markReady(`${ip}:${app.port}`, action.entry.expiresAt ?? expiryOf(clock.now(), app.lifespan), this.s.containerConnections);
           this.locals.set(action.entry.id, local);
           this.log.info({ container: action.entry.id, app: app.name, address: local.address }, 'adopted running container');
           if (action.entry.state === 'draining') void this.drain(action.entry.id, 'requested').catch(() => undefined);

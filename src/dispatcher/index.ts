@@ -21,7 +21,7 @@ export type DispatcherConfig = Pick<
   Config,
   | 'dispatcherPort' | 'listenHost' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
-  | 'reconcileInterval' | 'pidsLimit' | 'upstreamConnections' | 'dockerHost' | 'dockerNetwork'
+  | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork'
 >;
 
 export interface DispatcherRole {

@@ -25,12 +25,24 @@ interface OptionDef<T> {
 const ALL: readonly Role[] = ['proxy', 'dispatcher', 'coreapi', 'cli'];
 const SERVERS: readonly Role[] = ['proxy', 'dispatcher', 'coreapi'];
 
-function int(min: number, max: number) {
-  return (raw: string): number | undefined => {
-    if (!/^-?\d+$/.test(raw.trim())) return undefined;
-    const n = Number(raw);
-    return n >= min && n <= max ? n : undefined;
+/** An integer option: its parser and the allowed range as the docs and errors say it. */
+function int(min: number, max: number, note = '') {
+  return {
+    allowed: `integer ${min}-${max}${note}`,
+    parse: (raw: string): number | undefined => {
+      if (!/^-?\d+$/.test(raw.trim())) return undefined;
+      const n = Number(raw);
+      return n >= min && n <= max ? n : undefined;
+    },
   };
+}
+
+function formatMs(ms: number): string {
+  if (ms === 0) return '0';
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 /** Durations: "500ms", "2s", "1.5m", "1h"; a bare number is milliseconds. */
@@ -41,10 +53,14 @@ export function parseDuration(raw: string): number | undefined {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** A duration option, in milliseconds: its parser and the allowed range. */
 function duration(min: number, max: number) {
-  return (raw: string): number | undefined => {
-    const ms = parseDuration(raw);
-    return ms !== undefined && ms >= min && ms <= max ? ms : undefined;
+  return {
+    allowed: `duration ${formatMs(min)}-${formatMs(max)}`,
+    parse: (raw: string): number | undefined => {
+      const ms = parseDuration(raw);
+      return ms !== undefined && ms >= min && ms <= max ? ms : undefined;
+    },
   };
 }
 
@@ -112,19 +128,19 @@ export const options = {
     parse: nonEmpty,
   },
   proxyPort: {
-    env: 'FC_PROXY_PORT', flag: 'proxy-port', default: 8080, allowed: 'integer 0-65535 (0: any free port)', roles: ['proxy'],
+    env: 'FC_PROXY_PORT', flag: 'proxy-port', default: 8080, roles: ['proxy'],
     doc: 'UserProxy port: the front door for tenants\' HTTP traffic.',
-    parse: int(0, 65535),
+    ...int(0, 65535, ' (0: any free port)'),
   },
   apiPort: {
-    env: 'FC_API_PORT', flag: 'api-port', default: 8081, allowed: 'integer 0-65535 (0: any free port)', roles: ['coreapi'],
+    env: 'FC_API_PORT', flag: 'api-port', default: 8081, roles: ['coreapi'],
     doc: 'CoreAPI port.',
-    parse: int(0, 65535),
+    ...int(0, 65535, ' (0: any free port)'),
   },
   dispatcherPort: {
-    env: 'FC_DISPATCHER_PORT', flag: 'dispatcher-port', default: 8082, allowed: 'integer 0-65535 (0: any free port)', roles: ['dispatcher'],
+    env: 'FC_DISPATCHER_PORT', flag: 'dispatcher-port', default: 8082, roles: ['dispatcher'],
     doc: 'Dispatcher port; the proxies send it requests for the containers on this host.',
-    parse: int(0, 65535),
+    ...int(0, 65535, ' (0: any free port)'),
   },
   hostId: {
     env: 'FC_HOST_ID', flag: 'host-id', default: () => os.hostname(), defaultDoc: 'the machine\'s host name',
@@ -139,74 +155,79 @@ export const options = {
     parse: url(['http:']),
   },
   hostCapacity: {
-    env: 'FC_HOST_CAPACITY', flag: 'host-capacity', default: 100, allowed: 'integer 1-100000', roles: ['dispatcher'],
+    env: 'FC_HOST_CAPACITY', flag: 'host-capacity', default: 100, roles: ['dispatcher'],
     doc: 'How many live containers this host takes; placement prefers the host with the most room.',
-    parse: int(1, 100_000),
+    ...int(1, 100_000),
   },
   heartbeatInterval: {
-    env: 'FC_HEARTBEAT_INTERVAL', flag: 'heartbeat-interval', default: 2000, allowed: 'duration 100ms-1m', roles: ['dispatcher'],
+    env: 'FC_HEARTBEAT_INTERVAL', flag: 'heartbeat-interval', default: 2000, roles: ['dispatcher'],
     doc: 'How often the dispatcher renews its host entry.',
-    parse: duration(100, 60_000),
+    ...duration(100, 60_000),
   },
   hostTimeout: {
-    env: 'FC_HOST_TIMEOUT', flag: 'host-timeout', default: 10_000, allowed: 'duration 1s-10m', roles: ['proxy', 'coreapi'],
+    env: 'FC_HOST_TIMEOUT', flag: 'host-timeout', default: 10_000, roles: ['proxy', 'coreapi'],
     doc: 'A host whose last heartbeat is older than this gets no new containers.',
-    parse: duration(1000, 600_000),
+    ...duration(1000, 600_000),
   },
   startTimeout: {
-    env: 'FC_START_TIMEOUT', flag: 'start-timeout', default: 30_000, allowed: 'duration 1s-10m', roles: ['dispatcher'],
+    env: 'FC_START_TIMEOUT', flag: 'start-timeout', default: 30_000, roles: ['dispatcher'],
     doc: 'How long a starting container may take to accept connections before it is given up.',
-    parse: duration(1000, 600_000),
+    ...duration(1000, 600_000),
   },
   readyPollInterval: {
-    env: 'FC_READY_POLL_INTERVAL', flag: 'ready-poll-interval', default: 5, allowed: 'duration 1ms-1s', roles: ['dispatcher'],
+    env: 'FC_READY_POLL_INTERVAL', flag: 'ready-poll-interval', default: 5, roles: ['dispatcher'],
     doc: 'How often a starting container\'s port is tried.',
-    parse: duration(1, 1000),
+    ...duration(1, 1000),
   },
   startBackoff: {
-    env: 'FC_START_BACKOFF', flag: 'start-backoff', default: 5000, allowed: 'duration 0-10m', roles: ['dispatcher'],
+    env: 'FC_START_BACKOFF', flag: 'start-backoff', default: 5000, roles: ['dispatcher'],
     doc: 'After a failed start, requests for that container fail fast with the same error for this long before the next try.',
-    parse: duration(0, 600_000),
+    ...duration(0, 600_000),
   },
   queueLimit: {
-    env: 'FC_QUEUE_LIMIT', flag: 'queue-limit', default: 1000, allowed: 'integer 1-1000000', roles: ['dispatcher'],
+    env: 'FC_QUEUE_LIMIT', flag: 'queue-limit', default: 1000, roles: ['dispatcher'],
     doc: 'Requests held per starting container; beyond it, 503 at once.',
-    parse: int(1, 1_000_000),
+    ...int(1, 1_000_000),
   },
   queueTimeout: {
-    env: 'FC_QUEUE_TIMEOUT', flag: 'queue-timeout', default: 30_000, allowed: 'duration 100ms-10m', roles: ['dispatcher'],
+    env: 'FC_QUEUE_TIMEOUT', flag: 'queue-timeout', default: 30_000, roles: ['dispatcher'],
     doc: 'Deadline of a held request; past it, 503 with Retry-After.',
-    parse: duration(100, 600_000),
+    ...duration(100, 600_000),
   },
   drainTimeout: {
-    env: 'FC_DRAIN_TIMEOUT', flag: 'drain-timeout', default: 30_000, allowed: 'duration 0-1h', roles: ['dispatcher'],
+    env: 'FC_DRAIN_TIMEOUT', flag: 'drain-timeout', default: 30_000, roles: ['dispatcher'],
     doc: 'Longest wait for a draining container\'s in-flight requests before it is stopped anyway.',
-    parse: duration(0, 3_600_000),
+    ...duration(0, 3_600_000),
   },
   drainGrace: {
-    env: 'FC_DRAIN_GRACE', flag: 'drain-grace', default: 1000, allowed: 'duration 0-1m', roles: ['dispatcher'],
+    env: 'FC_DRAIN_GRACE', flag: 'drain-grace', default: 1000, roles: ['dispatcher'],
     doc: 'A draining container still serves requests that proxies sent before they heard of the drain, for this long.',
-    parse: duration(0, 60_000),
+    ...duration(0, 60_000),
   },
   stopTimeout: {
-    env: 'FC_STOP_TIMEOUT', flag: 'stop-timeout', default: 5000, allowed: 'duration 0-5m', roles: ['dispatcher'],
+    env: 'FC_STOP_TIMEOUT', flag: 'stop-timeout', default: 5000, roles: ['dispatcher'],
     doc: 'Time between SIGTERM and SIGKILL when a container is stopped.',
-    parse: duration(0, 300_000),
+    ...duration(0, 300_000),
   },
   reconcileInterval: {
-    env: 'FC_RECONCILE_INTERVAL', flag: 'reconcile-interval', default: 10_000, allowed: 'duration 1s-10m', roles: ['dispatcher'],
+    env: 'FC_RECONCILE_INTERVAL', flag: 'reconcile-interval', default: 10_000, roles: ['dispatcher'],
     doc: 'How often the dispatcher compares the engine\'s containers with the CMDB (it also does so at start).',
-    parse: duration(1000, 600_000),
+    ...duration(1000, 600_000),
   },
   pidsLimit: {
-    env: 'FC_PIDS_LIMIT', flag: 'pids-limit', default: 256, allowed: 'integer 16-65536', roles: ['dispatcher'],
+    env: 'FC_PIDS_LIMIT', flag: 'pids-limit', default: 256, roles: ['dispatcher'],
     doc: 'Most processes one container may run.',
-    parse: int(16, 65_536),
+    ...int(16, 65_536),
   },
   upstreamConnections: {
-    env: 'FC_UPSTREAM_CONNECTIONS', flag: 'upstream-connections', default: 256, allowed: 'integer 1-65536', roles: ['proxy', 'dispatcher'],
-    doc: 'Most keep-alive connections from a proxy to one dispatcher, or from a dispatcher to one container.',
-    parse: int(1, 65_536),
+    env: 'FC_UPSTREAM_CONNECTIONS', flag: 'upstream-connections', default: 256, roles: ['proxy'],
+    doc: 'Most keep-alive connections from a proxy to one dispatcher.',
+    ...int(1, 65_536),
+  },
+  containerConnections: {
+    env: 'FC_CONTAINER_CONNECTIONS', flag: 'container-connections', default: 16, roles: ['dispatcher'],
+    doc: 'Most connections from the dispatcher to one container, so most requests it serves at once; more wait in the dispatcher. Keep it at or below what the app serves in parallel (Apache prefork: its MaxRequestWorkers): connections beyond that wait in the container\'s accept queue instead.',
+    ...int(1, 4096),
   },
   apiUrl: {
     env: 'FC_API_URL', flag: 'api-url', default: 'http://127.0.0.1:8081', allowed: 'http(s):// URL', roles: ['cli'],

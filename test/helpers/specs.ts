@@ -1,3 +1,4 @@
+import { newContainerEntry } from '../../src/cmdb/placement.js';
 import type { AppSpec, NewContainer } from '../../src/cmdb/types.js';
 
 export function appSpec(overrides: Partial<AppSpec> = {}): AppSpec {
@@ -21,24 +22,9 @@ export function appSpec(overrides: Partial<AppSpec> = {}): AppSpec {
 }
 
 let seq = 0;
+/** A registered entry of `app` on host-a, created at t=1000; overrides set anything else. */
 export function newContainer(app: string, overrides: Partial<NewContainer> = {}): NewContainer {
   seq += 1;
-  return {
-    id: `${app}-c${seq}`,
-    app,
-    host: 'host-a',
-    state: 'registered',
-    address: null,
-    runtimeId: null,
-    image: null,
-    cpus: null,
-    createdAt: 1_000,
-    startedAt: null,
-    readyAt: null,
-    expiresAt: null,
-    lastError: null,
-    lastErrorCode: null,
-    retryAt: null,
-    ...overrides,
-  };
+  const stub = { ...appSpec({ name: app }), rev: 0, createdAt: 0, updatedAt: 0 };
+  return { ...newContainerEntry(stub, 'host-a', 1_000, `${app}-c${seq}`), image: null, cpus: null, ...overrides };
 }

@@ -3,28 +3,17 @@
 // the built CLI) so that it can be killed for real; proxy and CoreAPI run in the test process.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys } from '../../src/dispatcher/container-runtime.js';
 import { containersOfHost, docker } from '../helpers/docker.js';
 import { redisUrl, uniqueName } from '../helpers/env.js';
+import { freePort } from '../helpers/net.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/fastcontainer.js');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let t: TestStack;
 const hostId = uniqueName('fctest-host');
