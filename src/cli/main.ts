@@ -136,7 +136,11 @@ async function runRoles(config: Config, roles: StackRole[]): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'stopping: draining connections (again to force)');
-      void stack.close().finally(resolve);
+      const began = Date.now();
+      void stack.close().finally(() => {
+        logger.info({ ms: Date.now() - began }, 'stopped');
+        resolve();
+      });
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));

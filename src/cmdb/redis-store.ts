@@ -233,7 +233,10 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     for (const sub of this.subscribers) sub.disconnect();
     this.subscribers.clear();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    // QUIT lets pending commands finish; the socket is then cut rather than left for the server
+    // to close, which can keep a stopping process alive for seconds.
+    await this.redis.quit().catch(() => undefined);
+    this.redis.disconnect();
   }
 
   private async getMany<T>(keys: string[]): Promise<T[]> {
