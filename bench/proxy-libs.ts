@@ -1,33 +1,39 @@
-// Which way to forward: the same backend, reached directly and through four Node proxies, one
-// at a time, with the same load. Results are ratios to the direct path, measured in one run.
+// Which way to forward: the same backend, reached directly and through four Node proxies, under
+// the same load. The paths take turns for several rounds (so a slow moment of the machine hits
+// them all) and the table shows each one's median; ratios are to the direct path.
 
-import { load, markdownTable, type LoadResult } from './lib/load.js';
-import { startNode } from './lib/proc.js';
+import { load, markdownTable, median, type LoadResult } from './lib/load.js';
+import { startNode, type Running } from './lib/proc.js';
 
 export const variants = ['undici-stream', 'undici-request-pipeline', 'http-proxy-3', 'node-http'] as const;
 
-export async function benchProxyLibs(seconds: number): Promise<string> {
+export async function benchProxyLibs(seconds: number, rounds: number): Promise<string> {
   const backend = await startNode('backend');
-  const rows: [string, LoadResult][] = [];
+  const proxies = new Map<string, Running>();
+  const results = new Map<string, LoadResult[]>([['direct (no proxy)', []], ...variants.map((v) => [v, []] as [string, LoadResult[]])]);
   try {
     const target = `http://127.0.0.1:${backend.port}`;
-    await load(target, { seconds: 1 });
-    rows.push(['direct (no proxy)', await load(target, { seconds })]);
-    for (const v of variants) {
-      const proxy = await startNode('proxy-variant', [v, target]);
-      try {
-        await load(`http://127.0.0.1:${proxy.port}`, { seconds: 1 });
-        rows.push([v, await load(`http://127.0.0.1:${proxy.port}`, { seconds })]);
-      } finally {
-        await proxy.stop();
-      }
+    for (const v of variants) proxies.set(v, await startNode('proxy-variant', [v, target]));
+    const urls = new Map<string, string>([['direct (no proxy)', target], ...[...proxies].map(([v, p]) => [v, `http://127.0.0.1:${p.port}`] as [string, string])]);
+    for (const url of urls.values()) await load(url, { seconds: 1 });
+    for (let round = 0; round < rounds; round++) {
+      for (const [name, url] of urls) results.get(name)?.push(await load(url, { seconds }));
     }
   } finally {
+    for (const p of proxies.values()) await p.stop();
     await backend.stop();
   }
-  const direct = rows[0]?.[1].rps ?? 1;
+  const summary = [...results].map(([name, rs]) => ({
+    name,
+    rps: median(rs.map((r) => r.rps)),
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    bad: rs.reduce((n, r) => n + r.errors + r.non2xx, 0),
+    spread: `${Math.round(Math.min(...rs.map((r) => r.rps)))}-${Math.round(Math.max(...rs.map((r) => r.rps)))}`,
+  }));
+  const direct = summary[0]?.rps ?? 1;
   return markdownTable(
-    ['path', 'req/s', 'ratio to direct', 'p50 ms', 'p99 ms', 'errors + non-2xx'],
-    rows.map(([name, r]) => [name, Math.round(r.rps), (r.rps / direct).toFixed(2), r.p50, r.p99, r.errors + r.non2xx]),
+    ['path', `median req/s (${rounds} rounds)`, 'range', 'ratio to direct', 'p50 ms', 'p99 ms', 'errors + non-2xx'],
+    summary.map((s) => [s.name, Math.round(s.rps), s.spread, (s.rps / direct).toFixed(2), s.p50, s.p99, s.bad]),
   );
 }

@@ -10,6 +10,7 @@ import { benchWarmPath } from './warm-path.js';
 
 const seconds = Number(process.env.FC_BENCH_SECONDS ?? 5);
 const runs = Number(process.env.FC_BENCH_RUNS ?? 10);
+const rounds = Number(process.env.FC_BENCH_ROUNDS ?? 3);
 const only = process.argv.slice(2);
 const want = (name: string) => only.length === 0 || only.includes(name);
 
@@ -20,11 +21,11 @@ const sections: string[] = [
 ];
 if (want('proxy-libs')) {
   process.stderr.write('[bench] proxy libraries...\n');
-  sections.push('', '## Forwarding: undici vs http-proxy-3 vs node:http', '', await benchProxyLibs(seconds));
+  sections.push('', '## Forwarding: undici vs http-proxy-3 vs node:http', '', await benchProxyLibs(seconds, rounds));
 }
 if (want('warm-path')) {
   process.stderr.write('[bench] warm path vs nginx...\n');
-  sections.push('', '## Warm path: fastcontainer vs nginx in front of the same container', '', await benchWarmPath(seconds));
+  sections.push('', '## Warm path: fastcontainer vs nginx in front of the same container', '', await benchWarmPath(seconds, rounds));
 }
 if (want('cold-start')) {
   process.stderr.write('[bench] cold start vs the engine...\n');

@@ -14,6 +14,8 @@ export interface FakeImage {
   exit?: { code: number; output: string };
   /** Milliseconds each request takes. */
   requestMs?: number;
+  /** Milliseconds after listening during which every request gets 503 (an app still booting). */
+  unavailableForMs?: number;
 }
 
 interface FakeContainer {
@@ -64,7 +66,13 @@ export class FakeRuntime implements ContainerRuntime {
       c.exitCode = image.exit.code;
       c.output = image.exit.output;
     } else {
+      const listensAt = Date.now() + (image.listenAfterMs ?? 0);
       const server = http.createServer((req, res) => {
+        if (image.unavailableForMs !== undefined && Date.now() < listensAt + image.unavailableForMs) {
+          res.writeHead(503, { 'content-type': 'text/plain' });
+          res.end('still booting\n');
+          return;
+        }
         const answer = () => {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.end(req.url === '/cgi-bin/whoami' ? `${id.slice(0, 12)}\n` : 'Hello from FastContainer (fake)\n');

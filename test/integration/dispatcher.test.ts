@@ -60,6 +60,20 @@ describe('held requests', () => {
   });
 });
 
+describe('readiness', () => {
+  it('waits for the readiness path before sending requests to a container that listens early', async () => {
+    const s = await stack();
+    runtime.images.set('booting', { unavailableForMs: 600 });
+    await app(s, { name: 'ready', hostnames: ['ready.test'], image: 'booting', readinessPath: '/healthz' });
+    await app(s, { name: 'eager', hostnames: ['eager.test'], image: 'booting' });
+    const [withPath, withoutPath] = await Promise.all([s.get('ready.test'), s.get('eager.test')]);
+    expect(withPath.status).toBe(200);
+    // Without a readiness path, "accepts connections" is ready: the app's own 503 comes through.
+    expect(withoutPath.status).toBe(503);
+    expect(withoutPath.body).toBe('still booting\n');
+  });
+});
+
 describe('failed starts', () => {
   it('reports a container that exits before listening, with its exit code and output, then fails fast', async () => {
     const s = await stack({ FC_START_BACKOFF: '30s' });

@@ -1,0 +1,121 @@
+// The built `fastcontainer` command: `up --demo` (the README's main job, on free ports) and the
+// CoreAPI commands against it.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { containersOfHost, removeContainersOfHost } from '../helpers/docker.js';
+import { uniqueName } from '../helpers/env.js';
+import { freePort } from '../helpers/net.js';
+import { eventually } from '../helpers/wait.js';
+
+const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/fastcontainer.js');
+const execFileP = promisify(execFile);
+const hostId = uniqueName('fctest-host');
+const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fctest-cli-'));
+let up: ChildProcess;
+let proxyPort = 0;
+let apiPort = 0;
+let banner = '';
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [bin, ...args], {
+      env: { ...process.env, FC_API_URL: `http://127.0.0.1:${apiPort}`, FC_STATE_DIR: stateDir, FC_API_TOKEN: '' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function get(host: string, p = '/'): Promise<{ status: number; body: string }> {
+  const res = await request(`http://127.0.0.1:${proxyPort}${p}`, { headers: { host } });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+beforeAll(async () => {
+  [proxyPort, apiPort] = [await freePort(), await freePort()];
+  const dispatcherPort = await freePort();
+  up = spawn(process.execPath, [bin, 'up', '--demo', '--proxy-port', String(proxyPort), '--api-port', String(apiPort), '--dispatcher-port', String(dispatcherPort)], {
+    env: { ...process.env, REDIS_URL: '', FC_HOST_ID: hostId, FC_STATE_DIR: stateDir, FC_LISTEN_HOST: '127.0.0.1', FC_LOG_LEVEL: 'warn', FC_API_TOKEN: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  up.stderr?.on('data', (d: Buffer) => (banner += d.toString()));
+  await eventually(() => banner.includes('Stop with Ctrl-C'), { timeout: 20_000, what: `the banner (${banner})` });
+});
+
+afterAll(async () => {
+  if (up.exitCode === null && up.signalCode === null) {
+    up.kill('SIGKILL');
+    await new Promise((r) => up.once('exit', r));
+  }
+  await removeContainersOfHost(hostId);
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('fastcontainer up --demo', () => {
+  it('prints where everything is, including the API token', () => {
+    expect(banner).toContain(`proxy       http://127.0.0.1:${proxyPort}`);
+    expect(banner).toContain(`token: in ${stateDir}/api-token`);
+    expect(banner).toContain(`curl http://demo.localhost:${proxyPort}/`);
+  });
+
+  it('serves the demo site from examples/demo-site through a PHP container', async () => {
+    const res = await eventually(async () => {
+      const r = await get('demo.localhost');
+      return r.status === 200 ? r : undefined;
+    }, { timeout: 20_000, what: 'the demo page' });
+    expect(res.body).toContain('Hello from the FastContainer demo site');
+    expect(res.body).toMatch(/rendered by PHP 8\.\d+/);
+  });
+});
+
+describe('the CoreAPI commands', () => {
+  it('creates, lists and removes an app, and shows its containers', async () => {
+    const created = await cli('app', 'create', 'cliapp', '--hostname', 'cliapp.test', '--image', 'fastcontainer/hello', '--cpus', '0.25', '--memory', '64m', '--lifespan', '120', '--env', 'A=1');
+    expect(created).toMatchObject({ code: 0 });
+    expect(created.stdout).toContain('created app cliapp: cliapp.test -> fastcontainer/hello');
+    const ls = await cli('app', 'ls');
+    expect(ls.stdout).toMatch(/cliapp\s+cliapp\.test\s+fastcontainer\/hello\s+0\.25\s+64m\s+120s\s+0\/4/);
+    expect((await get('cliapp.test')).status).toBe(200);
+    const ps = await cli('ps', '--app', 'cliapp');
+    expect(ps.stdout).toMatch(/CONTAINER\s+APP\s+STATE\s+HOST\s+AGE\s+LEFT/);
+    expect(ps.stdout).toMatch(new RegExp(`cliapp-[0-9a-f]{8}\\s+cliapp\\s+ready\\s+${hostId}\\s+\\d+s\\s+1m[0-5]\\ds`));
+    const rm = await cli('app', 'rm', 'cliapp');
+    expect(rm.code).toBe(0);
+    await eventually(async () => (await containersOfHost(hostId)).every((c) => c.Labels['fastcontainer.app'] !== 'cliapp'), { what: 'its container to go' });
+  });
+
+  it('says which field is wrong, and exits 1', async () => {
+    const bad = await cli('app', 'create', 'bad', '--hostname', 'bad.test', '--image', 'x', '--cpus', 'lots');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('FC_ERR_INVALID_FIELD');
+    expect(bad.stderr).toContain('cpus: "lots" is not allowed');
+  });
+
+  it('rejects unknown commands and bad options with usage, exit 2', async () => {
+    expect((await cli('frobnicate')).code).toBe(2);
+    const badPort = await cli('up', '--proxy-port', 'eighty');
+    expect(badPort.code).toBe(1);
+    expect(badPort.stderr).toContain('--proxy-port="eighty" is not allowed (allowed: integer 0-65535');
+    const noRedis = await cli('proxy');
+    expect(noRedis.stderr).toContain('REDIS_URL is required');
+  });
+});
+
+describe('stopping', () => {
+  it('drains and removes its containers on SIGTERM (the embedded CMDB dies with it)', async () => {
+    expect((await containersOfHost(hostId)).length).toBeGreaterThan(0);
+    up.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => up.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    expect(await containersOfHost(hostId)).toEqual([]);
+  });
+});
