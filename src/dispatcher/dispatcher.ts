@@ -392,22 +392,26 @@ export class Dispatcher {
     for (const c of cache.allContainers()) if (c.host === this.s.hostId && c.state === 'registered') this.warmStart(c);
   }
 
+  /**
+   * A container that dies on its own takes its entry with it. The next request registers a fresh
+   * one (and the dispatchers keeping minContainers do so at their next reconciliation), so a
+   * container that keeps crashing is restarted on demand, not in a loop.
+   */
   private onRuntimeEvent(e: RuntimeEvent): void {
     const entryId = e.labels[labelKeys.container];
     const local = entryId === undefined ? undefined : this.locals.get(entryId);
     if (local === undefined || local.runtimeId !== e.id || local.phase !== 'ready') return;
-    // The app died under us: forget it and let the next request start a fresh one.
     this.log.warn({ container: entryId, app: local.app, exitCode: e.exitCode, event: e.type }, 'container died');
     local.phase = 'stopping';
     void (async () => {
       await this.removeFromEngine(local);
       this.locals.delete(local.id);
-      const reset = await this.deps.store.transitionContainer(local.id, ['ready'], 'registered', {
-        address: null, runtimeId: null, readyAt: null, expiresAt: null,
-        lastError: `the container exited${e.exitCode === null ? '' : ` with code ${e.exitCode}`}`, lastErrorCode: 'FC_ERR_START_FAILED', retryAt: null,
+      const gone = await this.deps.store.transitionContainer(local.id, ['ready'], 'gone', {
+        lastError: `the container exited${e.exitCode === null ? '' : ` with code ${e.exitCode}`}`, lastErrorCode: 'FC_ERR_START_FAILED',
       });
-      if (reset) this.deps.cache.observe(reset);
-    })().catch((err: unknown) => this.log.error({ err }, 'could not reset a dead container'));
+      if (gone) this.deps.cache.observe(gone);
+      this.metrics.drains.inc({ app: local.app, reason: 'died' });
+    })().catch((err: unknown) => this.log.error({ err }, 'could not clear a dead container'));
   }
 
   private async heartbeat(): Promise<void> {

@@ -42,10 +42,16 @@ const untrusted = (name: string) =>
 /** Sends to at most this many containers before giving up on a request. */
 const MAX_ATTEMPTS = 3;
 
+/** How long a host name the CMDB did not know is answered 404 without asking it again. */
+const UNKNOWN_HOST_TTL_MS = 1000;
+
 export class UserProxy {
   readonly metrics: ProxyMetrics;
   private readonly pools = new Map<string, Pool>();
   private readonly registering = new SingleFlight<string, ContainerEntry>();
+  private readonly lookups = new SingleFlight<string, App | null>();
+  /** Host names the CMDB itself did not know, and until when that answer stands. */
+  private readonly unknownHosts = new Map<string, number>();
   private readonly random: () => number;
 
   constructor(private readonly deps: ProxyDeps, private readonly s: ProxySettings) {
@@ -60,9 +66,10 @@ export class UserProxy {
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const begin = performance.now();
     const host = routingHost(req.headers.host);
-    const app = host === undefined ? undefined : this.deps.cache.appForHostname(host);
+    let app: App | undefined;
     let status: number;
     try {
+      app = host === undefined ? undefined : await this.appFor(host);
       if (app === undefined) {
         if (await this.serveOwn(req, res)) return;
         throw new FcError(
@@ -80,6 +87,23 @@ export class UserProxy {
     }
     this.metrics.requests.inc({ app: app?.name ?? '', status: String(status) });
     this.metrics.requestSeconds.observe({ app: app?.name ?? '' }, (performance.now() - begin) / 1000);
+  }
+
+  /**
+   * The app for a host name: from the cache, or, when the cache does not know it, from the CMDB
+   * itself, since an app created a moment ago may not have reached the cache yet. What the CMDB
+   * does not know either is remembered for a second, so unknown names cost it little.
+   */
+  private async appFor(host: string): Promise<App | undefined> {
+    const cached = this.deps.cache.appForHostname(host);
+    if (cached !== undefined) return cached;
+    const now = this.deps.clock.now();
+    if ((this.unknownHosts.get(host) ?? 0) > now) return undefined;
+    const app = await this.lookups.run(host, () => this.deps.store.appForHostname(host));
+    if (app !== null) return app;
+    if (this.unknownHosts.size >= 10_000) this.unknownHosts.clear();
+    this.unknownHosts.set(host, now + UNKNOWN_HOST_TTL_MS);
+    return undefined;
   }
 
   /** The proxy's own endpoints, for hosts no app serves. */

@@ -103,6 +103,21 @@ describe('the request path', () => {
     expect(await runningContainersOf('noimage')).toEqual([]);
   });
 
+  it('notices a container that dies (Docker events) and starts a new one on the next request', async () => {
+    await createApp({ name: 'mayfly', hostnames: ['mayfly.test'] });
+    const first = (await t.get('mayfly.test', '/cgi-bin/whoami')).body.trim();
+    const [id] = await runningContainersOf('mayfly');
+    await docker.getContainer(id as string).kill({ signal: 'SIGKILL' });
+    await eventually(async () => (await t.api('GET', '/v1/apps/mayfly/containers')).body.containers.length === 0, {
+      timeout: 5000, what: 'the die event to clear the entry',
+    });
+    expect(await runningContainersOf('mayfly')).toEqual([]);
+    const second = await t.get('mayfly.test', '/cgi-bin/whoami');
+    expect(second.status).toBe(200);
+    expect(second.body.trim()).not.toBe(first);
+    expect(await runningContainersOf('mayfly')).toHaveLength(1);
+  });
+
   it('serves a tenant site from a host directory mounted into the PHP image', async () => {
     const site = mkdtempSync(path.join(os.tmpdir(), 'fctest-site-'));
     try {
@@ -121,7 +136,9 @@ describe('the request path', () => {
 describe('lifespan', () => {
   it('removes a container after its lifespan and starts a new one on the next request', async () => {
     await createApp({ name: 'mortal', hostnames: ['mortal.test'], lifespan: 2 });
-    const first = (await t.get('mortal.test', '/cgi-bin/whoami')).body.trim();
+    const firstAnswer = await t.get('mortal.test', '/cgi-bin/whoami');
+    expect(firstAnswer.status, firstAnswer.body).toBe(200);
+    const first = firstAnswer.body.trim();
     const [firstId] = await runningContainersOf('mortal');
     expect(firstId).toBeDefined();
     await eventually(async () => (await containersOfHost(t.hostId)).every((c) => c.Id !== firstId), { timeout: 15_000, what: 'the first container to be removed' });
