@@ -7,6 +7,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../shared/logger.js';
 import type { App, Change, ComputeHost, ContainerEntry, Snapshot, Store, Subscription } from './types.js';
 
+const MAX_TOMBSTONES = 20_000;
+
 export interface CmdbCacheEvents {
   change: [Change];
   resync: [];
@@ -23,6 +25,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
   private subscription: Subscription | undefined;
   /** While a snapshot is being read, changes wait here. */
   private pending: Change[] | undefined;
+  private resyncing: Promise<void> | undefined;
   private closed = false;
   /** Revision of the last snapshot applied. */
   snapshotRev = 0;
@@ -33,31 +36,46 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
 
   static async open(store: Store, logger: Logger): Promise<CmdbCache> {
     const cache = new CmdbCache(store, logger);
-    cache.pending = [];
     cache.subscription = await store.subscribe({
       onChange: (change) => cache.receive(change),
-      onResync: () => void cache.resync().catch((err: unknown) => logger.error({ err }, 'CMDB resync failed')),
+      onResync: () => cache.resyncUntilDone(),
     });
-    await cache.resync();
+    try {
+      await cache.resync();
+    } catch (err) {
+      await cache.close();
+      throw err;
+    }
     return cache;
   }
 
-  /** Reads a fresh snapshot; changes that arrive meanwhile are applied after it if newer. */
-  async resync(): Promise<void> {
-    this.pending ??= [];
-    let snapshot: Snapshot;
+  /** Reads a fresh snapshot; changes that arrive meanwhile are applied after it if newer. One at a time. */
+  resync(): Promise<void> {
+    this.resyncing ??= this.readSnapshot().finally(() => (this.resyncing = undefined));
+    return this.resyncing;
+  }
+
+  /** After a reconnect: resync, and if the CMDB does not answer, try again with growing pauses. */
+  private resyncUntilDone(attempt = 0): void {
+    if (this.closed) return;
+    this.resync().catch((err: unknown) => {
+      const wait = Math.min(30_000, 500 * 2 ** attempt);
+      this.logger.error({ err, retryInMs: wait }, 'CMDB resync failed');
+      setTimeout(() => this.resyncUntilDone(attempt + 1), wait).unref();
+    });
+  }
+
+  private async readSnapshot(): Promise<void> {
+    this.pending = [];
+    let snapshot: Snapshot | undefined;
     try {
       snapshot = await this.store.snapshot();
-    } catch (err) {
+      this.load(snapshot);
+    } finally {
       const missed = this.pending;
       this.pending = undefined;
       for (const change of missed) this.apply(change);
-      throw err;
     }
-    this.load(snapshot);
-    const missed = this.pending;
-    this.pending = undefined;
-    for (const change of missed) this.apply(change);
     this.logger.debug({ rev: snapshot.rev, apps: snapshot.apps.length, containers: snapshot.containers.length }, 'CMDB cache synced');
     this.emit('resync');
   }
@@ -87,7 +105,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
     const held = this.revOf(change.kind, id) ?? this.tombstones.get(key) ?? (change.rev <= this.snapshotRev ? Infinity : undefined);
     if (held !== undefined && held >= change.rev) return;
     if (change.op === 'delete') {
-      this.tombstones.set(key, change.rev);
+      this.tomb(key, change.rev);
       if (change.kind === 'app') this.dropApp(change.id);
       else if (change.kind === 'container') this.dropContainer(change.id);
       else this.hosts.delete(change.id);
@@ -98,6 +116,18 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
       else this.hosts.set(change.value.id, change.value);
     }
     this.emit('change', change);
+  }
+
+  /**
+   * Remembers a deletion's revision. Bounded: a tombstone only matters while a late change of the
+   * same object may still arrive, so the oldest go first.
+   */
+  private tomb(key: string, rev: number): void {
+    this.tombstones.delete(key);
+    this.tombstones.set(key, rev);
+    if (this.tombstones.size > MAX_TOMBSTONES) {
+      for (const k of [...this.tombstones.keys()].slice(0, MAX_TOMBSTONES / 2)) this.tombstones.delete(k);
+    }
   }
 
   private revOf(kind: Change['kind'], id: string): number | undefined {
@@ -177,7 +207,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
     const held = this.containers.get(entry.id)?.rev ?? this.tombstones.get(`container:${entry.id}`);
     if (held !== undefined && held >= entry.rev) return;
     if (entry.state === 'gone') {
-      this.tombstones.set(`container:${entry.id}`, entry.rev);
+      this.tomb(`container:${entry.id}`, entry.rev);
       this.dropContainer(entry.id);
     } else {
       this.putContainer(entry);

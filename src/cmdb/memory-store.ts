@@ -91,7 +91,8 @@ export class MemoryStore implements Store {
     const live = [...this.containers.values()].filter((c) => c.app === entry.app && liveStates.includes(c.state));
     const fewerThan = options.ifFewerThan ?? 0;
     if (fewerThan > 0 && live.length >= fewerThan) {
-      const best = [...live].sort((a, b) => liveStates.indexOf(b.state) - liveStates.indexOf(a.state))[0] as ContainerEntry;
+      // Ready first, then starting, then registered; the oldest among equals.
+      const best = [...live].sort((a, b) => liveStates.indexOf(b.state) - liveStates.indexOf(a.state) || a.createdAt - b.createdAt)[0] as ContainerEntry;
       return { entry: copy(best), created: false };
     }
     if (live.length >= app.maxContainers) throw cmdbErrors.maxContainers(app.name, live.length, app.maxContainers);

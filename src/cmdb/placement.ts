@@ -1,4 +1,5 @@
-// Where a new container entry goes, and what it starts as. Pure: data in, decision out.
+// Where a new container entry goes, and what it starts as. Pure (data in, decision out), but for
+// newContainerId, which draws the random part of an id.
 
 import { randomBytes } from 'node:crypto';
 import type { App, ComputeHost, ContainerEntry, NewContainer } from './types.js';
@@ -42,7 +43,7 @@ export function newContainerId(app: string): string {
 }
 
 /** A fresh entry: registered on a host, not started; the host's dispatcher starts it on demand. */
-export function newContainerEntry(app: App, hostId: string, now: number, id = newContainerId(app.name)): NewContainer {
+export function newContainerEntry(app: App, hostId: string, now: number, id: string): NewContainer {
   return {
     id,
     app: app.name,

@@ -106,10 +106,8 @@ export class RedisStore implements Store {
   }
 
   async updateApp(spec: AppSpec, now: number): Promise<App> {
-    const existing = await this.getApp(spec.name);
-    if (existing === null) throw cmdbErrors.appNotFound(spec.name);
     const k = this.keys;
-    const body = JSON.stringify({ ...spec, createdAt: existing.createdAt, updatedAt: now });
+    const body = JSON.stringify({ ...spec, updatedAt: now });
     const json = await this.run('update-app', [k.app(spec.name), k.rev, k.changes, ...spec.hostnames.map(k.hostname)], [spec.name, body, k.prefixes.hostname]);
     return JSON.parse(json as string) as App;
   }
@@ -196,8 +194,15 @@ export class RedisStore implements Store {
     let connectedBefore = false;
     sub.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'redis subscriber connection error'));
     sub.on('ready', () => {
-      // ioredis subscribes again by itself after a reconnect; what was published meanwhile is lost.
-      if (connectedBefore) listener.onResync();
+      // After a reconnect, what was published meanwhile is lost: resync, but only once the
+      // subscription is back (ioredis says "ready" before it has subscribed again), or changes
+      // between the snapshot and the subscription would be lost too.
+      if (connectedBefore) {
+        sub.subscribe(this.keys.changes).then(
+          () => listener.onResync(),
+          (err: unknown) => this.options.logger.warn({ err }, 'could not subscribe again after a reconnect'),
+        );
+      }
       connectedBefore = true;
     });
     sub.on('message', (_channel: string, message: string) => {

@@ -3,8 +3,6 @@
 
 export type ContainerState = 'registered' | 'starting' | 'ready' | 'draining' | 'gone';
 
-export const containerStates: readonly ContainerState[] = ['registered', 'starting', 'ready', 'draining', 'gone'];
-
 /** States of an entry that counts against maxContainers: draining ones are on their way out. */
 export const liveStates: readonly ContainerState[] = ['registered', 'starting', 'ready'];
 

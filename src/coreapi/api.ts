@@ -4,7 +4,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, type Registry } from 'prom-client';
-import { chooseHost, isHostLive, newContainerEntry } from '../cmdb/placement.js';
+import { cmdbErrors } from '../cmdb/errors.js';
+import { chooseHost, isHostLive, newContainerEntry, newContainerId } from '../cmdb/placement.js';
 import type { ContainerEntry, Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError, invalidFields, toFcError } from '../shared/errors.js';
@@ -86,7 +87,11 @@ export class CoreApi {
     });
     this.add('POST', '/v1/apps/:name/containers', true, async ({ req, res, params }) => {
       const app = await this.app(params.name as string);
-      const body = (await readJsonBody(req)) as Record<string, unknown>;
+      const raw = await readJsonBody(req);
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        throw invalidFields([{ field: '(body)', value: raw, allowed: 'a JSON object, {} or {"host": "<host id>"}' }]);
+      }
+      const body = raw as Record<string, unknown>;
       const now = clock.now();
       const [hosts, entries] = await Promise.all([store.listHosts(), store.listContainers()]);
       let hostId: string;
@@ -101,7 +106,7 @@ export class CoreApi {
         if (host === null) throw new FcError('FC_ERR_NO_COMPUTE_HOST', 'no live compute host has room for another container', {}, { retryAfter: 5 });
         hostId = host.id;
       }
-      const { entry } = await store.registerContainer(newContainerEntry(app, hostId, now));
+      const { entry } = await store.registerContainer(newContainerEntry(app, hostId, now, newContainerId(app.name)));
       this.deps.logger.info({ app: app.name, container: entry.id, host: hostId }, 'container entry added');
       sendJson(res, 201, entry, { location: `/v1/containers/${entry.id}` });
     });
@@ -137,7 +142,7 @@ export class CoreApi {
 
   private async app(name: string) {
     const app = await this.deps.store.getApp(name);
-    if (app === null) throw new FcError('FC_ERR_APP_NOT_FOUND', `no app is named "${name}"`, { app: name });
+    if (app === null) throw cmdbErrors.appNotFound(name);
     return app;
   }
 
@@ -178,7 +183,13 @@ export class CoreApi {
         throw new FcError('FC_ERR_UNAUTHORIZED', 'writes need the header "Authorization: Bearer <token>" with the CoreAPI token (see FC_API_TOKEN or ~/.fastcontainer/api-token)');
       }
       const params: Record<string, string> = {};
-      for (const [k, v] of Object.entries(match.m?.groups ?? {})) params[k] = decodeURIComponent(v);
+      for (const [k, v] of Object.entries(match.m?.groups ?? {})) {
+        try {
+          params[k] = decodeURIComponent(v);
+        } catch {
+          throw invalidFields([{ field: k, value: v, allowed: 'a valid percent-encoded path segment' }]);
+        }
+      }
       await match.r.handler({ req, res, params, query: url.searchParams });
     } catch (err) {
       const fc = toFcError(err);

@@ -8,8 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { CmdbCache } from '../cmdb/cache.js';
-import { newContainerEntry } from '../cmdb/placement.js';
-import { liveStates, type App, type Change, type ContainerEntry, type Store } from '../cmdb/types.js';
+import { newContainerEntry, newContainerId } from '../cmdb/placement.js';
+import { liveStates, type App, type Change, type ContainerEntry, type ContainerPatch, type ContainerState, type Store } from '../cmdb/types.js';
 import type { Clock, Timer } from '../shared/clock.js';
 import { FcError, toFcError, type ErrorCode, errorCatalog } from '../shared/errors.js';
 import { forward, upstreamRequestHeaders } from '../shared/forward.js';
@@ -23,7 +23,7 @@ import { HeldRequests } from './held-requests.js';
 import { drainDecision, dueForDrain, expiryOf } from './lifespan.js';
 import { LocalContainer, type LocalPhase } from './local-container.js';
 import { DispatcherMetrics } from './metrics.js';
-import { planReconcile } from './reconcile.js';
+import { deadHosts, planReconcile, type ReconcileAction } from './reconcile.js';
 import { waitReady } from './wait-ready.js';
 
 export interface DispatcherSettings {
@@ -40,6 +40,7 @@ export interface DispatcherSettings {
   drainGrace: number;
   stopTimeout: number;
   reconcileInterval: number;
+  hostTimeout: number;
   pidsLimit: number;
   containerConnections: number;
 }
@@ -65,6 +66,7 @@ export class Dispatcher {
   private readonly locals = new Map<string, LocalContainer>();
   private readonly starts = new SingleFlight<string, LocalContainer>();
   private readonly drains = new SingleFlight<string, void>();
+  private readonly reconciling = new SingleFlight<string, void>();
   private readonly held = new Map<string, HeldRequests>();
   private timers: Timer[] = [];
   private unwatch: (() => void) | undefined;
@@ -155,8 +157,13 @@ export class Dispatcher {
   private async admit(entryId: string, signal: AbortSignal): Promise<LocalContainer> {
     const local = this.locals.get(entryId);
     if (local !== undefined) {
-      // A draining container still takes requests routed to it before the proxies heard.
-      if (local.phase === 'ready' || local.phase === 'draining') return local;
+      if (local.phase === 'ready') return local;
+      // A draining container still takes requests routed to it before the proxies heard, for the
+      // grace period; later ones go elsewhere (the proxy retries them).
+      if (local.phase === 'draining') {
+        if (this.deps.clock.now() - (local.drainingSince ?? 0) <= this.s.drainGrace) return local;
+        throw gone(entryId, 'is draining');
+      }
       if (local.phase === 'stopping') throw gone(entryId, 'is being stopped');
     }
     const entry = this.deps.cache.container(entryId) ?? (await this.deps.store.getContainer(entryId));
@@ -241,19 +248,16 @@ export class Dispatcher {
     }
     const local = new LocalContainer(entryId, app.name);
     this.locals.set(entryId, local);
-    // A starting or ready entry that this process is not running is a leftover of an earlier
-    // dispatcher on this host: this process owns the host's entries, so it takes them over.
-    const starting = await store.transitionContainer(entryId, liveStates, 'starting', {
-      startedAt: t0, image: app.image, cpus: app.cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null,
-      lastError: null, lastErrorCode: null, retryAt: null,
-    });
-    if (starting === null) {
-      this.locals.delete(entryId);
-      throw gone(entryId, 'was drained or removed before it could start');
-    }
-    cache.observe(starting);
     const what = `container ${entryId} of app ${app.name} (image ${app.image})`;
     try {
+      // A starting or ready entry that this process is not running is a leftover of an earlier
+      // dispatcher on this host: this process owns the host's entries, so it takes them over.
+      const starting = await store.transitionContainer(entryId, liveStates, 'starting', {
+        startedAt: t0, image: app.image, cpus: app.cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null,
+        lastError: null, lastErrorCode: null, retryAt: null,
+      });
+      if (starting === null) throw gone(entryId, 'was drained or removed before it could start');
+      cache.observe(starting);
       const runtimeId = await runtime.create(this.containerSpec(app, entryId));
       local.runtimeId = runtimeId;
       const info = await runtime.start(runtimeId);
@@ -273,11 +277,7 @@ export class Dispatcher {
       const readyAt = clock.now();
       const expiresAt = expiryOf(readyAt, app.lifespan);
       const ready = await store.transitionContainer(entryId, ['starting'], 'ready', { address, runtimeId, readyAt, expiresAt });
-      if (ready === null) {
-        await this.removeFromEngine(local);
-        this.locals.delete(entryId);
-        throw gone(entryId, 'was drained or removed while it started');
-      }
+      if (ready === null) throw gone(entryId, 'was drained or removed while it started');
       cache.observe(ready);
       local.markReady(address, expiresAt, this.s.containerConnections);
       this.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
@@ -286,38 +286,66 @@ export class Dispatcher {
       return local;
     } catch (err) {
       const fc = toFcError(err);
-      if (fc.code === 'FC_ERR_CONTAINER_GONE') throw fc;
-      await this.removeFromEngine(local);
-      this.locals.delete(entryId);
-      const now = clock.now();
-      const back = await store
-        .transitionContainer(entryId, ['starting'], 'registered', {
-          lastError: fc.message, lastErrorCode: fc.code, retryAt: now + this.s.startBackoff, runtimeId: null, address: null,
-        })
-        .catch((e: unknown) => this.log.error({ err: e }, 'could not record the failed start'));
-      if (back) cache.observe(back);
+      if (fc.code === 'FC_ERR_CONTAINER_GONE') {
+        // Drained or deleted while starting: nothing to record but its end.
+        await this.retire(local, { from: ['starting', 'draining'], to: 'gone' });
+        throw fc;
+      }
+      // The entry stays, with the reason, for ps and for the requests within the back-off.
+      await this.retire(local, {
+        from: ['starting'], to: 'registered',
+        patch: { lastError: fc.message, lastErrorCode: fc.code, retryAt: clock.now() + this.s.startBackoff, runtimeId: null, address: null },
+      });
       this.metrics.coldStarts.inc({ app: app.name, result: fc.code });
       this.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'container start failed');
       throw fc;
     }
   }
 
-  private async removeFromEngine(local: LocalContainer): Promise<void> {
-    await local.closePool();
-    if (local.runtimeId === null) return;
-    await this.deps.runtime.remove(local.runtimeId).catch((err: unknown) => this.log.error({ err, container: local.id }, 'could not remove container'));
+  /**
+   * The one way a container leaves this dispatcher: no new requests, its connections closed, the
+   * container stopped (if asked) and removed, the CMDB told, and only then forgotten here, so that
+   * reconciliation never sees it half-gone. An entry found draining instead (drained meanwhile)
+   * is marked gone: it has no container any more.
+   */
+  private async retire(
+    local: LocalContainer,
+    move: { from: readonly ContainerState[]; to: ContainerState; patch?: ContainerPatch; stop?: boolean },
+  ): Promise<void> {
+    const { store, cache, runtime } = this.deps;
+    local.phase = 'stopping';
+    const runtimeId = local.runtimeId;
+    if (runtimeId !== null && move.stop === true) {
+      await runtime.stop(runtimeId, this.s.stopTimeout).catch((err: unknown) => this.log.warn({ err, container: local.id }, 'stop failed'));
+    }
+    await local.closePool('close');
+    if (runtimeId !== null) {
+      await runtime.remove(runtimeId).catch((err: unknown) => this.log.error({ err, container: local.id }, 'could not remove container'));
+    }
+    try {
+      const next =
+        (await store.transitionContainer(local.id, move.from, move.to, move.patch)) ??
+        (await store.transitionContainer(local.id, ['draining'], 'gone'));
+      if (next !== null) cache.observe(next);
+    } catch (err) {
+      this.log.error({ err, container: local.id }, 'could not record the container\'s end in the CMDB; reconciliation will');
+    }
+    if (this.locals.get(local.id) === local) this.locals.delete(local.id);
   }
 
   /** Drains a container: no new requests, in-flight ones finish (within the timeout), then stop and remove. */
   drain(entryId: string, reason: string): Promise<void> {
     return this.drains.run(entryId, async () => {
-      const { store, cache, runtime, clock } = this.deps;
+      const { store, cache, clock } = this.deps;
       const local = this.locals.get(entryId);
-      if (local === undefined || local.phase === 'starting') {
-        // Not running here (or still starting: the start sees the drain and cleans up itself).
-        if (local === undefined) await store.transitionContainer(entryId, ['draining'], 'gone').then((g) => g && cache.observe(g));
+      if (local === undefined) {
+        // Not running here: a draining entry without a container is simply gone.
+        const g = await store.transitionContainer(entryId, ['draining'], 'gone');
+        if (g) cache.observe(g);
         return;
       }
+      // Still starting: the start sees the entry draining at its end and retires it itself.
+      if (local.phase !== 'ready' && local.phase !== 'draining') return;
       if (local.phase === 'ready') {
         local.phase = 'draining';
         local.drainingSince = clock.now();
@@ -332,15 +360,7 @@ export class Dispatcher {
         if (local.inflight > 0) await Promise.race([local.whenIdle(), clock.sleep(Math.max(1, since + policy.timeoutMs - now))]);
         else await clock.sleep(Math.max(1, since + policy.graceMs - now));
       }
-      local.phase = 'stopping';
-      if (local.runtimeId !== null) await runtime.stop(local.runtimeId, this.s.stopTimeout).catch((err: unknown) => this.log.warn({ err, container: entryId }, 'stop failed'));
-      await this.removeFromEngine(local);
-      this.locals.delete(entryId);
-      const done = await store.transitionContainer(entryId, ['draining', 'ready'], 'gone').catch((err: unknown) => {
-        this.log.error({ err, container: entryId }, 'could not mark the container gone');
-        return null;
-      });
-      if (done) cache.observe(done);
+      await this.retire(local, { from: ['draining', 'ready'], to: 'gone', stop: true });
       this.metrics.drains.inc({ app: local.app, reason });
       this.log.info({ container: entryId, app: local.app, reason, ms: clock.now() - since }, 'container removed');
     });
@@ -361,7 +381,7 @@ export class Dispatcher {
     const local = this.locals.get(id);
     if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
       void this.drain(id, change.op === 'delete' ? 'removed' : 'requested').catch((err: unknown) => this.log.error({ err, container: id }, 'drain failed'));
-    } else if (change.op === 'put' && change.value.state === 'registered' && !this.closed) {
+    } else if (change.op === 'put' && change.value.state === 'registered') {
       this.warmStart(change.value);
     }
   }
@@ -373,7 +393,7 @@ export class Dispatcher {
    * start. Not within the back-off after a failed start.
    */
   private warmStart(entry: ContainerEntry): void {
-    if (this.locals.has(entry.id) || this.starts.has(entry.id) || this.deps.cache.app(entry.app) === undefined) return;
+    if (this.closed || this.locals.has(entry.id) || this.starts.has(entry.id) || this.deps.cache.app(entry.app) === undefined) return;
     if (entry.retryAt !== null && entry.retryAt > this.deps.clock.now()) return;
     void this.ensureStarted(entry.id).catch(() => undefined);
   }
@@ -385,11 +405,29 @@ export class Dispatcher {
       if (app.minContainers === 0) continue;
       const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state)).length;
       if (live < app.minContainers && mine < this.s.hostCapacity) {
-        const { entry, created } = await store.registerContainer(newContainerEntry(app, this.s.hostId, clock.now()), { ifFewerThan: app.minContainers });
+        const fresh = newContainerEntry(app, this.s.hostId, clock.now(), newContainerId(app.name));
+        const { entry, created } = await store.registerContainer(fresh, { ifFewerThan: app.minContainers });
         if (created) cache.observe(entry);
       }
     }
     for (const c of cache.allContainers()) if (c.host === this.s.hostId && c.state === 'registered') this.warmStart(c);
+  }
+
+  /**
+   * Entries on hosts silent for six host timeouts go: those dispatchers are gone for good, and
+   * their entries would hold places under maxContainers forever. Any dispatcher may do this; the
+   * transitions are compare-and-set, so doing it twice is harmless.
+   */
+  private async sweepDeadHosts(): Promise<void> {
+    const { cache, store, clock } = this.deps;
+    for (const hostId of deadHosts(cache.allHosts(), clock.now(), this.s.hostTimeout * 6, this.s.hostId)) {
+      for (const c of cache.allContainers().filter((e) => e.host === hostId)) {
+        const g = await store.transitionContainer(c.id, ['registered', 'starting', 'ready', 'draining'], 'gone', { lastError: `host ${hostId} went silent` });
+        if (g) cache.observe(g);
+      }
+      await store.removeHost(hostId);
+      this.log.warn({ host: hostId }, 'removed a host silent for too long, and its container entries');
+    }
   }
 
   /**
@@ -402,16 +440,12 @@ export class Dispatcher {
     const local = entryId === undefined ? undefined : this.locals.get(entryId);
     if (local === undefined || local.runtimeId !== e.id || local.phase !== 'ready') return;
     this.log.warn({ container: entryId, app: local.app, exitCode: e.exitCode, event: e.type }, 'container died');
-    local.phase = 'stopping';
-    void (async () => {
-      await this.removeFromEngine(local);
-      this.locals.delete(local.id);
-      const gone = await this.deps.store.transitionContainer(local.id, ['ready'], 'gone', {
-        lastError: `the container exited${e.exitCode === null ? '' : ` with code ${e.exitCode}`}`, lastErrorCode: 'FC_ERR_START_FAILED',
-      });
-      if (gone) this.deps.cache.observe(gone);
-      this.metrics.drains.inc({ app: local.app, reason: 'died' });
-    })().catch((err: unknown) => this.log.error({ err }, 'could not clear a dead container'));
+    void this.retireDead(local, `the container exited${e.exitCode === null ? '' : ` with code ${e.exitCode}`}`);
+  }
+
+  private async retireDead(local: LocalContainer, why: string): Promise<void> {
+    await this.retire(local, { from: ['ready', 'draining'], to: 'gone', patch: { lastError: why, lastErrorCode: 'FC_ERR_START_FAILED' } });
+    this.metrics.drains.inc({ app: local.app, reason: 'died' });
   }
 
   private async heartbeat(): Promise<void> {
@@ -426,48 +460,70 @@ export class Dispatcher {
   }
 
   /** Makes the engine and the CMDB agree for this host: adopt, remove orphans, reset or forget entries. */
-  async reconcile(): Promise<void> {
-    const { runtime, store, cache, clock } = this.deps;
-    const [containers, entries] = await Promise.all([runtime.list({ [labelKeys.host]: this.s.hostId }), store.listContainers({ host: this.s.hostId })]);
-    const tracked = new Map([...this.locals].map(([id, l]) => [id, l.runtimeId]));
-    for (const action of planReconcile({ runtime: containers, entries, tracked })) {
-      this.metrics.reconcileActions.inc({ action: action.kind });
-      switch (action.kind) {
-        case 'adopt': {
-          const app = await this.appOf(action.entry.app);
-          const ip = action.container.ip ?? (await runtime.inspect(action.container.id))?.ip ?? null;
-          if (app === null || ip === null) {
-            await runtime.remove(action.container.id);
-            await store.transitionContainer(action.entry.id, ['ready', 'draining'], 'gone');
-            break;
-          }
-          const local = new LocalContainer(action.entry.id, app.name);
-          local.runtimeId = action.container.id;
-          local.markReady(`${ip}:${app.port}`, action.entry.expiresAt ?? expiryOf(clock.now(), app.lifespan), this.s.containerConnections);
-          this.locals.set(action.entry.id, local);
-          this.log.info({ container: action.entry.id, app: app.name, address: local.address }, 'adopted running container');
-          if (action.entry.state === 'draining') void this.drain(action.entry.id, 'requested').catch(() => undefined);
-          break;
-        }
-        case 'remove':
-          this.log.info({ runtimeId: action.container.id.slice(0, 12), name: action.container.name, reason: action.reason }, 'removing orphan container');
-          await runtime.remove(action.container.id);
-          break;
-        case 'reset': {
-          const reset = await store.transitionContainer(action.entry.id, [action.entry.state], 'registered', {
-            address: null, runtimeId: null, startedAt: null, readyAt: null, expiresAt: null,
-          });
-          if (reset) cache.observe(reset);
-          break;
-        }
-        case 'forget': {
-          const g = await store.transitionContainer(action.entry.id, ['draining'], 'gone');
-          if (g) cache.observe(g);
-          break;
+  reconcile(): Promise<void> {
+    return this.reconciling.run('host', async () => {
+      const { runtime, store } = this.deps;
+      const [containers, entries] = await Promise.all([runtime.list({ [labelKeys.host]: this.s.hostId }), store.listContainers({ host: this.s.hostId })]);
+      // Containers being started or retired are in flux: reconciliation leaves them alone.
+      const tracked = new Map([...this.locals].map(([id, l]) => [id, l.phase === 'ready' || l.phase === 'draining' ? l.runtimeId : null]));
+      for (const action of planReconcile({ runtime: containers, entries, tracked })) {
+        this.metrics.reconcileActions.inc({ action: action.kind });
+        try {
+          await this.applyReconcile(action);
+        } catch (err) {
+          this.log.error({ err, action: action.kind }, 'a reconcile action failed; the next pass tries again');
         }
       }
+      await this.sweepDeadHosts();
+      await this.ensureMinimum();
+    });
+  }
+
+  private async applyReconcile(action: ReconcileAction): Promise<void> {
+    const { runtime, store, cache, clock } = this.deps;
+    switch (action.kind) {
+      case 'adopt': {
+        const app = await this.appOf(action.entry.app);
+        const ip = action.container.ip ?? (await runtime.inspect(action.container.id))?.ip ?? null;
+        if (app === null || ip === null) {
+          await runtime.remove(action.container.id);
+          const g = await store.transitionContainer(action.entry.id, ['ready', 'draining'], 'gone');
+          if (g) cache.observe(g);
+          return;
+        }
+        const local = new LocalContainer(action.entry.id, app.name);
+        local.runtimeId = action.container.id;
+        local.markReady(`${ip}:${app.port}`, action.entry.expiresAt ?? expiryOf(clock.now(), app.lifespan), this.s.containerConnections);
+        this.locals.set(action.entry.id, local);
+        this.log.info({ container: action.entry.id, app: app.name, address: local.address }, 'adopted running container');
+        if (action.entry.state === 'draining') void this.drain(action.entry.id, 'requested').catch(() => undefined);
+        return;
+      }
+      case 'remove':
+        this.log.info({ runtimeId: action.container.id.slice(0, 12), name: action.container.name, reason: action.reason }, 'removing orphan container');
+        await runtime.remove(action.container.id);
+        return;
+      case 'reset': {
+        const reset = await store.transitionContainer(action.entry.id, [action.entry.state], 'registered', {
+          address: null, runtimeId: null, startedAt: null, readyAt: null, expiresAt: null,
+        });
+        if (reset) cache.observe(reset);
+        return;
+      }
+      case 'forget': {
+        const g = await store.transitionContainer(action.entry.id, ['draining'], 'gone');
+        if (g) cache.observe(g);
+        return;
+      }
+      case 'lost': {
+        const local = this.locals.get(action.entryId);
+        if (local !== undefined && (local.phase === 'ready' || local.phase === 'draining')) {
+          this.log.warn({ container: local.id, app: local.app }, 'container is no longer running');
+          await this.retireDead(local, 'the container stopped running');
+        }
+        return;
+      }
     }
-    await this.ensureMinimum();
   }
 
   private async serveOwn(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -497,26 +553,37 @@ export class Dispatcher {
    * could adopt the containers later.
    */
   async removeAll(): Promise<void> {
-    const { runtime, store } = this.deps;
+    this.closed = true;
+    // Starts under way finish (or fail) first, so that none leaves a container behind.
+    await Promise.allSettled([...this.locals.keys()].map((id) => this.starts.has(id) ? this.ensureStarted(id) : Promise.resolve()));
     await Promise.all(
       [...this.locals.values()].map(async (local) => {
         await Promise.race([local.whenIdle(), this.deps.clock.sleep(this.s.drainTimeout)]);
-        local.phase = 'stopping';
-        if (local.runtimeId !== null) await runtime.stop(local.runtimeId, this.s.stopTimeout).catch(() => undefined);
-        await this.removeFromEngine(local);
-        this.locals.delete(local.id);
-        await store.transitionContainer(local.id, liveStates.concat('draining'), 'gone').catch(() => undefined);
+        await this.retire(local, { from: ['ready', 'draining', 'starting'], to: 'gone', stop: true });
       }),
     );
   }
 
-  /** Stops the loops and closes the pools; the containers keep running and are adopted at the next start. */
-  async close(): Promise<void> {
+  private stopLoops(): void {
     this.closed = true;
     for (const t of this.timers) t.cancel();
     this.timers = [];
     this.unwatch?.();
     this.deps.cache.off('change', this.onChange);
-    await Promise.all([...this.locals.values()].map((l) => l.closePool()));
+  }
+
+  /**
+   * Stops the loops and closes the connections to the containers once their requests are done;
+   * the containers keep running and are adopted at the next start.
+   */
+  async close(): Promise<void> {
+    this.stopLoops();
+    await Promise.all([...this.locals.values()].map((l) => l.closePool('close')));
+  }
+
+  /** Stops the loops and cuts the connections to the containers at once. */
+  async destroy(): Promise<void> {
+    this.stopLoops();
+    await Promise.all([...this.locals.values()].map((l) => l.closePool('destroy')));
   }
 }

@@ -21,7 +21,7 @@ export type DispatcherConfig = Pick<
   Config,
   | 'dispatcherPort' | 'listenHost' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
-  | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork'
+  | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
 >;
 
 export interface DispatcherRole {
@@ -62,7 +62,7 @@ export async function startDispatcher(
     },
     async destroy() {
       await listening.destroy();
-      await dispatcher.close();
+      await dispatcher.destroy();
       await runtime.close();
     },
   };

@@ -42,9 +42,10 @@ export class LocalContainer {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  async closePool(): Promise<void> {
+  /** Closes the connections to the container: after in-flight requests (close) or at once (destroy). */
+  async closePool(how: 'close' | 'destroy'): Promise<void> {
     const pool = this.pool;
     this.pool = null;
-    if (pool !== null) await pool.destroy().catch(() => undefined);
+    if (pool !== null) await (how === 'close' ? pool.close() : pool.destroy()).catch(() => undefined);
   }
 }

@@ -1,8 +1,9 @@
 // Reconciliation of this host's engine with the CMDB, at start and every so often. Pure: given
 // the engine's labelled containers, the CMDB's entries for this host and what the dispatcher is
-// itself tracking, it says what to adopt, remove, reset or forget.
+// itself tracking, it says what to adopt, remove, reset, forget or give up as lost. Also which
+// hosts have been silent so long that their entries should go.
 
-import type { ContainerEntry } from '../cmdb/types.js';
+import type { ComputeHost, ContainerEntry } from '../cmdb/types.js';
 import { labelKeys, type RuntimeContainer } from './container-runtime.js';
 
 export type ReconcileAction =
@@ -13,13 +14,18 @@ export type ReconcileAction =
   /** An entry that says starting/ready but has no container here: back to registered, to start on demand. */
   | { kind: 'reset'; entry: ContainerEntry }
   /** A draining entry whose container is already gone: mark it gone. */
-  | { kind: 'forget'; entry: ContainerEntry };
+  | { kind: 'forget'; entry: ContainerEntry }
+  /** A container the dispatcher serves from that is no longer running (its death went unseen). */
+  | { kind: 'lost'; entryId: string };
 
 export interface ReconcileInput {
   runtime: readonly RuntimeContainer[];
   /** The CMDB's entries placed on this host. */
   entries: readonly ContainerEntry[];
-  /** Entry ids the dispatcher tracks, with the engine id of their container (null while it is created). */
+  /**
+   * Entry ids the dispatcher tracks, with the engine id of the container it serves them from; null
+   * while that is in flux (being created, started or removed), which reconciliation leaves alone.
+   */
   tracked: ReadonlyMap<string, string | null>;
 }
 
@@ -54,10 +60,24 @@ export function planReconcile(input: ReconcileInput): ReconcileAction[] {
       actions.push({ kind: 'remove', container, reason });
     }
   }
+  const running = new Set(input.runtime.filter((c) => c.running).map((c) => c.id));
+  for (const [entryId, runtimeId] of input.tracked) {
+    if (runtimeId !== null && !running.has(runtimeId)) actions.push({ kind: 'lost', entryId });
+  }
   for (const entry of input.entries) {
     if (input.tracked.has(entry.id) || covered.has(entry.id)) continue;
     if (entry.state === 'starting' || entry.state === 'ready') actions.push({ kind: 'reset', entry });
     else if (entry.state === 'draining') actions.push({ kind: 'forget', entry });
   }
   return actions;
+}
+
+/**
+ * Hosts silent for longer than `deadAfterMs`: their dispatchers are gone for good (a restart
+ * heartbeats again within seconds), so their entries only hold places under maxContainers.
+ */
+export function deadHosts(hosts: Iterable<ComputeHost>, now: number, deadAfterMs: number, self: string): string[] {
+  const dead: string[] = [];
+  for (const h of hosts) if (h.id !== self && now - h.heartbeatAt > deadAfterMs) dead.push(h.id);
+  return dead;
 }

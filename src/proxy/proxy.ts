@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import type { CmdbCache } from '../cmdb/cache.js';
-import { chooseHost, isHostLive, newContainerEntry } from '../cmdb/placement.js';
+import { chooseHost, isHostLive, newContainerEntry, newContainerId } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError, toFcError } from '../shared/errors.js';
@@ -41,6 +41,8 @@ const untrusted = (name: string) =>
 
 /** Sends to at most this many containers before giving up on a request. */
 const MAX_ATTEMPTS = 3;
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** How long a host name the CMDB did not know is answered 404 without asking it again. */
 const UNKNOWN_HOST_TTL_MS = 1000;
@@ -123,7 +125,10 @@ export class UserProxy {
 
   private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse): Promise<number> {
     const { cache, clock } = this.deps;
+    // A container gone before the dispatcher forwarded: any request without a body may go elsewhere.
     const retryable = !hasBody(req);
+    // A failed connection may have failed after the request reached the app: only safe methods.
+    const safe = retryable && SAFE_METHODS.has(req.method ?? '');
     const tried = new Set<string>();
     const now = clock.now();
     const usable = (e: ContainerEntry) => {
@@ -155,7 +160,7 @@ export class UserProxy {
         if (!result.retry) return result.status;
         this.metrics.retries.inc({ reason: 'container-gone' });
       } catch (err) {
-        if (last || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM') throw err;
+        if (last || !safe || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM') throw err;
         this.metrics.retries.inc({ reason: 'upstream-failed' });
         this.deps.logger.warn({ err: err.message, container: entry.id }, 'dispatcher failed; trying another container');
       }
@@ -176,7 +181,15 @@ export class UserProxy {
         throw new FcError('FC_ERR_NO_COMPUTE_HOST', `no dispatcher has sent a heartbeat in the last ${this.s.hostTimeout} ms (or all are full), so app "${app.name}" has nowhere to run`, { app: app.name }, { retryAfter: 5 });
       }
       const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id)).length;
-      const { entry, created } = await store.registerContainer(newContainerEntry(app, host.id, now), { ifFewerThan: live + 1 });
+      let registered;
+      try {
+        registered = await store.registerContainer(newContainerEntry(app, host.id, now, newContainerId(app.name)), { ifFewerThan: live + 1 });
+      } catch (err) {
+        if (!(err instanceof FcError) || err.code !== 'FC_ERR_MAX_CONTAINERS') throw err;
+        // To the tenant's visitor this is the system's trouble, not a conflict of theirs.
+        throw new FcError('FC_ERR_APP_AT_CAPACITY', `none of app "${app.name}"'s containers can take the request and it already has maxContainers (${app.maxContainers}) entries`, { app: app.name }, { retryAfter: 5 });
+      }
+      const { entry, created } = registered;
       cache.observe(entry);
       if (created) {
         this.metrics.registrations.inc({ app: app.name });

@@ -165,8 +165,8 @@ export const options = {
     ...duration(100, 60_000),
   },
   hostTimeout: {
-    env: 'FC_HOST_TIMEOUT', flag: 'host-timeout', default: 10_000, roles: ['proxy', 'coreapi'],
-    doc: 'A host whose last heartbeat is older than this gets no new containers.',
+    env: 'FC_HOST_TIMEOUT', flag: 'host-timeout', default: 10_000, roles: ['proxy', 'dispatcher', 'coreapi'],
+    doc: 'A host whose last heartbeat is older than this gets no new containers; after six times this, its container entries are removed.',
     ...duration(1000, 600_000),
   },
   startTimeout: {

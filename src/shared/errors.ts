@@ -23,6 +23,12 @@ export const errorCatalog = {
     retryable: false,
     description: 'The request body is not a JSON object.',
   },
+  FC_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    title: 'Body too large',
+    retryable: false,
+    description: 'A CoreAPI request body is over 1 MiB.',
+  },
   FC_ERR_UNAUTHORIZED: {
     status: 401,
     title: 'Unauthorized',
@@ -77,6 +83,12 @@ export const errorCatalog = {
     retryable: false,
     description: 'The proxy has no app for the request\'s Host header.',
   },
+  FC_ERR_APP_AT_CAPACITY: {
+    status: 503,
+    title: 'App at capacity',
+    retryable: true,
+    description: 'The proxy found none of the app\'s containers usable and cannot add one: the app already has maxContainers entries (some on hosts that went silent, which are removed after six host timeouts).',
+  },
   FC_ERR_NO_COMPUTE_HOST: {
     status: 503,
     title: 'No compute host',
@@ -118,6 +130,12 @@ export const errorCatalog = {
     title: 'Bad gateway',
     retryable: true,
     description: 'The connection to the dispatcher or the container failed mid-request.',
+  },
+  FC_ERR_ENGINE: {
+    status: 503,
+    title: 'Container engine failed',
+    retryable: true,
+    description: 'The container engine (Docker) failed or did not answer in time.',
   },
   FC_ERR_STORE_UNAVAILABLE: {
     status: 503,
@@ -196,10 +214,6 @@ export function invalidFields(problems: FieldProblem[]): FcError {
 
 export function describeFieldProblem(p: FieldProblem): string {
   return `${p.field}: ${JSON.stringify(p.value) ?? 'undefined'} is not allowed (allowed: ${p.allowed})`;
-}
-
-export function isFcError(err: unknown): err is FcError {
-  return err instanceof FcError;
 }
 
 /** Wraps anything thrown into an FcError so every exit point can answer the same way. */

@@ -18,6 +18,8 @@ export function hasBody(req: IncomingMessage): boolean {
 /**
  * The request's headers as a flat [name, value, ...] list for upstream: hop-by-hop headers and
  * those `drop` refuses are left out, `add` is appended. Names keep the client's spelling.
+ * `Expect: 100-continue` stops here: Node's server has already told the client to go on, and
+ * undici refuses to send it.
  */
 export function upstreamRequestHeaders(req: IncomingMessage, drop: (lowerName: string) => boolean, add: readonly string[]): string[] {
   const raw = req.rawHeaders;
@@ -26,7 +28,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, drop: (lowerName: s
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
-    if (isHopByHop(lower, tokens) || drop(lower)) continue;
+    if (isHopByHop(lower, tokens) || lower === 'expect' || drop(lower)) continue;
     out.push(name, raw[i + 1] as string);
   }
   for (const h of add) out.push(h);

@@ -37,7 +37,7 @@ export async function readJsonBody(req: IncomingMessage, limitBytes = 1 << 20): 
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
     if (size > limitBytes) {
-      throw new FcError('FC_ERR_INVALID_JSON', `request body is larger than ${limitBytes} bytes`, { limit: limitBytes });
+      throw new FcError('FC_ERR_BODY_TOO_LARGE', `request body is larger than ${limitBytes} bytes`, { limit: limitBytes });
     }
     chunks.push(chunk as Buffer);
   }

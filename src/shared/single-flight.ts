@@ -22,7 +22,4 @@ export class SingleFlight<K, V> {
     return this.running.has(key);
   }
 
-  get size(): number {
-    return this.running.size;
-  }
 }

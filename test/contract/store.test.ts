@@ -143,6 +143,14 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       expect((await store.registerContainer(newContainer('a'), { ifFewerThan: 2 })).created).toBe(true);
     });
 
+    it('with ifFewerThan returns the oldest of equally ranked entries', async () => {
+      await store.registerContainer(newContainer('a', { createdAt: 50 }));
+      const oldest = (await store.registerContainer(newContainer('a', { createdAt: 10 }))).entry;
+      for (let i = 0; i < 5; i++) {
+        expect((await store.registerContainer(newContainer('a'), { ifFewerThan: 1 })).entry.id).toBe(oldest.id);
+      }
+    });
+
     it('creates exactly one entry when many register with ifFewerThan 1 at once', async () => {
       const results = await Promise.all(Array.from({ length: 20 }, () => store.registerContainer(newContainer('a'), { ifFewerThan: 1 })));
       expect(results.filter((r) => r.created)).toHaveLength(1);

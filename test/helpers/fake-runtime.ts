@@ -139,11 +139,12 @@ export class FakeRuntime implements ContainerRuntime {
     return () => this.watchers.delete(w);
   }
 
-  /** The app inside dies on its own, as a crash would. */
-  crash(id: string, code = 1): void {
+  /** The app inside dies on its own, as a crash would; `silent` loses the engine's event. */
+  crash(id: string, code = 1, options: { silent?: boolean } = {}): void {
     const c = this.containers.get(id);
     if (c === undefined) return;
     this.halt(c, code);
+    if (options.silent === true) return;
     for (const w of this.watchers) {
       if (Object.entries(w.labels).every(([k, v]) => c.spec.labels[k] === v)) w.onEvent({ type: 'die', id, labels: c.spec.labels, exitCode: code });
     }

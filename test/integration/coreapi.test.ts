@@ -98,6 +98,21 @@ describe('invalid app specs get 400 naming the field, the value and what is allo
     expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual(['port', 'cpus']);
   });
 
+  it('answers 413 for a body over 1 MiB, and 400 for odd bodies and paths', async () => {
+    const auth = { authorization: 'Bearer test-token-0123456789abcdef', 'content-type': 'application/json' };
+    const big = await raw('POST', '/v1/apps', JSON.stringify({ name: 'a', pad: 'x'.repeat(1_100_000) }), auth);
+    expect(big.status).toBe(413);
+    expect(big.body.code).toBe('FC_ERR_BODY_TOO_LARGE');
+    await t.api('POST', '/v1/apps', { name: 'odd', hostnames: ['odd.test'], image: 'x' });
+    const nullBody = await raw('POST', '/v1/apps/odd/containers', 'null', auth);
+    expect(nullBody.status).toBe(400);
+    expect(nullBody.body.field).toBe('(body)');
+    const badPath = await raw('GET', '/v1/apps/%E0%A4%A', undefined);
+    expect(badPath.status).toBe(400);
+    expect(badPath.body.field).toBe('name');
+    await t.api('DELETE', '/v1/apps/odd');
+  });
+
   it('says when the body is not JSON', async () => {
     const res = await raw('POST', '/v1/apps', '{"name":', { authorization: 'Bearer test-token-0123456789abcdef', 'content-type': 'application/json' });
     expect(res.status).toBe(400);

@@ -4,6 +4,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { newContainer } from '../helpers/specs.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -108,6 +109,31 @@ describe('failed starts', () => {
       return r.status === 200 ? r.body : undefined;
     }, { what: 'a new container' });
     expect(second).not.toBe(first);
+  });
+});
+
+describe('reconciliation', () => {
+  it('gives up a container that stopped without the engine saying so', async () => {
+    const s = await stack();
+    await app(s, { name: 'quiet', hostnames: ['quiet.test'] });
+    await s.get('quiet.test');
+    const [c] = running();
+    runtime.crash(c!.id, 1, { silent: true });
+    await eventually(async () => (await s.api('GET', '/v1/apps/quiet/containers')).body.containers.length === 0, { timeout: 5000, what: 'the entry to go' });
+    expect((await s.get('quiet.test')).status).toBe(200);
+  });
+
+  it('removes the entries of a host silent for six host timeouts, and the host', async () => {
+    const s = await stack({ FC_HOST_TIMEOUT: '1s' });
+    await app(s, { name: 'stranded', hostnames: ['stranded.test'] });
+    const long = Date.now() - 60_000;
+    await s.stack.store.heartbeatHost({ id: 'ghost', dispatcherUrl: 'http://127.0.0.1:1', capacity: 5, startedAt: long, heartbeatAt: long });
+    // The CoreAPI places nothing on a silent host; the entry is what that host left behind.
+    expect((await s.api('POST', '/v1/apps/stranded/containers', { host: 'ghost' })).body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: 'host' });
+    await s.stack.store.registerContainer(newContainer('stranded', { id: 'stranded-ghost1', host: 'ghost', state: 'ready', address: '10.9.9.9:8080', createdAt: long }));
+    await eventually(async () => (await s.api('GET', '/v1/containers/stranded-ghost1')).status === 404, { timeout: 5000, what: 'the stranded entry to go' });
+    const hosts = (await s.api('GET', '/v1/hosts')).body.hosts.map((h: { id: string }) => h.id);
+    expect(hosts).toEqual([s.hostId]);
   });
 });
 

@@ -144,6 +144,31 @@ describe('routing and registration', () => {
   });
 });
 
+describe('when a dispatcher cannot be reached', () => {
+  it('sends a GET to another container, but not a POST that may have reached the app', async () => {
+    await store.createApp(appSpec({ name: 'flaky', hostnames: ['flaky.test'] }), Date.now());
+    await store.heartbeatHost({ id: 'hdead', dispatcherUrl: 'http://127.0.0.1:1', capacity: 10, startedAt: Date.now(), heartbeatAt: Date.now() });
+    const dead = (await store.registerContainer(newContainer('flaky', { host: 'hdead', state: 'ready', createdAt: 1 }))).entry;
+    const alive = (await store.registerContainer(newContainer('flaky', { host: 'h1', state: 'ready', createdAt: 2 }))).entry;
+    await eventually(() => cache.container(alive.id) && cache.container(dead.id) && cache.host('hdead'));
+    // Always the first ready entry: the one on the unreachable host.
+    const firstPick = new UserProxy({ store, cache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy') }, { hostTimeout: 10_000, upstreamConnections: 4 });
+    Object.assign(firstPick, { random: () => 0 });
+    const server = await listen(firstPick.handle, 0, '127.0.0.1');
+    try {
+      const getRes = await request(`${server.url}/`, { headers: { host: 'flaky.test' } });
+      expect(getRes.statusCode).toBe(200);
+      expect(await getRes.body.text()).toBe(`served by ${alive.id}`);
+      const postRes = await request(`${server.url}/`, { method: 'POST', headers: { host: 'flaky.test' } });
+      expect(postRes.statusCode).toBe(502);
+      expect(JSON.parse(await postRes.body.text()).code).toBe('FC_ERR_UPSTREAM');
+    } finally {
+      await server.destroy();
+      await firstPick.destroy();
+    }
+  });
+});
+
 describe('headers', () => {
   it('sets X-Forwarded-* itself, never trusting the client\'s, and keeps internal headers out', async () => {
     await get('Site.Test:8080', '/', {
@@ -183,6 +208,20 @@ describe('headers', () => {
     expect(res.headers['x-upstream-hop']).toBeUndefined();
     expect(res.headers['keep-alive']).not.toBe('timeout=5');
     expect(res.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+  });
+
+  it('passes bodies sent with Expect: 100-continue', async () => {
+    const body = 'y'.repeat(50_000);
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request(`${proxyServer.url}/upload`, { method: 'POST', headers: { host: 'site.test', expect: '100-continue', 'content-length': body.length } }, resolve);
+      req.once('continue', () => req.end(body));
+      req.once('error', reject);
+    });
+    res.resume();
+    await new Promise((resolve) => res.once('end', resolve));
+    expect(res.statusCode).toBe(200);
+    expect(seen[0]?.body).toBe(body);
+    expect(seen[0]?.headers.expect).toBeUndefined();
   });
 
   it('streams request bodies through', async () => {

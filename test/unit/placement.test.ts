@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseHost, newContainerEntry } from '../../src/cmdb/placement.js';
+import { chooseHost, newContainerEntry, newContainerId } from '../../src/cmdb/placement.js';
 import type { ComputeHost, ContainerEntry } from '../../src/cmdb/types.js';
 import { appSpec, newContainer } from '../helpers/specs.js';
 
@@ -35,9 +35,9 @@ describe('chooseHost', () => {
 describe('newContainerEntry', () => {
   it('starts registered, with the app\'s image and cpus, and an id naming the app', () => {
     const app = { ...appSpec({ name: 'blog', cpus: 0.3 }), rev: 1, createdAt: 0, updatedAt: 0 };
-    const e = newContainerEntry(app, 'h1', NOW);
-    expect(e).toMatchObject({ app: 'blog', host: 'h1', state: 'registered', image: 'fastcontainer/hello', cpus: 0.3, createdAt: NOW, address: null });
-    expect(e.id).toMatch(/^blog-[0-9a-f]{8}$/);
-    expect(newContainerEntry(app, 'h1', NOW).id).not.toBe(e.id);
+    const e = newContainerEntry(app, 'h1', NOW, 'blog-1');
+    expect(e).toMatchObject({ id: 'blog-1', app: 'blog', host: 'h1', state: 'registered', image: 'fastcontainer/hello', cpus: 0.3, createdAt: NOW, address: null });
+    expect(newContainerId('blog')).toMatch(/^blog-[0-9a-f]{8}$/);
+    expect(newContainerId('blog')).not.toBe(newContainerId('blog'));
   });
 });

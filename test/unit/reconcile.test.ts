@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainerEntry, ContainerState } from '../../src/cmdb/types.js';
 import { labelKeys, type RuntimeContainer } from '../../src/dispatcher/container-runtime.js';
-import { planReconcile, type ReconcileAction } from '../../src/dispatcher/reconcile.js';
+import { deadHosts, planReconcile, type ReconcileAction } from '../../src/dispatcher/reconcile.js';
 import { newContainer } from '../helpers/specs.js';
 
 const entry = (id: string, state: ContainerState, runtimeId: string | null = null): ContainerEntry => ({ ...newContainer('a', { id, state, runtimeId }), rev: 1 });
@@ -9,7 +9,9 @@ const container = (id: string, entryId: string, running = true): RuntimeContaine
   id, name: `fc-${entryId}`, labels: { [labelKeys.container]: entryId }, running, ip: '10.0.0.2', exitCode: running ? null : 0,
 });
 const summary = (actions: ReconcileAction[]) =>
-  actions.map((a) => (a.kind === 'adopt' ? `adopt ${a.entry.id}` : a.kind === 'remove' ? `remove ${a.container.id}` : `${a.kind} ${a.entry.id}`));
+  actions.map((a) =>
+    a.kind === 'adopt' ? `adopt ${a.entry.id}` : a.kind === 'remove' ? `remove ${a.container.id}` : a.kind === 'lost' ? `lost ${a.entryId}` : `${a.kind} ${a.entry.id}`,
+  );
 
 describe('planReconcile', () => {
   it('adopts running containers of ready and draining entries', () => {
@@ -39,6 +41,15 @@ describe('planReconcile', () => {
     expect(summary(actions)).toEqual(['remove old']);
   });
 
+  it('gives up tracked containers that stopped running or vanished, but not those in flux', () => {
+    const actions = planReconcile({
+      runtime: [container('r1', 'e1', false), container('r3', 'e3', false)],
+      entries: [entry('e1', 'ready', 'r1'), entry('e2', 'ready', 'r2'), entry('e3', 'starting')],
+      tracked: new Map<string, string | null>([['e1', 'r1'], ['e2', 'r2'], ['e3', null]]),
+    });
+    expect(summary(actions)).toEqual(['lost e1', 'lost e2']);
+  });
+
   it('adopts one container per entry and removes a second one', () => {
     const actions = planReconcile({
       runtime: [container('r1', 'e1'), container('r2', 'e1')],
@@ -46,5 +57,12 @@ describe('planReconcile', () => {
       tracked: new Map(),
     });
     expect(summary(actions)).toEqual(['adopt e1', 'remove r2']);
+  });
+});
+
+describe('deadHosts', () => {
+  const host = (id: string, heartbeatAt: number) => ({ id, dispatcherUrl: '', capacity: 1, startedAt: 0, heartbeatAt, rev: 1 });
+  it('names hosts silent for longer than the limit, never this one', () => {
+    expect(deadHosts([host('old', 0), host('fresh', 59_000), host('self', 0)], 61_000, 60_000, 'self')).toEqual(['old']);
   });
 });

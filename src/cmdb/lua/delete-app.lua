@@ -44,6 +44,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
     end
   else
     redis.call('SREM', KEYS[5], id)
+    redis.call('SREM', KEYS[6], id)
   end
 end
 redis.call('DEL', KEYS[1])

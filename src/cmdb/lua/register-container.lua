@@ -25,16 +25,19 @@ if not appjs then
 end
 local app = cjson.decode(appjs)
 local live = 0
-local best, bestRank = nil, 99
+local best, bestRank, bestCreated = nil, 99, nil
 local rank = { ready = 1, starting = 2, registered = 3 }
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local cjs = redis.call('GET', ARGV[4] .. id)
   if cjs then
-    local state = cjson.decode(cjs).state
-    local r = rank[state]
+    local c = cjson.decode(cjs)
+    local r = rank[c.state]
     if r then
       live = live + 1
-      if r < bestRank then best, bestRank = cjs, r end
+      -- Ready first, then starting, then registered; the oldest among equals.
+      if r < bestRank or (r == bestRank and c.createdAt < bestCreated) then
+        best, bestRank, bestCreated = cjs, r, c.createdAt
+      end
     end
   end
 end

@@ -9,6 +9,9 @@ import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } 
 /** CFS period; the quota is cpus times this. */
 const CPU_PERIOD_US = 100_000;
 
+/** Longest wait for one engine call (the event stream has none). */
+const ENGINE_TIMEOUT_MS = 60_000;
+
 export interface DockerRuntimeOptions {
   /** DOCKER_HOST form: unix:///var/run/docker.sock or tcp://host:2375. */
   dockerHost: string;
@@ -36,6 +39,11 @@ function isStatus(err: unknown, ...codes: number[]): boolean {
   return codes.includes((err as DockerError).statusCode ?? 0);
 }
 
+/** An engine failure with a stable code, for callers that answer HTTP requests. */
+function engineError(what: string, err: unknown): FcError {
+  return new FcError('FC_ERR_ENGINE', `Docker failed to ${what}: ${engineMessage(err)}`, {}, { cause: err, retryAfter: 5 });
+}
+
 /** Docker's log stream for a container without a TTY: frames of an 8-byte header and a payload. */
 export function demuxLogs(buf: Buffer): string {
   const out: Buffer[] = [];
@@ -51,10 +59,13 @@ export function demuxLogs(buf: Buffer): string {
 export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker';
   private readonly docker: Docker;
+  /** A second client without a timeout, for the long-lived event stream. */
+  private readonly events: Docker;
   private readonly watchers = new Set<NodeJS.ReadableStream>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
-    this.docker = new Docker(dockerConnection(options.dockerHost));
+    this.docker = new Docker({ ...dockerConnection(options.dockerHost), timeout: ENGINE_TIMEOUT_MS });
+    this.events = new Docker(dockerConnection(options.dockerHost));
   }
 
   async ping(): Promise<void> {
@@ -129,15 +140,16 @@ export class DockerRuntime implements ContainerRuntime {
       };
     } catch (err) {
       if (isStatus(err, 404)) return null;
-      throw err;
+      throw engineError(`inspect container ${id.slice(0, 12)}`, err);
     }
   }
 
   async list(labels: Record<string, string>): Promise<RuntimeContainer[]> {
-    const rows = await this.docker.listContainers({
-      all: true,
-      filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
-    });
+    const rows = await this.docker
+      .listContainers({ all: true, filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } })
+      .catch((err: unknown) => {
+        throw engineError('list containers', err);
+      });
     return rows.map((r) => {
       const networks = (r.NetworkSettings?.Networks ?? {}) as Record<string, { IPAddress?: string }>;
       const ip = networks[this.options.network]?.IPAddress ?? '';
@@ -156,7 +168,7 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       await this.docker.getContainer(id).stop({ t: Math.ceil(timeoutMs / 1000) });
     } catch (err) {
-      if (!isStatus(err, 304, 404)) throw err;
+      if (!isStatus(err, 304, 404)) throw engineError(`stop container ${id.slice(0, 12)}`, err);
     }
   }
 
@@ -165,12 +177,17 @@ export class DockerRuntime implements ContainerRuntime {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
       // 409: removal already in progress.
-      if (!isStatus(err, 404, 409)) throw err;
+      if (!isStatus(err, 404, 409)) throw engineError(`remove container ${id.slice(0, 12)}`, err);
     }
   }
 
   async update(id: string, change: { cpus: number }): Promise<void> {
-    await this.docker.getContainer(id).update({ CpuPeriod: CPU_PERIOD_US, CpuQuota: Math.round(change.cpus * CPU_PERIOD_US) });
+    await this.docker
+      .getContainer(id)
+      .update({ CpuPeriod: CPU_PERIOD_US, CpuQuota: Math.round(change.cpus * CPU_PERIOD_US) })
+      .catch((err: unknown) => {
+        throw engineError(`change the CPU quota of container ${id.slice(0, 12)}`, err);
+      });
   }
 
   async logs(id: string, tail: number): Promise<string> {
@@ -185,10 +202,15 @@ export class DockerRuntime implements ContainerRuntime {
   watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void {
     let stopped = false;
     let stream: NodeJS.ReadableStream | undefined;
+    // After a dropped stream, ask again from the last event seen, so that none is missed.
+    let since: number | undefined;
     const connect = () => {
       if (stopped) return;
-      this.docker.getEvents(
-        { filters: { type: ['container'], event: ['die', 'oom'], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } },
+      this.events.getEvents(
+        {
+          ...(since === undefined ? {} : { since }),
+          filters: { type: ['container'], event: ['die', 'oom'], label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+        },
         (err, s) => {
           if (err !== null || s === undefined) {
             setTimeout(connect, 1000).unref();
@@ -205,7 +227,8 @@ export class DockerRuntime implements ContainerRuntime {
               buffered = buffered.slice(nl + 1);
               if (line === '') continue;
               try {
-                const e = JSON.parse(line) as { status?: string; Action?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+                const e = JSON.parse(line) as { status?: string; Action?: string; id?: string; time?: number; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+                if (e.time !== undefined) since = e.time;
                 const attributes = e.Actor?.Attributes ?? {};
                 const { exitCode, ...rest } = attributes;
                 onEvent({
@@ -227,6 +250,7 @@ export class DockerRuntime implements ContainerRuntime {
         },
       );
     };
+    since = Math.floor(Date.now() / 1000);
     connect();
     return () => {
       stopped = true;
