@@ -2,7 +2,7 @@
 // compute hosts. Scale-out places the second container on the other host, and both serve.
 
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -67,6 +67,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await run('bash', [path.join(repo, 'compose/cluster.sh'), 'down'], { env: env() });
+  rmSync(path.join(repo, '.state', name), { recursive: true, force: true });
 });
 
 describe('a cluster of separate processes on one Redis', () => {
