@@ -71,7 +71,8 @@ export class UserProxy {
     let app: App | undefined;
     let status: number;
     try {
-      app = host === undefined ? undefined : await this.appFor(host);
+      // The cache answers almost always; only a miss waits on the CMDB.
+      app = host === undefined ? undefined : (this.deps.cache.appForHostname(host) ?? (await this.appFor(host)));
       if (app === undefined) {
         if (await this.serveOwn(req, res)) return;
         throw new FcError(
@@ -92,13 +93,11 @@ export class UserProxy {
   }
 
   /**
-   * The app for a host name: from the cache, or, when the cache does not know it, from the CMDB
-   * itself, since an app created a moment ago may not have reached the cache yet. What the CMDB
-   * does not know either is remembered for a second, so unknown names cost it little.
+   * The app for a host name the cache does not know: from the CMDB itself, since an app created a
+   * moment ago may not have reached the cache yet. What the CMDB does not know either is
+   * remembered for a second, so unknown names cost it little.
    */
   private async appFor(host: string): Promise<App | undefined> {
-    const cached = this.deps.cache.appForHostname(host);
-    if (cached !== undefined) return cached;
     const now = this.deps.clock.now();
     if ((this.unknownHosts.get(host) ?? 0) > now) return undefined;
     const app = await this.lookups.run(host, () => this.deps.store.appForHostname(host));
