@@ -257,11 +257,6 @@ export interface ConfigSources {
   flags?: Record<string, string | boolean | undefined>;
 }
 
-/** The option keys one or more roles read. */
-export function optionKeysFor(roles: readonly Role[]): OptionKey[] {
-  return (Object.keys(options) as OptionKey[]).filter((k) => options[k].roles.some((r) => roles.includes(r)));
-}
-
 /**
  * Builds the frozen config: flag beats env var beats default. Every bad value is reported in one
  * error that names the option (as the user spelled it), the value and what is allowed.
