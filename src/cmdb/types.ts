@@ -26,6 +26,14 @@ export interface AppSpec {
   maxContainers: number;
   /** When set, a starting container is ready once GET on this path answers below 500. */
   readinessPath: string | null;
+  /** CPU cores a container may be scaled up to, live; equal to cpus turns scale-up off. */
+  maxCpus: number;
+  /** Latency (ms, to the end of the answer) above which the autoscaler adds capacity. */
+  latencyTargetMs: number;
+  /** Seconds without a request after which a container above minContainers is drained. */
+  idleTimeout: number;
+  /** Whether the autoscaler acts on this app (scale up/down/out/in); lifespans apply regardless. */
+  autoscale: boolean;
 }
 
 export interface App extends AppSpec {
@@ -103,6 +111,57 @@ export interface RegisterOptions {
    * entry; with minContainers, many dispatchers keeping the minimum do not overshoot it.
    */
   ifFewerThan?: number;
+  /**
+   * Allow this many entries beyond maxContainers (make-before-break replacements of expiring
+   * containers): the limit check becomes `live >= maxContainers + surge`. Default 0.
+   */
+  surge?: number;
+}
+
+export type AppEventKind =
+  | 'scale-up' | 'scale-down' | 'scale-out' | 'scale-in' | 'replace' | 'ready' | 'start-failed' | 'drain' | 'died' | 'manual';
+
+/** Something that happened to an app's containers, and why; kept for people, never acted on. */
+export interface AppEvent {
+  /** ms since epoch. */
+  at: number;
+  app: string;
+  kind: AppEventKind;
+  /** Entry id, when the event is about one container. */
+  container: string | null;
+  host: string | null;
+  /** Why, in words, e.g. "p95 812 ms > target 500 ms over 2 s, not throttled (3%)". */
+  reason: string;
+  /** Quota changes: cores before and after; scale-out/in: live containers before and after. */
+  from: number | null;
+  to: number | null;
+}
+
+/** How many events the CMDB keeps per app (the newest), and for how long an app's list lives unwritten. */
+export const EVENTS_KEPT = 200;
+export const EVENTS_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/** One running container's load as its dispatcher last measured it. */
+export interface ContainerStats {
+  id: string;
+  app: string;
+  host: string;
+  /** Current CPU quota, cores. */
+  cpus: number;
+  inflight: number;
+  held: number;
+  /** Requests per second over the last 10 s. */
+  rps: number;
+  /** Latency to the end of the answer over the last 10 s; null without requests. */
+  meanMs: number | null;
+  p95Ms: number | null;
+  /** Share of CFS periods throttled over the last ~2 s. */
+  throttledShare: number | null;
+  /** Cores used over the last ~2 s. */
+  cpuUsage: number | null;
+  lastRequestAt: number | null;
+  /** When sampled. */
+  at: number;
 }
 
 export interface Subscription {
@@ -132,7 +191,7 @@ export interface Store {
   listApps(): Promise<App[]>;
   appForHostname(hostname: string): Promise<App | null>;
 
-  /** Adds a container entry, within the app's maxContainers. Throws FC_ERR_APP_NOT_FOUND, FC_ERR_MAX_CONTAINERS. */
+  /** Adds a container entry, within the app's maxContainers (+ surge). Throws FC_ERR_APP_NOT_FOUND, FC_ERR_MAX_CONTAINERS. */
   registerContainer(entry: NewContainer, options?: RegisterOptions): Promise<{ entry: ContainerEntry; created: boolean }>;
   getContainer(id: string): Promise<ContainerEntry | null>;
   listContainers(filter?: ContainerFilter): Promise<ContainerEntry[]>;
@@ -145,6 +204,23 @@ export interface Store {
   heartbeatHost(host: HostInfo): Promise<ComputeHost>;
   removeHost(id: string): Promise<void>;
   listHosts(): Promise<ComputeHost[]>;
+
+  /**
+   * Records an event; the newest EVENTS_KEPT per app are kept. Publishes no Change (events are
+   * for people, not caches). Deleting the app deletes its events; events of an app that no longer
+   * exists fade after EVENTS_TTL_MS (Redis) and are never listed by the CoreAPI.
+   */
+  appendEvent(event: AppEvent): Promise<void>;
+  /** The app's newest events, newest first, at most `limit` (and at most EVENTS_KEPT). */
+  listEvents(app: string, limit: number): Promise<AppEvent[]>;
+
+  /**
+   * Replaces this host's container stats; they vanish once `now + ttlMs` has passed (as `now`
+   * given to listStats sees it), so a silent host's numbers do not linger. Publishes no Change.
+   */
+  reportStats(host: string, stats: ContainerStats[], now: number, ttlMs: number): Promise<void>;
+  /** Every host's unexpired stats. */
+  listStats(now: number): Promise<ContainerStats[]>;
 
   snapshot(): Promise<Snapshot>;
   subscribe(listener: ChangeListener): Promise<Subscription>;

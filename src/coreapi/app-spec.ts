@@ -16,9 +16,17 @@ export const appDefaults = {
   minContainers: 0,
   maxContainers: 4,
   readinessPath: null,
+  latencyTargetMs: 500,
+  idleTimeout: 300,
+  autoscale: true,
 } as const;
 
-const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath'] as const;
+/** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */
+export function defaultMaxCpus(cpus: number): number {
+  return Math.min(64, Math.round(cpus * 2 * 1000) / 1000);
+}
+
+const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale'] as const;
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -95,6 +103,15 @@ const checkers: Record<(typeof fields)[number], Checker> = {
     return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max ? ok(v) : bad(`an integer from 0 to maxContainers (${max})`);
   },
   maxContainers: intIn(1, 1000),
+  maxCpus: (v, spec) => {
+    const cpus = typeof spec.cpus === 'number' ? spec.cpus : appDefaults.cpus;
+    return typeof v === 'number' && Number.isFinite(v) && v >= cpus && v <= 64
+      ? ok(Math.round(v * 1000) / 1000)
+      : bad(`a number of CPU cores from cpus (${cpus}) to 64; equal to cpus turns scale-up off`);
+  },
+  latencyTargetMs: intIn(1, 600_000),
+  idleTimeout: intIn(1, 7 * 24 * 3600),
+  autoscale: (v) => (typeof v === 'boolean' ? ok(v) : bad('true or false')),
   readinessPath: (v) => (v === null || (typeof v === 'string' && v.startsWith('/') && v.length <= 1024 && !/\s/.test(v)) ? ok(v) : bad('null or a path starting with "/", e.g. "/healthz"')),
 };
 
@@ -134,6 +151,7 @@ export function parseNewApp(body: unknown): AppSpec {
   const problems = unknownFields(b);
   const candidate: Record<string, unknown> = { ...appDefaults };
   for (const [k, v] of Object.entries(b)) if (v !== undefined) candidate[k] = v;
+  if (b.maxCpus === undefined && typeof candidate.cpus === 'number') candidate.maxCpus = defaultMaxCpus(candidate.cpus);
   return validate(candidate, problems);
 }
 
@@ -142,14 +160,34 @@ export function parseAppPatch(current: AppSpec, body: unknown): AppSpec {
   const b = asObject(body);
   const problems = unknownFields(b);
   if (b.name !== undefined && b.name !== current.name) problems.push({ field: 'name', value: b.name, allowed: `"${current.name}" (an app cannot be renamed)` });
-  const candidate: Record<string, unknown> = { ...current };
+  const candidate: Record<string, unknown> = { ...withScalingDefaults(current) };
   for (const [k, v] of Object.entries(b)) if (v !== undefined && (fields as readonly string[]).includes(k)) candidate[k] = v;
+  // Raising cpus past the old ceiling lifts the ceiling with it, unless the change names one.
+  if (b.maxCpus === undefined && typeof candidate.cpus === 'number' && typeof candidate.maxCpus === 'number' && candidate.maxCpus < candidate.cpus) {
+    candidate.maxCpus = candidate.cpus;
+  }
   return validate(candidate, problems);
+}
+
+/**
+ * An app stored before the autoscaling fields existed, with their defaults filled in. Every
+ * reader of a stored app's scaling fields goes through this.
+ */
+export function withScalingDefaults<T extends AppSpec>(app: T): T {
+  if (app.maxCpus !== undefined && app.latencyTargetMs !== undefined && app.idleTimeout !== undefined && app.autoscale !== undefined) return app;
+  return {
+    ...app,
+    maxCpus: app.maxCpus ?? defaultMaxCpus(app.cpus),
+    latencyTargetMs: app.latencyTargetMs ?? appDefaults.latencyTargetMs,
+    idleTimeout: app.idleTimeout ?? appDefaults.idleTimeout,
+    autoscale: app.autoscale ?? appDefaults.autoscale,
+  };
 }
 
 /** The spec part of a stored app. */
 export function specOf(app: AppSpec): AppSpec {
   const out: Record<string, unknown> = {};
-  for (const f of fields) out[f] = app[f];
+  const full = withScalingDefaults(app);
+  for (const f of fields) out[f] = full[f];
   return out as unknown as AppSpec;
 }

@@ -17,6 +17,10 @@ export function appSpec(overrides: Partial<AppSpec> = {}): AppSpec {
     minContainers: 0,
     maxContainers: 4,
     readinessPath: null,
+    maxCpus: 1,
+    latencyTargetMs: 500,
+    idleTimeout: 300,
+    autoscale: true,
     ...overrides,
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appDefaults, parseAppPatch, parseMemory, parseNewApp } from '../../src/coreapi/app-spec.js';
+import { appDefaults, parseAppPatch, parseMemory, parseNewApp, specOf, withScalingDefaults } from '../../src/coreapi/app-spec.js';
 import { FcError } from '../../src/shared/errors.js';
 
 function problemOf(fn: () => unknown): Record<string, unknown> {
@@ -24,7 +24,7 @@ describe('parseMemory', () => {
 describe('parseNewApp', () => {
   it('fills defaults and normalises hostnames', () => {
     const spec = parseNewApp({ name: 'blog', hostnames: ['Blog.Example.com.', 'www.blog.example.com'], image: 'fastcontainer/php', memory: '64m' });
-    expect(spec).toEqual({ ...appDefaults, name: 'blog', hostnames: ['blog.example.com', 'www.blog.example.com'], image: 'fastcontainer/php', memory: 64 * 1024 ** 2 });
+    expect(spec).toEqual({ ...appDefaults, name: 'blog', hostnames: ['blog.example.com', 'www.blog.example.com'], image: 'fastcontainer/php', memory: 64 * 1024 ** 2, maxCpus: 1 });
   });
 
   it('refuses duplicate hostnames after normalising', () => {
@@ -48,6 +48,37 @@ describe('parseNewApp', () => {
       lifespan: 3600, minContainers: 1, maxContainers: 10, readinessPath: '/healthz',
     });
     expect(spec).toMatchObject({ port: 3000, cpus: 0.25, minContainers: 1, readinessPath: '/healthz' });
+  });
+});
+
+describe('autoscaling fields', () => {
+  const base = { name: 'scaled', hostnames: ['scaled.test'], image: 'img' };
+  it('defaults maxCpus to twice cpus, and takes the documented forms', () => {
+    expect(parseNewApp({ ...base, cpus: 0.3 })).toMatchObject({ maxCpus: 0.6, latencyTargetMs: 500, idleTimeout: 300, autoscale: true });
+    expect(parseNewApp({ ...base, cpus: 40 })).toMatchObject({ maxCpus: 64 });
+    expect(parseNewApp({ ...base, cpus: 0.3, maxCpus: 0.3, latencyTargetMs: 250, idleTimeout: 30, autoscale: false }))
+      .toMatchObject({ maxCpus: 0.3, latencyTargetMs: 250, idleTimeout: 30, autoscale: false });
+  });
+  it.each([
+    ['maxCpus', 0.2, 'from cpus (0.5) to 64'], ['maxCpus', 65, 'to 64'], ['maxCpus', '1', 'from cpus'], ['maxCpus', Number.NaN, 'from cpus'],
+    ['latencyTargetMs', 0, 'from 1 to 600000'], ['latencyTargetMs', 1.5, 'an integer'], ['latencyTargetMs', '500', 'an integer'],
+    ['idleTimeout', 0, 'from 1 to'], ['idleTimeout', -5, 'from 1 to'], ['autoscale', 'yes', 'true or false'], ['autoscale', 1, 'true or false'],
+  ] as const)('refuses %s = %s', (field, value, allowed) => {
+    const p = problemOf(() => parseNewApp({ ...base, [field]: value }));
+    expect(p).toMatchObject({ field });
+    expect(String(p.detail)).toContain(allowed);
+  });
+  it('lifts maxCpus with cpus on a patch that does not name it, and refuses one below cpus', () => {
+    const current = parseNewApp({ ...base, cpus: 0.5 });
+    expect(parseAppPatch(current, { cpus: 2 })).toMatchObject({ cpus: 2, maxCpus: 2 });
+    expect(parseAppPatch(current, { cpus: 0.25 })).toMatchObject({ cpus: 0.25, maxCpus: 1 });
+    expect(problemOf(() => parseAppPatch(current, { cpus: 2, maxCpus: 1 }))).toMatchObject({ field: 'maxCpus' });
+  });
+  it('fills the fields of an app stored before they existed', () => {
+    const { maxCpus: _m, latencyTargetMs: _l, idleTimeout: _i, autoscale: _a, ...old } = parseNewApp({ ...base, cpus: 0.25 });
+    const full = withScalingDefaults(old as never);
+    expect(full).toMatchObject({ maxCpus: 0.5, latencyTargetMs: 500, idleTimeout: 300, autoscale: true });
+    expect(specOf(old as never)).toMatchObject({ maxCpus: 0.5 });
   });
 });
 
