@@ -1,0 +1,67 @@
+// What the parts of a dispatcher share: its settings, its dependencies and the containers it runs
+// on this host. Each concern (request path, container lifecycle, host loops, autoscaler) is its
+// own file and reads and changes this state through the same object, so no concern reaches into
+// another's fields.
+
+import type { Registry } from 'prom-client';
+import type { CmdbCache } from '../cmdb/cache.js';
+import type { App, Store } from '../cmdb/types.js';
+import type { Clock } from '../shared/clock.js';
+import { FcError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { ContainerRuntime } from './container-runtime.js';
+import type { HeldRequests } from './held-requests.js';
+import type { LocalContainer } from './local-container.js';
+import type { DispatcherMetrics } from './metrics.js';
+
+export interface DispatcherSettings {
+  hostId: string;
+  dispatcherUrl: string;
+  hostCapacity: number;
+  heartbeatInterval: number;
+  startTimeout: number;
+  readyPollInterval: number;
+  startBackoff: number;
+  queueLimit: number;
+  queueTimeout: number;
+  drainTimeout: number;
+  drainGrace: number;
+  stopTimeout: number;
+  reconcileInterval: number;
+  hostTimeout: number;
+  pidsLimit: number;
+  containerConnections: number;
+}
+
+export interface DispatcherDeps {
+  store: Store;
+  cache: CmdbCache;
+  runtime: ContainerRuntime;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+}
+
+export interface DispatcherContext {
+  readonly deps: DispatcherDeps;
+  readonly s: DispatcherSettings;
+  readonly metrics: DispatcherMetrics;
+  readonly log: Logger;
+  /** The containers this dispatcher runs (or is starting), by entry id. */
+  readonly locals: Map<string, LocalContainer>;
+  /** Requests held while their container starts, by entry id. */
+  readonly held: Map<string, HeldRequests>;
+  /** Set once the dispatcher stops: loops and reactions do nothing more. */
+  closed: boolean;
+  /** The URL this host advertises to the proxies (known once the server listens). */
+  url: string;
+  startedAt: number;
+}
+
+export function gone(entryId: string, why: string): FcError {
+  return new FcError('FC_ERR_CONTAINER_GONE', `container ${entryId} ${why}`, { container: entryId }, { retryAfter: 1 });
+}
+
+export async function appOf(ctx: DispatcherContext, name: string): Promise<App | null> {
+  return ctx.deps.cache.app(name) ?? (await ctx.deps.store.getApp(name));
+}

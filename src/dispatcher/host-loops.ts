@@ -1,0 +1,127 @@
+// The loops of one host: the heartbeat that tells the proxies this dispatcher lives, and the
+// reconciliation of the engine with the CMDB (adopt, remove orphans, reset or forget entries),
+// which also sweeps hosts gone silent and keeps every app's minContainers.
+
+import { newContainerEntry, newContainerId } from '../cmdb/placement.js';
+import { liveStates } from '../cmdb/types.js';
+import { SingleFlight } from '../shared/single-flight.js';
+import { labelKeys } from './container-runtime.js';
+import { appOf, type DispatcherContext } from './context.js';
+import type { ContainerLifecycle } from './lifecycle.js';
+import { deadHosts, planReconcile, type ReconcileAction } from './reconcile.js';
+
+export class HostLoops {
+  private readonly reconciling = new SingleFlight<string, void>();
+
+  constructor(private readonly ctx: DispatcherContext, private readonly lifecycle: ContainerLifecycle) {}
+
+  async heartbeat(): Promise<void> {
+    const { ctx } = this;
+    const now = ctx.deps.clock.now();
+    try {
+      await ctx.deps.store.heartbeatHost({
+        id: ctx.s.hostId, dispatcherUrl: ctx.url, capacity: ctx.s.hostCapacity, startedAt: ctx.startedAt, heartbeatAt: now,
+      });
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+    }
+  }
+
+  /** Makes the engine and the CMDB agree for this host: adopt, remove orphans, reset or forget entries. */
+  reconcile(): Promise<void> {
+    return this.reconciling.run('host', async () => {
+      const { ctx } = this;
+      const { runtime, store } = ctx.deps;
+      const [containers, entries] = await Promise.all([runtime.list({ [labelKeys.host]: ctx.s.hostId }), store.listContainers({ host: ctx.s.hostId })]);
+      // Containers being started or retired are in flux: reconciliation leaves them alone.
+      const tracked = new Map([...ctx.locals].map(([id, l]) => [id, l.phase === 'ready' || l.phase === 'draining' ? l.runtimeId : null]));
+      for (const action of planReconcile({ runtime: containers, entries, tracked })) {
+        ctx.metrics.reconcileActions.inc({ action: action.kind });
+        try {
+          await this.applyReconcile(action);
+        } catch (err) {
+          ctx.log.error({ err, action: action.kind }, 'a reconcile action failed; the next pass tries again');
+        }
+      }
+      await this.sweepDeadHosts();
+      await this.ensureMinimum();
+    });
+  }
+
+  private async applyReconcile(action: ReconcileAction): Promise<void> {
+    const { ctx } = this;
+    const { runtime, store, cache } = ctx.deps;
+    switch (action.kind) {
+      case 'adopt': {
+        const app = await appOf(ctx, action.entry.app);
+        const ip = action.container.ip ?? (await runtime.inspect(action.container.id))?.ip ?? null;
+        if (app === null || ip === null) {
+          await runtime.remove(action.container.id);
+          const g = await store.transitionContainer(action.entry.id, ['ready', 'draining'], 'gone');
+          if (g) cache.observe(g);
+          return;
+        }
+        this.lifecycle.adopt(action.entry, app, action.container.id, ip);
+        return;
+      }
+      case 'remove':
+        ctx.log.info({ runtimeId: action.container.id.slice(0, 12), name: action.container.name, reason: action.reason }, 'removing orphan container');
+        await runtime.remove(action.container.id);
+        return;
+      case 'reset': {
+        const reset = await store.transitionContainer(action.entry.id, [action.entry.state], 'registered', {
+          address: null, runtimeId: null, startedAt: null, readyAt: null, expiresAt: null,
+        });
+        if (reset) cache.observe(reset);
+        return;
+      }
+      case 'forget': {
+        const g = await store.transitionContainer(action.entry.id, ['draining'], 'gone');
+        if (g) cache.observe(g);
+        return;
+      }
+      case 'lost': {
+        const local = ctx.locals.get(action.entryId);
+        if (local !== undefined && (local.phase === 'ready' || local.phase === 'draining')) {
+          ctx.log.warn({ container: local.id, app: local.app }, 'container is no longer running');
+          await this.lifecycle.retireDead(local, 'the container stopped running');
+        }
+        return;
+      }
+    }
+  }
+
+  /**
+   * Entries on hosts silent for six host timeouts go: those dispatchers are gone for good, and
+   * their entries would hold places under maxContainers forever. Any dispatcher may do this; the
+   * transitions are compare-and-set, so doing it twice is harmless.
+   */
+  private async sweepDeadHosts(): Promise<void> {
+    const { ctx } = this;
+    const { cache, store, clock } = ctx.deps;
+    for (const hostId of deadHosts(cache.allHosts(), clock.now(), ctx.s.hostTimeout * 6, ctx.s.hostId)) {
+      for (const c of cache.allContainers().filter((e) => e.host === hostId)) {
+        const g = await store.transitionContainer(c.id, ['registered', 'starting', 'ready', 'draining'], 'gone', { lastError: `host ${hostId} went silent` });
+        if (g) cache.observe(g);
+      }
+      await store.removeHost(hostId);
+      ctx.log.warn({ host: hostId }, 'removed a host silent for too long, and its container entries');
+    }
+  }
+
+  private async ensureMinimum(): Promise<void> {
+    const { ctx } = this;
+    const { cache, store, clock } = ctx.deps;
+    const mine = cache.allContainers().filter((c) => c.host === ctx.s.hostId && c.state !== 'gone').length;
+    for (const app of cache.allApps()) {
+      if (app.minContainers === 0) continue;
+      const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state)).length;
+      if (live < app.minContainers && mine < ctx.s.hostCapacity) {
+        const fresh = newContainerEntry(app, ctx.s.hostId, clock.now(), newContainerId(app.name));
+        const { entry, created } = await store.registerContainer(fresh, { ifFewerThan: app.minContainers });
+        if (created) cache.observe(entry);
+      }
+    }
+    for (const c of cache.allContainers()) if (c.host === ctx.s.hostId && c.state === 'registered') this.lifecycle.warmStart(c);
+  }
+}

@@ -1,0 +1,267 @@
+// The life of the containers on this host: start (once, however many requests ask), ready,
+// drain, stop and remove; lifespans; reactions to CMDB changes (drains asked for elsewhere, app
+// deletions, new entries to start ahead of their first request) and to containers that die.
+
+import { liveStates, type App, type Change, type ContainerEntry, type ContainerPatch, type ContainerState } from '../cmdb/types.js';
+import { FcError, toFcError } from '../shared/errors.js';
+import { SingleFlight } from '../shared/single-flight.js';
+import { labelKeys, type ContainerSpec, type RuntimeEvent } from './container-runtime.js';
+import { appOf, gone, type DispatcherContext } from './context.js';
+import { drainDecision, dueForDrain, expiryOf } from './lifespan.js';
+import { LocalContainer } from './local-container.js';
+import { waitReady } from './wait-ready.js';
+
+export class ContainerLifecycle {
+  private readonly starts = new SingleFlight<string, LocalContainer>();
+  private readonly drains = new SingleFlight<string, void>();
+
+  constructor(private readonly ctx: DispatcherContext) {}
+
+  /** Whether a start of this entry is under way. */
+  starting(entryId: string): boolean {
+    return this.starts.has(entryId);
+  }
+
+  ensureStarted(entryId: string): Promise<LocalContainer> {
+    const local = this.ctx.locals.get(entryId);
+    if (local?.phase === 'ready') return Promise.resolve(local);
+    return this.starts.run(entryId, () => this.startContainer(entryId));
+  }
+
+  private containerSpec(app: App, entryId: string): ContainerSpec {
+    return {
+      name: `fc-${entryId}`,
+      image: app.image,
+      command: app.command,
+      env: app.env,
+      port: app.port,
+      volumes: app.volumes,
+      cpus: app.cpus,
+      memory: app.memory,
+      pidsLimit: this.ctx.s.pidsLimit,
+      labels: {
+        [labelKeys.managed]: 'true',
+        [labelKeys.app]: app.name,
+        [labelKeys.container]: entryId,
+        [labelKeys.host]: this.ctx.s.hostId,
+      },
+    };
+  }
+
+  private async startContainer(entryId: string): Promise<LocalContainer> {
+    const { ctx } = this;
+    const { store, cache, runtime, clock } = ctx.deps;
+    const t0 = clock.now();
+    const entry = cache.container(entryId) ?? (await store.getContainer(entryId));
+    if (entry === null || entry === undefined) throw gone(entryId, 'no longer exists');
+    const app = await appOf(ctx, entry.app);
+    if (app === null) {
+      await store.transitionContainer(entryId, liveStates, 'gone');
+      throw gone(entryId, `belongs to app ${entry.app}, which no longer exists`);
+    }
+    const local = new LocalContainer(entryId, app.name);
+    ctx.locals.set(entryId, local);
+    const what = `container ${entryId} of app ${app.name} (image ${app.image})`;
+    try {
+      // A starting or ready entry that this process is not running is a leftover of an earlier
+      // dispatcher on this host: this process owns the host's entries, so it takes them over.
+      const starting = await store.transitionContainer(entryId, liveStates, 'starting', {
+        startedAt: t0, image: app.image, cpus: app.cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null,
+        lastError: null, lastErrorCode: null, retryAt: null,
+      });
+      if (starting === null) throw gone(entryId, 'was drained or removed before it could start');
+      cache.observe(starting);
+      const runtimeId = await runtime.create(this.containerSpec(app, entryId));
+      local.runtimeId = runtimeId;
+      const info = await runtime.start(runtimeId);
+      if (info.ip === null) throw new FcError('FC_ERR_START_FAILED', `${what} has no address on its network`, { image: app.image }, { retryAfter: 5 });
+      await waitReady({
+        ip: info.ip, port: app.port, readinessPath: app.readinessPath, hostHeader: app.hostnames[0] ?? 'localhost',
+        deadline: t0 + ctx.s.startTimeout, intervalMs: ctx.s.readyPollInterval, clock, what,
+        check: async () => {
+          const now = await runtime.inspect(runtimeId);
+          if (now === null || !now.running) {
+            const logs = await runtime.logs(runtimeId, 20);
+            throw new FcError('FC_ERR_START_FAILED', `${what} exited${now?.exitCode == null ? '' : ` with code ${now.exitCode}`} before listening on port ${app.port}${logs === '' ? '' : `; its last output: ${logs}`}`, { image: app.image, exitCode: now?.exitCode ?? null }, { retryAfter: 5 });
+          }
+        },
+      });
+      const address = `${info.ip}:${app.port}`;
+      const readyAt = clock.now();
+      const expiresAt = expiryOf(readyAt, app.lifespan);
+      const ready = await store.transitionContainer(entryId, ['starting'], 'ready', { address, runtimeId, readyAt, expiresAt });
+      if (ready === null) throw gone(entryId, 'was drained or removed while it started');
+      cache.observe(ready);
+      local.markReady(address, expiresAt, ctx.s.containerConnections);
+      ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
+      ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
+      ctx.log.info({ container: entryId, app: app.name, address, ms: readyAt - t0 }, 'container ready');
+      return local;
+    } catch (err) {
+      const fc = toFcError(err);
+      if (fc.code === 'FC_ERR_CONTAINER_GONE') {
+        // Drained or deleted while starting: nothing to record but its end.
+        await this.retire(local, { from: ['starting', 'draining'], to: 'gone' });
+        throw fc;
+      }
+      // The entry stays, with the reason, for ps and for the requests within the back-off.
+      await this.retire(local, {
+        from: ['starting'], to: 'registered',
+        patch: { lastError: fc.message, lastErrorCode: fc.code, retryAt: clock.now() + ctx.s.startBackoff, runtimeId: null, address: null },
+      });
+      ctx.metrics.coldStarts.inc({ app: app.name, result: fc.code });
+      ctx.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'container start failed');
+      throw fc;
+    }
+  }
+
+  /**
+   * The one way a container leaves this dispatcher: no new requests, its connections closed, the
+   * container stopped (if asked) and removed, the CMDB told, and only then forgotten here, so that
+   * reconciliation never sees it half-gone. An entry found draining instead (drained meanwhile)
+   * is marked gone: it has no container any more.
+   */
+  async retire(
+    local: LocalContainer,
+    move: { from: readonly ContainerState[]; to: ContainerState; patch?: ContainerPatch; stop?: boolean },
+  ): Promise<void> {
+    const { ctx } = this;
+    const { store, cache, runtime } = ctx.deps;
+    local.phase = 'stopping';
+    const runtimeId = local.runtimeId;
+    if (runtimeId !== null && move.stop === true) {
+      await runtime.stop(runtimeId, ctx.s.stopTimeout).catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'stop failed'));
+    }
+    await local.closePool('close');
+    if (runtimeId !== null) {
+      await runtime.remove(runtimeId).catch((err: unknown) => ctx.log.error({ err, container: local.id }, 'could not remove container'));
+    }
+    try {
+      const next =
+        (await store.transitionContainer(local.id, move.from, move.to, move.patch)) ??
+        (await store.transitionContainer(local.id, ['draining'], 'gone'));
+      if (next !== null) cache.observe(next);
+    } catch (err) {
+      ctx.log.error({ err, container: local.id }, 'could not record the container\'s end in the CMDB; reconciliation will');
+    }
+    if (ctx.locals.get(local.id) === local) ctx.locals.delete(local.id);
+  }
+
+  /** Drains a container: no new requests, in-flight ones finish (within the timeout), then stop and remove. */
+  drain(entryId: string, reason: string): Promise<void> {
+    return this.drains.run(entryId, async () => {
+      const { ctx } = this;
+      const { store, cache, clock } = ctx.deps;
+      const local = ctx.locals.get(entryId);
+      if (local === undefined) {
+        // Not running here: a draining entry without a container is simply gone.
+        const g = await store.transitionContainer(entryId, ['draining'], 'gone');
+        if (g) cache.observe(g);
+        return;
+      }
+      // Still starting: the start sees the entry draining at its end and retires it itself.
+      if (local.phase !== 'ready' && local.phase !== 'draining') return;
+      if (local.phase === 'ready') {
+        local.phase = 'draining';
+        local.drainingSince = clock.now();
+      }
+      const since = local.drainingSince ?? clock.now();
+      const marked = await store.transitionContainer(entryId, ['ready'], 'draining').catch(() => null);
+      if (marked) cache.observe(marked);
+      ctx.log.info({ container: entryId, app: local.app, reason, inflight: local.inflight }, 'draining container');
+      const policy = { graceMs: ctx.s.drainGrace, timeoutMs: ctx.s.drainTimeout };
+      while (drainDecision({ inflight: local.inflight, drainingSince: since }, clock.now(), policy) === 'wait') {
+        const now = clock.now();
+        if (local.inflight > 0) await Promise.race([local.whenIdle(), clock.sleep(Math.max(1, since + policy.timeoutMs - now))]);
+        else await clock.sleep(Math.max(1, since + policy.graceMs - now));
+      }
+      await this.retire(local, { from: ['draining', 'ready'], to: 'gone', stop: true });
+      ctx.metrics.drains.inc({ app: local.app, reason });
+      ctx.log.info({ container: entryId, app: local.app, reason, ms: clock.now() - since }, 'container removed');
+    });
+  }
+
+  drainLogged(entryId: string, reason: string): void {
+    void this.drain(entryId, reason).catch((err: unknown) => this.ctx.log.error({ err, container: entryId }, 'drain failed'));
+  }
+
+  checkLifespans(): void {
+    if (this.ctx.closed) return;
+    const aging = [...this.ctx.locals.values()].map((l) => ({ id: l.id, phase: l.phase, expiresAt: l.expiresAt }));
+    for (const id of dueForDrain(aging, this.ctx.deps.clock.now())) this.drainLogged(id, 'lifespan');
+  }
+
+  /** Reacts to CMDB changes made elsewhere: drains asked for through the API, app deletions, warm starts. */
+  react(change: Change): void {
+    const { ctx } = this;
+    if (ctx.closed || change.kind !== 'container' || change.value.host !== ctx.s.hostId) return;
+    const id = change.value.id;
+    const local = ctx.locals.get(id);
+    if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
+      this.drainLogged(id, change.op === 'delete' ? 'removed' : 'requested');
+    } else if (change.op === 'put' && change.value.state === 'registered') {
+      this.warmStart(change.value);
+    }
+  }
+
+  /**
+   * Registered entries of this host are started as soon as the dispatcher hears of them, not only
+   * on their first request: the proxy sends nothing to an entry that is not ready while the app has
+   * a ready one, so an entry added to scale out, or to keep minContainers, would otherwise never
+   * start. Not within the back-off after a failed start.
+   */
+  warmStart(entry: ContainerEntry): void {
+    const { ctx } = this;
+    if (ctx.closed || ctx.locals.has(entry.id) || this.starts.has(entry.id) || ctx.deps.cache.app(entry.app) === undefined) return;
+    if (entry.retryAt !== null && entry.retryAt > ctx.deps.clock.now()) return;
+    void this.ensureStarted(entry.id).catch(() => undefined);
+  }
+
+  /**
+   * A container that dies on its own takes its entry with it. The next request registers a fresh
+   * one (and the dispatchers keeping minContainers do so at their next reconciliation), so a
+   * container that keeps crashing is restarted on demand, not in a loop.
+   */
+  onRuntimeEvent(e: RuntimeEvent): void {
+    const entryId = e.labels[labelKeys.container];
+    const local = entryId === undefined ? undefined : this.ctx.locals.get(entryId);
+    if (local === undefined || local.runtimeId !== e.id || local.phase !== 'ready') return;
+    this.ctx.log.warn({ container: entryId, app: local.app, exitCode: e.exitCode, event: e.type }, 'container died');
+    void this.retireDead(local, `the container exited${e.exitCode === null ? '' : ` with code ${e.exitCode}`}`);
+  }
+
+  async retireDead(local: LocalContainer, why: string): Promise<void> {
+    await this.retire(local, { from: ['ready', 'draining'], to: 'gone', patch: { lastError: why, lastErrorCode: 'FC_ERR_START_FAILED' } });
+    this.ctx.metrics.drains.inc({ app: local.app, reason: 'died' });
+  }
+
+  /** Tracks a running container found at reconciliation as this host's, ready to serve. */
+  adopt(entry: ContainerEntry, app: App, runtimeId: string, ip: string): LocalContainer {
+    const { ctx } = this;
+    const local = new LocalContainer(entry.id, app.name);
+    local.runtimeId = runtimeId;
+    local.markReady(`${ip}:${app.port}`, entry.expiresAt ?? expiryOf(ctx.deps.clock.now(), app.lifespan), ctx.s.containerConnections);
+    ctx.locals.set(entry.id, local);
+    ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
+    if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);
+    return local;
+  }
+
+  /**
+   * Stops and removes every container this dispatcher runs, after their in-flight requests (the
+   * servers are closed first). For the embedded CMDB, whose entries die with the process: nothing
+   * could adopt the containers later.
+   */
+  async removeAll(): Promise<void> {
+    const { ctx } = this;
+    ctx.closed = true;
+    // Starts under way finish (or fail) first, so that none leaves a container behind.
+    await Promise.allSettled([...ctx.locals.keys()].map((id) => this.starts.has(id) ? this.ensureStarted(id) : Promise.resolve()));
+    await Promise.all(
+      [...ctx.locals.values()].map(async (local) => {
+        await Promise.race([local.whenIdle(), ctx.deps.clock.sleep(ctx.s.drainTimeout)]);
+        await this.retire(local, { from: ['ready', 'draining', 'starting'], to: 'gone', stop: true });
+      }),
+    );
+  }
+}

@@ -1,0 +1,102 @@
+// The request side of the dispatcher, a chain of small steps: admit (a ready container, or hold
+// the request while its container starts, within a cap and a deadline), forward (stream the
+// answer back over the container's keep-alive pool), then record the outcome.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ContainerEntry } from '../cmdb/types.js';
+import { FcError, toFcError, type ErrorCode, errorCatalog } from '../shared/errors.js';
+import { forward, upstreamRequestHeaders } from '../shared/forward.js';
+import { sendProblem } from '../shared/http.js';
+import { gone, type DispatcherContext } from './context.js';
+import { HeldRequests } from './held-requests.js';
+import type { ContainerLifecycle } from './lifecycle.js';
+import type { LocalContainer } from './local-container.js';
+
+export class RequestPath {
+  constructor(private readonly ctx: DispatcherContext, private readonly lifecycle: ContainerLifecycle) {}
+
+  async serve(entryId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { ctx } = this;
+    const begin = performance.now();
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort(new Error('client went away'));
+    };
+    res.once('close', onClose);
+    let app = ctx.deps.cache.container(entryId)?.app ?? '';
+    let status: number;
+    try {
+      const local = await this.admit(entryId, abort.signal);
+      app = local.app;
+      status = await this.forwardTo(local, req, res);
+    } catch (err) {
+      if (abort.signal.aborted) {
+        // The client went away while its request was held: nobody to answer, nothing wrong.
+        status = 499;
+      } else {
+        const fc = toFcError(err);
+        status = fc.status;
+        sendProblem(res, fc);
+        if (fc.code === 'FC_ERR_INTERNAL') ctx.log.error({ err, container: entryId }, 'request failed');
+      }
+    } finally {
+      res.off('close', onClose);
+    }
+    ctx.metrics.requests.inc({ app, status: String(status) });
+    ctx.metrics.requestSeconds.observe({ app }, (performance.now() - begin) / 1000);
+  }
+
+  /** Step 1: a ready (or still draining) container, starting it if needed. */
+  private async admit(entryId: string, signal: AbortSignal): Promise<LocalContainer> {
+    const { ctx } = this;
+    const local = ctx.locals.get(entryId);
+    if (local !== undefined) {
+      if (local.phase === 'ready') return local;
+      // A draining container still takes requests routed to it before the proxies heard, for the
+      // grace period; later ones go elsewhere (the proxy retries them).
+      if (local.phase === 'draining') {
+        if (ctx.deps.clock.now() - (local.drainingSince ?? 0) <= ctx.s.drainGrace) return local;
+        throw gone(entryId, 'is draining');
+      }
+      if (local.phase === 'stopping') throw gone(entryId, 'is being stopped');
+    }
+    const entry = ctx.deps.cache.container(entryId) ?? (await ctx.deps.store.getContainer(entryId));
+    if (entry === null || entry === undefined) throw gone(entryId, 'no longer exists');
+    if (entry.host !== ctx.s.hostId) throw gone(entryId, `belongs to host ${entry.host}, not ${ctx.s.hostId}`);
+    if (entry.state === 'draining' || entry.state === 'gone') throw gone(entryId, `is ${entry.state}`);
+    if (!this.lifecycle.starting(entryId)) this.failFastAfterFailedStart(entry);
+    let queue = ctx.held.get(entryId);
+    if (queue === undefined) {
+      queue = new HeldRequests(`container ${entryId} of app ${entry.app}`, ctx.s.queueLimit, ctx.s.queueTimeout, ctx.deps.clock);
+      ctx.held.set(entryId, queue);
+    }
+    try {
+      return await queue.hold(this.lifecycle.ensureStarted(entryId), signal);
+    } finally {
+      if (queue.size === 0 && !this.lifecycle.starting(entryId)) ctx.held.delete(entryId);
+    }
+  }
+
+  /** Within the back-off after a failed start, answer with that failure instead of trying again. */
+  private failFastAfterFailedStart(entry: ContainerEntry): void {
+    const now = this.ctx.deps.clock.now();
+    if (entry.retryAt === null || entry.retryAt <= now || entry.lastError === null) return;
+    const code = (entry.lastErrorCode ?? 'FC_ERR_START_FAILED') as ErrorCode;
+    const known = code in errorCatalog ? code : 'FC_ERR_START_FAILED';
+    throw new FcError(known, entry.lastError, { container: entry.id, image: entry.image }, { retryAfter: Math.max(1, Math.ceil((entry.retryAt - now) / 1000)) });
+  }
+
+  /** Step 2: forward to the container and stream its answer back. */
+  private async forwardTo(local: LocalContainer, req: IncomingMessage, res: ServerResponse): Promise<number> {
+    const pool = local.pool;
+    if (pool === null) throw gone(local.id, 'has no connection pool');
+    local.enter();
+    try {
+      const headers = upstreamRequestHeaders(req, (name) => name.startsWith('x-fc-'), []);
+      const { status } = await forward({ pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}` });
+      return status;
+    } finally {
+      local.leave();
+    }
+  }
+}
