@@ -1,11 +1,11 @@
 // The `fastcontainer` command: runs the roles (up, proxy, dispatcher, coreapi) and talks to the
-// CoreAPI (app, ps). Options come from flags and env vars, described once in shared/config.ts.
+// CoreAPI (app, ps, events). Options come from flags and env vars, described once in shared/config.ts.
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { App, ContainerEntry, ComputeHost } from '../cmdb/types.js';
+import type { App, AppEvent, ContainerEntry, ContainerStats, ComputeHost } from '../cmdb/types.js';
 import { findApiToken, tokenPath } from '../shared/api-token.js';
 import { configMarkdownTable, loadConfig, parseArgsOptions, type Config } from '../shared/config.js';
 import { FcError, describeFieldProblem, type FieldProblem } from '../shared/errors.js';
@@ -27,9 +27,16 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
   app create <name> --hostname <host> [--hostname ...] --image <image> [--port 8080]
              [--env KEY=VALUE ...] [--volume /host:/container[:ro] ...] [--cpus 0.5] [--memory 256m]
              [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
+             [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)]
+             [--no-autoscale | --autoscale true|false]
   app create --file spec.json
   app ls | app show <name> | app rm <name>
-  ps [--app <name>]      container entries: state, host, age, time left
+  app scale <name> [--containers N] [--cpus X]
+                         set the live containers to N (0 to max) and/or every live container's
+                         CPU quota to X cores (cpus to maxCpus), now; the autoscaler may change it again
+  ps [--app <name>]      container entries: state, host, age, time left, CPU quota, load
+  events <name> [--limit 50]
+                         what happened to an app's containers and why, newest first (1-200)
   hosts                  compute hosts and their heartbeats
   config [--markdown]    every option, its env var, flag and default
 
@@ -48,6 +55,13 @@ const appFlags = {
   max: { type: 'string' },
   command: { type: 'string' },
   'readiness-path': { type: 'string' },
+  'max-cpus': { type: 'string' },
+  'latency-target': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  autoscale: { type: 'string' },
+  'no-autoscale': { type: 'boolean' },
+  containers: { type: 'string' },
+  limit: { type: 'string' },
   file: { type: 'string' },
   app: { type: 'string' },
   markdown: { type: 'boolean' },
@@ -83,6 +97,8 @@ export async function main(argv: string[]): Promise<number> {
         return await appCommand(config, rest, values);
       case 'ps':
         return await ps(config, values.app);
+      case 'events':
+        return await events(config, rest[0], values.limit);
       case 'hosts':
         return await hosts(config);
       case 'config':
@@ -209,7 +225,10 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
   if (name !== undefined) spec.name = name;
   if (Array.isArray(values.hostname)) spec.hostnames = values.hostname;
   if (typeof values.image === 'string') spec.image = values.image;
-  const numbers: [string, string][] = [['port', 'port'], ['cpus', 'cpus'], ['lifespan', 'lifespan'], ['min', 'minContainers'], ['max', 'maxContainers']];
+  const numbers: [string, string][] = [
+    ['port', 'port'], ['cpus', 'cpus'], ['lifespan', 'lifespan'], ['min', 'minContainers'], ['max', 'maxContainers'],
+    ['max-cpus', 'maxCpus'], ['latency-target', 'latencyTargetMs'], ['idle-timeout', 'idleTimeout'],
+  ];
   for (const [flag, field] of numbers) {
     const raw = values[flag];
     if (typeof raw === 'string') spec[field] = numberOrText(raw);
@@ -230,7 +249,30 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
     spec.command = c.startsWith('[') ? (JSON.parse(c) as unknown) : c.split(/\s+/);
   }
   if (typeof values['readiness-path'] === 'string') spec.readinessPath = values['readiness-path'];
+  if (values['no-autoscale'] === true) {
+    if (values.autoscale !== undefined) throw new UsageError('give --no-autoscale or --autoscale, not both');
+    spec.autoscale = false;
+  } else if (typeof values.autoscale === 'string') {
+    spec.autoscale = booleanOrText(values.autoscale);
+  }
   return spec;
+}
+
+/** true/false (yes/no, on/off, 1/0) if it reads as one; otherwise the text, for the CoreAPI to name. */
+function booleanOrText(raw: string): boolean | string {
+  const v = raw.trim().toLowerCase();
+  if (['true', 'yes', 'on', '1'].includes(v)) return true;
+  if (['false', 'no', 'off', '0'].includes(v)) return false;
+  return raw;
+}
+
+/** The body of `app scale`: only the flags given, numbers where they read as numbers. */
+export function scaleFromFlags(values: Values): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  if (typeof values.containers === 'string') body.containers = numberOrText(values.containers);
+  if (typeof values.cpus === 'string') body.cpus = numberOrText(values.cpus);
+  if (Object.keys(body).length === 0) throw new UsageError('app scale needs --containers N and/or --cpus X');
+  return body;
 }
 
 /** Lets `--volume ./site:/var/www/html` name a host path relative to where the command runs. */
@@ -276,23 +318,87 @@ async function appCommand(config: Config, args: string[], values: Values): Promi
       process.stdout.write(`removed app ${name}; its containers drain and go\n`);
       return 0;
     }
+    case 'scale': {
+      if (name === undefined) throw new UsageError('app scale needs the app name');
+      const body = scaleFromFlags(values);
+      const res = await api.call<{ app: string; containers: ContainerEntry[] }>('POST', `/v1/apps/${encodeURIComponent(name)}/scale`, body);
+      process.stdout.write(`scaled app ${res.app}: ${describeLive(res.containers)}\n`);
+      return 0;
+    }
     default:
-      throw new UsageError(`unknown app command "${sub ?? ''}" (create, ls, show, rm)`);
+      throw new UsageError(`unknown app command "${sub ?? ''}" (create, ls, show, rm, scale)`);
   }
 }
 
+/** "3 live containers (2 ready, 1 registered) at 0.8 cores", from an app's entries. */
+export function describeLive(entries: ContainerEntry[]): string {
+  const live = entries.filter((c) => c.state === 'registered' || c.state === 'starting' || c.state === 'ready');
+  if (live.length === 0) return 'no live containers';
+  const states = (['ready', 'starting', 'registered'] as const)
+    .map((st) => [st, live.filter((c) => c.state === st).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([st, n]) => `${n} ${st}`);
+  const cpus = [...new Set(live.map((c) => c.cpus).filter((c): c is number => c !== null))].sort((a, b) => a - b);
+  const quota = cpus.length === 0 ? '' : ` at ${cpus.length === 1 ? formatNumber(cpus[0] as number) : `${formatNumber(cpus[0] as number)}-${formatNumber(cpus.at(-1) as number)}`} cores`;
+  return `${live.length} live container${live.length === 1 ? '' : 's'} (${states.join(', ')})${quota}`;
+}
+
+async function events(config: Config, name: string | undefined, limit: string | boolean | string[] | undefined): Promise<number> {
+  if (name === undefined) throw new UsageError('events needs the app name');
+  const query = typeof limit === 'string' ? `?limit=${encodeURIComponent(limit)}` : '';
+  const { events: list } = await client(config).call<{ events: AppEvent[] }>('GET', `/v1/apps/${encodeURIComponent(name)}/events${query}`);
+  printTable(['TIME', 'KIND', 'CONTAINER', 'FROM→TO', 'REASON'], eventRows(list));
+  return 0;
+}
+
+/** The rows of `events`, in the order given (the CoreAPI's: newest first). */
+export function eventRows(list: AppEvent[]): string[][] {
+  return list.map((e) => [formatLocalTime(e.at), e.kind, e.container ?? '-', formatFromTo(e.from, e.to), e.reason]);
+}
+
+function formatFromTo(from: number | null, to: number | null): string {
+  if (from === null && to === null) return '-';
+  return `${from === null ? '?' : formatNumber(from)}→${to === null ? '?' : formatNumber(to)}`;
+}
+
+/** Local time as ISO 8601 to the second, without a zone: 2025-03-01T14:05:09. */
+export function formatLocalTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** At most three decimals: 0.30000000000000004 reads 0.3. */
+function formatNumber(n: number): string {
+  return String(Math.round(n * 1000) / 1000);
+}
+
+type ListedContainer = ContainerEntry & { stats?: ContainerStats | null };
+
 async function ps(config: Config, app: string | boolean | string[] | undefined): Promise<number> {
   const query = typeof app === 'string' ? `?app=${encodeURIComponent(app)}` : '';
-  const { now, containers } = await client(config).call<{ now: number; containers: ContainerEntry[] }>('GET', `/v1/containers${query}`);
-  printTable(
-    ['CONTAINER', 'APP', 'STATE', 'HOST', 'AGE', 'LEFT', 'ADDRESS', 'LAST ERROR'],
-    containers.map((c) => [
+  const { now, containers } = await client(config).call<{ now: number; containers: ListedContainer[] }>('GET', `/v1/containers${query}`);
+  printTable(psHead, psRows(now, containers));
+  return 0;
+}
+
+const psHead = ['CONTAINER', 'APP', 'STATE', 'HOST', 'AGE', 'LEFT', 'CPU', 'INFLIGHT', 'P95', 'THROTTLED', 'ADDRESS', 'LAST ERROR'];
+
+/** The rows of `ps`: CPU is the quota the dispatcher measured under, else the entry's; "-" without stats. */
+export function psRows(now: number, containers: ListedContainer[]): string[][] {
+  return containers.map((c) => {
+    const st = c.stats ?? null;
+    const cpus = st?.cpus ?? c.cpus;
+    return [
       c.id, c.app, c.state, c.host, formatDuration(now - c.createdAt),
       c.expiresAt === null ? '-' : formatDuration(Math.max(0, c.expiresAt - now)),
+      cpus === null ? '-' : formatNumber(cpus),
+      st === null ? '-' : String(st.inflight),
+      st?.p95Ms == null ? '-' : `${Math.round(st.p95Ms)}ms`,
+      st?.throttledShare == null ? '-' : `${Math.round(st.throttledShare * 100)}%`,
       c.address ?? '-', c.lastError === null ? '' : c.lastError.slice(0, 80),
-    ]),
-  );
-  return 0;
+    ];
+  });
 }
 
 async function hosts(config: Config): Promise<number> {

@@ -9,10 +9,12 @@ export const cmdbErrors = {
     new FcError('FC_ERR_HOSTNAME_TAKEN', `hostname "${hostname}" is already served by app "${owner}"`, {
       field: 'hostnames', value: hostname, allowed: 'a hostname no other app serves', app: owner,
     }),
-  maxContainers: (app: string, live: number, maxContainers: number) =>
-    new FcError('FC_ERR_MAX_CONTAINERS', `app "${app}" already has ${live} live containers (maxContainers is ${maxContainers})`, {
-      app, live, maxContainers,
+  maxContainers: (app: string, live: number, maxContainers: number, surge = 0) =>
+    new FcError('FC_ERR_MAX_CONTAINERS', `app "${app}" already has ${live} live containers (maxContainers is ${maxContainers}${surge > 0 ? `, plus a surge of ${surge}` : ''})`, {
+      app, live, maxContainers, ...(surge > 0 ? { surge } : {}),
     }),
+  noComputeHost: (app: string, hostTimeoutMs: number) =>
+    new FcError('FC_ERR_NO_COMPUTE_HOST', `no live compute host has room for another container of app "${app}" (none has sent a heartbeat in the last ${hostTimeoutMs} ms, or all are full)`, { app }, { retryAfter: 5 }),
   unavailable: (cause: unknown) =>
     new FcError('FC_ERR_STORE_UNAVAILABLE', `the CMDB did not answer: ${cause instanceof Error ? cause.message : String(cause)}`, {}, { cause, retryAfter: 2 }),
 };

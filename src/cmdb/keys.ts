@@ -15,6 +15,12 @@ export interface CmdbKeys {
   container(id: string): string;
   appContainers(app: string): string;
   host(id: string): string;
+  /** An app's events, a list newest first (LPUSH), trimmed and expiring. */
+  events(app: string): string;
+  /** A host's container stats, one JSON value set with PX. */
+  stats(host: string): string;
+  /** Hosts that reported stats, a sorted set scored by when their stats expire. */
+  readonly statsHosts: string;
   readonly prefixes: {
     readonly app: string;
     readonly hostname: string;
@@ -43,6 +49,9 @@ export function cmdbKeys(prefix: string): CmdbKeys {
     container: (id) => prefixes.container + id,
     appContainers: (app) => prefixes.appContainers + app,
     host: (id) => prefixes.host + id,
+    events: (app) => `${prefix}:events:${app}`,
+    stats: (host) => `${prefix}:stats:${host}`,
+    statsHosts: `${prefix}:stats-hosts`,
     prefixes,
   };
 }

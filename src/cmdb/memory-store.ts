@@ -4,9 +4,9 @@
 
 import { cmdbErrors } from './errors.js';
 import {
-  liveStates,
-  type App, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
-  type ContainerPatch, type ContainerState, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot, type Store,
+  EVENTS_KEPT, liveStates,
+  type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
+  type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot, type Store,
   type Subscription,
 } from './types.js';
 
@@ -20,6 +20,9 @@ export class MemoryStore implements Store {
   private readonly containers = new Map<string, ContainerEntry>();
   private readonly hosts = new Map<string, ComputeHost>();
   private readonly listeners = new Set<ChangeListener>();
+  /** Per app, newest first. */
+  private readonly events = new Map<string, AppEvent[]>();
+  private readonly stats = new Map<string, { expiresAt: number; stats: ContainerStats[] }>();
 
   private publish(change: Change): void {
     const frozen = copy(change);
@@ -67,6 +70,7 @@ export class MemoryStore implements Store {
       else if (c.state === 'starting' || c.state === 'ready') this.setContainer({ ...c, state: 'draining' });
     }
     this.apps.delete(name);
+    this.events.delete(name);
     this.publish({ kind: 'app', op: 'delete', rev: ++this.rev, id: name, value: old });
     return copy(old);
   }
@@ -95,7 +99,8 @@ export class MemoryStore implements Store {
       const best = [...live].sort((a, b) => liveStates.indexOf(b.state) - liveStates.indexOf(a.state) || a.createdAt - b.createdAt)[0] as ContainerEntry;
       return { entry: copy(best), created: false };
     }
-    if (live.length >= app.maxContainers) throw cmdbErrors.maxContainers(app.name, live.length, app.maxContainers);
+    const surge = Math.max(0, options.surge ?? 0);
+    if (live.length >= app.maxContainers + surge) throw cmdbErrors.maxContainers(app.name, live.length, app.maxContainers, surge);
     const stored = this.setContainer({ ...copy(entry), rev: 0 });
     return { entry: copy(stored), created: true };
   }
@@ -148,6 +153,31 @@ export class MemoryStore implements Store {
 
   async listHosts(): Promise<ComputeHost[]> {
     return copy([...this.hosts.values()]);
+  }
+
+  async appendEvent(event: AppEvent): Promise<void> {
+    const list = this.events.get(event.app) ?? [];
+    list.unshift(copy(event));
+    if (list.length > EVENTS_KEPT) list.length = EVENTS_KEPT;
+    this.events.set(event.app, list);
+  }
+
+  async listEvents(app: string, limit: number): Promise<AppEvent[]> {
+    const n = Math.min(EVENTS_KEPT, Math.max(0, Math.floor(limit)));
+    return copy((this.events.get(app) ?? []).slice(0, n));
+  }
+
+  async reportStats(host: string, stats: ContainerStats[], now: number, ttlMs: number): Promise<void> {
+    this.stats.set(host, { expiresAt: now + ttlMs, stats: copy(stats) });
+  }
+
+  async listStats(now: number): Promise<ContainerStats[]> {
+    const out: ContainerStats[] = [];
+    for (const [host, s] of this.stats) {
+      if (s.expiresAt <= now) this.stats.delete(host);
+      else out.push(...s.stats);
+    }
+    return copy(out);
   }
 
   async snapshot(): Promise<Snapshot> {

@@ -1,8 +1,10 @@
 // Where a new container entry goes, and what it starts as. Pure (data in, decision out), but for
-// newContainerId, which draws the random part of an id.
+// newContainerId, which draws the random part of an id, and placeContainer, the one thin step that
+// applies the decision to the store.
 
 import { randomBytes } from 'node:crypto';
-import type { App, ComputeHost, ContainerEntry, NewContainer } from './types.js';
+import { cmdbErrors } from './errors.js';
+import { liveStates, type App, type ComputeHost, type ContainerEntry, type NewContainer, type RegisterOptions, type Store } from './types.js';
 
 export function isHostLive(host: ComputeHost, now: number, hostTimeoutMs: number): boolean {
   return now - host.heartbeatAt <= hostTimeoutMs;
@@ -38,6 +40,27 @@ export function chooseHost(
   return candidates[0] ?? null;
 }
 
+/**
+ * The order in which an app's live entries go when it has too many: first those never started
+ * (nothing is lost), then the ready ones that expire first (they would go soonest anyway), then
+ * the starting ones, newest first (least work lost). Entries that are not live are left out.
+ * For example registered r1, ready a (expires 90 s), ready b (expires 30 s), starting s:
+ * r1, b, a, s.
+ */
+export function scaleInOrder(entries: Iterable<ContainerEntry>): ContainerEntry[] {
+  const rank = { registered: 0, ready: 1, starting: 2 } as const;
+  const expires = (e: ContainerEntry) => e.expiresAt ?? Number.POSITIVE_INFINITY;
+  return [...entries]
+    .filter((e) => liveStates.includes(e.state))
+    .sort((a, b) => {
+      const ra = rank[a.state as keyof typeof rank];
+      const rb = rank[b.state as keyof typeof rank];
+      if (ra !== rb) return ra - rb;
+      if (a.state === 'ready' && expires(a) !== expires(b)) return expires(a) < expires(b) ? -1 : 1;
+      return b.createdAt - a.createdAt || a.id.localeCompare(b.id);
+    });
+}
+
 export function newContainerId(app: string): string {
   return `${app}-${randomBytes(4).toString('hex')}`;
 }
@@ -61,4 +84,25 @@ export function newContainerEntry(app: App, hostId: string, now: number, id: str
     lastErrorCode: null,
     retryAt: null,
   };
+}
+
+/**
+ * Picks a host for a new container of `app` (chooseHost over the given hosts and entries) and
+ * registers an entry there. Every role that adds a container goes through this, so they all place
+ * and register the same way. `options` go to registerContainer (ifFewerThan, surge).
+ * Throws FC_ERR_NO_COMPUTE_HOST when no live host has room, and whatever registerContainer throws
+ * (FC_ERR_APP_NOT_FOUND, FC_ERR_MAX_CONTAINERS).
+ */
+export async function placeContainer(
+  store: Store,
+  app: App,
+  hosts: Iterable<ComputeHost>,
+  entries: Iterable<ContainerEntry>,
+  now: number,
+  hostTimeoutMs: number,
+  options: RegisterOptions = {},
+): Promise<{ entry: ContainerEntry; created: boolean }> {
+  const host = chooseHost(app.name, hosts, entries, now, hostTimeoutMs);
+  if (host === null) throw cmdbErrors.noComputeHost(app.name, hostTimeoutMs);
+  return store.registerContainer(newContainerEntry(app, host.id, now, newContainerId(app.name)), options);
 }

@@ -9,9 +9,11 @@ import { FcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { cmdbErrors } from './errors.js';
 import { cmdbKeys, type CmdbKeys } from './keys.js';
-import type {
-  App, AppSpec, Change, ChangeListener, ComputeHost, ContainerEntry, ContainerFilter, ContainerPatch, ContainerState,
-  HostInfo, NewContainer, RegisterOptions, Snapshot, Store, Subscription,
+import {
+  EVENTS_KEPT, EVENTS_TTL_MS,
+  type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
+  type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot,
+  type Store, type Subscription,
 } from './types.js';
 
 const scriptNames = [
@@ -43,7 +45,7 @@ function fromScriptError(err: unknown, keys: CmdbKeys): never {
     case 'FC_ERR_APP_EXISTS': throw cmdbErrors.appExists(String(details.app));
     case 'FC_ERR_APP_NOT_FOUND': throw cmdbErrors.appNotFound(String(details.app));
     case 'FC_ERR_HOSTNAME_TAKEN': throw cmdbErrors.hostnameTaken(String(details.key).slice(keys.prefixes.hostname.length), String(details.app));
-    case 'FC_ERR_MAX_CONTAINERS': throw cmdbErrors.maxContainers(String(details.app), Number(details.live), Number(details.maxContainers));
+    case 'FC_ERR_MAX_CONTAINERS': throw cmdbErrors.maxContainers(String(details.app), Number(details.live), Number(details.maxContainers), Number(details.surge ?? 0));
     default: throw new FcError('FC_ERR_INTERNAL', message);
   }
 }
@@ -114,7 +116,7 @@ export class RedisStore implements Store {
 
   async deleteApp(name: string): Promise<App> {
     const k = this.keys;
-    const json = await this.run('delete-app', [k.app(name), k.apps, k.rev, k.changes, k.appContainers(name), k.containers], [name, k.prefixes.hostname, k.prefixes.container]);
+    const json = await this.run('delete-app', [k.app(name), k.apps, k.rev, k.changes, k.appContainers(name), k.containers, k.events(name)], [name, k.prefixes.hostname, k.prefixes.container]);
     return JSON.parse(json as string) as App;
   }
 
@@ -138,7 +140,7 @@ export class RedisStore implements Store {
     const reply = (await this.run(
       'register-container',
       [k.app(entry.app), k.appContainers(entry.app), k.containers, k.container(entry.id), k.rev, k.changes],
-      [entry.id, JSON.stringify(entry), String(options.ifFewerThan ?? 0), k.prefixes.container],
+      [entry.id, JSON.stringify(entry), String(options.ifFewerThan ?? 0), k.prefixes.container, String(Math.max(0, options.surge ?? 0))],
     )) as [number, string];
     return { created: reply[0] === 1, entry: JSON.parse(reply[1]) as ContainerEntry };
   }
@@ -175,6 +177,43 @@ export class RedisStore implements Store {
   async listHosts(): Promise<ComputeHost[]> {
     const ids = await this.call(() => this.redis.smembers(this.keys.hosts));
     return this.getMany<ComputeHost>(ids.map(this.keys.host));
+  }
+
+  async appendEvent(event: AppEvent): Promise<void> {
+    const key = this.keys.events(event.app);
+    // Not a script: nothing is read, and MULTI keeps the push, the trim and the expiry together.
+    await this.exec(this.redis.multi().lpush(key, JSON.stringify(event)).ltrim(key, 0, EVENTS_KEPT - 1).pexpire(key, EVENTS_TTL_MS));
+  }
+
+  async listEvents(app: string, limit: number): Promise<AppEvent[]> {
+    const n = Math.min(EVENTS_KEPT, Math.max(0, Math.floor(limit)));
+    // LRANGE 0 -1 would be everything.
+    if (n === 0) return [];
+    const list = await this.call(() => this.redis.lrange(this.keys.events(app), 0, n - 1));
+    return list.map((j) => JSON.parse(j) as AppEvent);
+  }
+
+  async reportStats(host: string, stats: ContainerStats[], now: number, ttlMs: number): Promise<void> {
+    const k = this.keys;
+    const expiresAt = now + ttlMs;
+    // The value carries its own expiry in the caller's clock, so listStats(now) agrees with the
+    // memory store under a test clock; PX (in Redis's clock) is what removes it.
+    const value = JSON.stringify({ expiresAt, stats });
+    await this.exec(this.redis.multi().set(k.stats(host), value, 'PX', Math.max(1, Math.ceil(ttlMs))).zadd(k.statsHosts, expiresAt, host));
+  }
+
+  async listStats(now: number): Promise<ContainerStats[]> {
+    const k = this.keys;
+    const [, hosts] = (await this.exec(this.redis.multi().zremrangebyscore(k.statsHosts, '-inf', now).zrange(k.statsHosts, 0, -1))) as [number, string[]];
+    if (hosts.length === 0) return [];
+    const values = await this.call(() => this.redis.mget(hosts.map(k.stats)));
+    const out: ContainerStats[] = [];
+    for (const v of values) {
+      if (v === null) continue;
+      const { expiresAt, stats } = JSON.parse(v) as { expiresAt: number; stats: ContainerStats[] };
+      if (expiresAt > now) out.push(...stats);
+    }
+    return out;
   }
 
   async snapshot(): Promise<Snapshot> {
@@ -242,6 +281,15 @@ export class RedisStore implements Store {
     // to close, which can keep a stopping process alive for seconds.
     await this.redis.quit().catch(() => undefined);
     this.redis.disconnect();
+  }
+
+  /** Runs a MULTI; a failed command fails the whole call. */
+  private async exec(multi: ReturnType<Redis['multi']>): Promise<unknown[]> {
+    const replies = await this.call(() => multi.exec());
+    if (replies === null) throw cmdbErrors.unavailable(new Error('MULTI was aborted'));
+    const failed = replies.find(([err]) => err !== null);
+    if (failed !== undefined) throw cmdbErrors.unavailable(failed[0]);
+    return replies.map(([, value]) => value);
   }
 
   private async getMany<T>(keys: string[]): Promise<T[]> {

@@ -4,11 +4,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, type Registry } from 'prom-client';
+import { withScalingDefaults } from '../cmdb/app-defaults.js';
 import { cmdbErrors } from '../cmdb/errors.js';
-import { chooseHost, isHostLive, newContainerEntry, newContainerId } from '../cmdb/placement.js';
-import type { ContainerEntry, Store } from '../cmdb/types.js';
+import { isHostLive, placeContainer, scaleInOrder } from '../cmdb/placement.js';
+import { EVENTS_KEPT, liveStates, type App, type AppEvent, type ContainerEntry, type ContainerStats, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
-import { FcError, invalidFields, toFcError } from '../shared/errors.js';
+import { FcError, invalidFields, toFcError, type FieldProblem } from '../shared/errors.js';
 import { readJsonBody, sendJson, sendProblem } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
 import { serveMetrics } from '../shared/metrics.js';
@@ -83,7 +84,22 @@ export class CoreApi {
     });
     this.add('GET', '/v1/apps/:name/containers', false, async ({ res, params }) => {
       const app = await this.app(params.name as string);
-      sendJson(res, 200, { now: clock.now(), containers: sortEntries(await store.listContainers({ app: app.name })) });
+      const now = clock.now();
+      sendJson(res, 200, { now, containers: await this.withStats(await store.listContainers({ app: app.name }), now) });
+    });
+    this.add('GET', '/v1/apps/:name/events', false, async ({ res, params, query }) => {
+      const limit = parseLimit(query.get('limit'));
+      const app = await this.app(params.name as string);
+      sendJson(res, 200, { events: await store.listEvents(app.name, limit) });
+    });
+    this.add('POST', '/v1/apps/:name/scale', true, async ({ req, res, params }) => {
+      const app = withScalingDefaults(await this.app(params.name as string));
+      const ask = parseScale(await readJsonBody(req), app);
+      // Containers first, so that entries added now get the asked quota too.
+      if (ask.containers !== undefined) await this.scaleContainers(app, ask.containers);
+      if (ask.cpus !== undefined) await this.scaleCpus(app, ask.cpus);
+      const now = clock.now();
+      sendJson(res, 200, { app: app.name, now, containers: await this.withStats(await store.listContainers({ app: app.name }), now) });
     });
     this.add('POST', '/v1/apps/:name/containers', true, async ({ req, res, params }) => {
       const app = await this.app(params.name as string);
@@ -94,25 +110,22 @@ export class CoreApi {
       const body = raw as Record<string, unknown>;
       const now = clock.now();
       const [hosts, entries] = await Promise.all([store.listHosts(), store.listContainers()]);
-      let hostId: string;
+      let candidates = hosts;
       if (body.host !== undefined) {
         const host = hosts.find((h) => h.id === body.host);
         if (host === undefined || !isHostLive(host, now, this.s.hostTimeout)) {
           throw invalidFields([{ field: 'host', value: body.host, allowed: `a live host: ${hosts.filter((h) => isHostLive(h, now, this.s.hostTimeout)).map((h) => h.id).join(', ') || '(none)'}` }]);
         }
-        hostId = host.id;
-      } else {
-        const host = chooseHost(app.name, hosts, entries, now, this.s.hostTimeout);
-        if (host === null) throw new FcError('FC_ERR_NO_COMPUTE_HOST', 'no live compute host has room for another container', {}, { retryAfter: 5 });
-        hostId = host.id;
+        candidates = [host];
       }
-      const { entry } = await store.registerContainer(newContainerEntry(app, hostId, now, newContainerId(app.name)));
-      this.deps.logger.info({ app: app.name, container: entry.id, host: hostId }, 'container entry added');
+      const { entry } = await placeContainer(store, app, candidates, entries, now, this.s.hostTimeout);
+      this.deps.logger.info({ app: app.name, container: entry.id, host: entry.host }, 'container entry added');
       sendJson(res, 201, entry, { location: `/v1/containers/${entry.id}` });
     });
     this.add('GET', '/v1/containers', false, async ({ res, query }) => {
       const filter = { ...(query.get('app') ? { app: query.get('app') as string } : {}), ...(query.get('host') ? { host: query.get('host') as string } : {}) };
-      sendJson(res, 200, { now: clock.now(), containers: sortEntries(await store.listContainers(filter)) });
+      const now = clock.now();
+      sendJson(res, 200, { now, containers: await this.withStats(await store.listContainers(filter), now) });
     });
     this.add('GET', '/v1/containers/:id', false, async ({ res, params }) => {
       sendJson(res, 200, await this.container(params.id as string));
@@ -144,6 +157,100 @@ export class CoreApi {
     const app = await this.deps.store.getApp(name);
     if (app === null) throw cmdbErrors.appNotFound(name);
     return app;
+  }
+
+  /** Entries, sorted, each with its dispatcher's latest stats (null when none are fresh). */
+  private async withStats(entries: ContainerEntry[], now: number): Promise<(ContainerEntry & { stats: ContainerStats | null })[]> {
+    const byId = new Map<string, ContainerStats>();
+    for (const s of await this.deps.store.listStats(now)) {
+      const seen = byId.get(s.id);
+      if (seen === undefined || s.at > seen.at) byId.set(s.id, s);
+    }
+    return sortEntries(entries).map((e) => ({ ...e, stats: byId.get(e.id) ?? null }));
+  }
+
+  /**
+   * Brings the app to `wanted` live entries: adds entries on live hosts, or removes the extras in
+   * scaleInOrder (never-started ones go, the others drain; their dispatchers react to the change).
+   * Records what was asked and what came of it as a 'manual' event, also when it fails part way.
+   */
+  private async scaleContainers(app: App, wanted: number): Promise<void> {
+    const { store, clock, logger } = this.deps;
+    const now = clock.now();
+    const all = await store.listContainers();
+    const live = all.filter((e) => e.app === app.name && liveStates.includes(e.state));
+    let added = 0;
+    let gone = 0;
+    let drained = 0;
+    let failure: unknown;
+    try {
+      if (live.length < wanted) {
+        const hosts = await store.listHosts();
+        while (live.length + added < wanted) {
+          // ifFewerThan makes a repeated or concurrent ask idempotent: never past `wanted`.
+          const { entry, created } = await placeContainer(store, app, hosts, all, now, this.s.hostTimeout, { ifFewerThan: wanted });
+          if (!created) break;
+          all.push(entry);
+          added += 1;
+        }
+      } else {
+        for (const e of scaleInOrder(live)) {
+          if (live.length - gone - drained <= wanted) break;
+          if (e.state === 'registered' && (await store.transitionContainer(e.id, ['registered'], 'gone')) !== null) gone += 1;
+          else if (e.state !== 'registered' && (await store.transitionContainer(e.id, [e.state], 'draining')) !== null) drained += 1;
+        }
+      }
+    } catch (err) {
+      failure = err;
+    }
+    const after = live.length + added - gone - drained;
+    const did = [
+      added > 0 ? `registered ${added}` : '',
+      gone > 0 ? `removed ${gone} not yet started` : '',
+      drained > 0 ? `drained ${drained}` : '',
+    ].filter((x) => x !== '');
+    const outcome = did.length > 0 ? did.join(', ') : after === wanted ? 'nothing to do' : 'changed nothing';
+    const reason = `asked via the CoreAPI for ${wanted} container${wanted === 1 ? '' : 's'} (had ${live.length} live): ${outcome}${failure === undefined ? '' : `; then failed: ${(failure as Error).message}`}`;
+    await this.record({ at: clock.now(), app: app.name, kind: 'manual', container: null, host: null, reason, from: live.length, to: after });
+    logger.info({ app: app.name, wanted, before: live.length, after, added, gone, drained }, 'manual scale of containers');
+    if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * Sets every live entry's CPU quota to `cpus` (a same-state transition with a patch, so a
+   * concurrent state change is not undone); each entry's dispatcher changes the running
+   * container's quota live. An entry that changed state meanwhile is tried again in its new state.
+   */
+  private async scaleCpus(app: App, cpus: number): Promise<void> {
+    const { store, clock, logger } = this.deps;
+    const live = (await store.listContainers({ app: app.name })).filter((e) => liveStates.includes(e.state));
+    const before = [...new Set(live.map((e) => e.cpus ?? app.cpus))].sort((a, b) => a - b);
+    let changed = 0;
+    for (const e of live) {
+      let current: ContainerEntry | null = e;
+      for (let attempt = 0; attempt < 3 && current !== null && liveStates.includes(current.state); attempt++) {
+        if ((await store.transitionContainer(current.id, [current.state], current.state, { cpus })) !== null) {
+          changed += 1;
+          break;
+        }
+        current = await store.getContainer(current.id);
+      }
+    }
+    const was = before.length === 0 ? '' : ` (was ${before.length === 1 ? before[0] : `${before[0]}-${before.at(-1)}`})`;
+    const reason = live.length === 0
+      ? `asked via the CoreAPI for ${cpus} cores per container: no live containers (new ones start with the app's ${app.cpus})`
+      : `asked via the CoreAPI for ${cpus} cores per container: set on ${changed} of ${live.length} live${was}`;
+    await this.record({ at: clock.now(), app: app.name, kind: 'manual', container: null, host: null, reason, from: before.length === 1 ? (before[0] as number) : null, to: cpus });
+    logger.info({ app: app.name, cpus, changed, live: live.length }, 'manual scale of CPU quota');
+  }
+
+  /** An event is a record for people: failing to keep one must not fail the change it describes. */
+  private async record(event: AppEvent): Promise<void> {
+    try {
+      await this.deps.store.appendEvent(event);
+    } catch (err) {
+      this.deps.logger.warn({ err, app: event.app, kind: event.kind }, 'could not record an app event');
+    }
   }
 
   private async container(id: string): Promise<ContainerEntry> {
@@ -199,6 +306,40 @@ export class CoreApi {
     }
     this.requests.inc({ method: req.method ?? '', route: routeName, status: String(res.statusCode) });
   }
+}
+
+/** `?limit=` of the events list: 1 to EVENTS_KEPT, 50 when absent. */
+function parseLimit(raw: string | null): number {
+  if (raw === null) return 50;
+  const n = /^\d{1,4}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(n >= 1 && n <= EVENTS_KEPT)) throw invalidFields([{ field: 'limit', value: raw, allowed: `an integer from 1 to ${EVENTS_KEPT} (default 50)` }]);
+  return n;
+}
+
+const scaleFields = ['containers', 'cpus'] as const;
+
+/** The body of POST /v1/apps/:name/scale, checked against the app: every problem at once. */
+function parseScale(body: unknown, app: App): { containers?: number; cpus?: number } {
+  const shape = 'a JSON object with "containers" (an integer) and/or "cpus" (cores), e.g. {"containers": 3}';
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidFields([{ field: '(body)', value: body, allowed: shape }]);
+  const b = body as Record<string, unknown>;
+  const problems: FieldProblem[] = Object.keys(b)
+    .filter((k) => !(scaleFields as readonly string[]).includes(k))
+    .map((k) => ({ field: k, value: b[k], allowed: `no such field; the fields are ${scaleFields.join(', ')}` }));
+  if (b.containers === undefined && b.cpus === undefined) problems.push({ field: '(body)', value: b, allowed: `at least one of containers, cpus: ${shape}` });
+  const out: { containers?: number; cpus?: number } = {};
+  if (b.containers !== undefined) {
+    const v = b.containers;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= app.maxContainers) out.containers = v;
+    else problems.push({ field: 'containers', value: v, allowed: `an integer from 0 to the app's maxContainers (${app.maxContainers})` });
+  }
+  if (b.cpus !== undefined) {
+    const v = b.cpus;
+    if (typeof v === 'number' && Number.isFinite(v) && v >= app.cpus && v <= app.maxCpus) out.cpus = Math.round(v * 1000) / 1000;
+    else problems.push({ field: 'cpus', value: v, allowed: `a number of CPU cores from the app's cpus (${app.cpus}) to its maxCpus (${app.maxCpus})` });
+  }
+  if (problems.length > 0) throw invalidFields(problems);
+  return out;
 }
 
 function sortEntries(entries: ContainerEntry[]): ContainerEntry[] {

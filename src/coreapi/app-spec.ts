@@ -3,28 +3,10 @@
 
 import path from 'node:path';
 import type { AppSpec } from '../cmdb/types.js';
+import { appDefaults, defaultMaxCpus, withScalingDefaults } from '../cmdb/app-defaults.js';
 import { invalidFields, type FieldProblem } from '../shared/errors.js';
 
-export const appDefaults = {
-  port: 8080,
-  command: null,
-  env: {},
-  volumes: [],
-  cpus: 0.5,
-  memory: 256 * 1024 * 1024,
-  lifespan: 600,
-  minContainers: 0,
-  maxContainers: 4,
-  readinessPath: null,
-  latencyTargetMs: 500,
-  idleTimeout: 300,
-  autoscale: true,
-} as const;
-
-/** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */
-export function defaultMaxCpus(cpus: number): number {
-  return Math.min(64, Math.round(cpus * 2 * 1000) / 1000);
-}
+export { appDefaults, defaultMaxCpus, withScalingDefaults };
 
 const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale'] as const;
 
@@ -167,21 +149,6 @@ export function parseAppPatch(current: AppSpec, body: unknown): AppSpec {
     candidate.maxCpus = candidate.cpus;
   }
   return validate(candidate, problems);
-}
-
-/**
- * An app stored before the autoscaling fields existed, with their defaults filled in. Every
- * reader of a stored app's scaling fields goes through this.
- */
-export function withScalingDefaults<T extends AppSpec>(app: T): T {
-  if (app.maxCpus !== undefined && app.latencyTargetMs !== undefined && app.idleTimeout !== undefined && app.autoscale !== undefined) return app;
-  return {
-    ...app,
-    maxCpus: app.maxCpus ?? defaultMaxCpus(app.cpus),
-    latencyTargetMs: app.latencyTargetMs ?? appDefaults.latencyTargetMs,
-    idleTimeout: app.idleTimeout ?? appDefaults.idleTimeout,
-    autoscale: app.autoscale ?? appDefaults.autoscale,
-  };
 }
 
 /** The spec part of a stored app. */

@@ -2,6 +2,8 @@
 // runtime/docker-runtime.ts implements it with dockerode, and the tests' fake runtime with plain
 // processes on loopback. Create and start are separate so a later pool can create ahead of need.
 
+import type { CpuCounters } from './signals/cgroup.js';
+
 export interface ContainerSpec {
   /** Engine-side name, unique on the host. */
   name: string;
@@ -29,6 +31,11 @@ export interface RuntimeContainer {
   /** IP address the container is reachable at from this host, once running. */
   ip: string | null;
   exitCode: number | null;
+  /**
+   * The container's main process as this host sees it, while running; it finds the container's
+   * cgroup where its id alone does not. null when not running, or where the engine does not say (list).
+   */
+  pid: number | null;
 }
 
 export interface RuntimeEvent {
@@ -55,6 +62,12 @@ export interface ContainerRuntime {
   remove(id: string): Promise<void>;
   /** Changes the CPU quota of a running container, without a restart (scale-up). */
   update(id: string, change: { cpus: number }): Promise<void>;
+  /**
+   * CPU counters from the engine's stats API: the fallback for signals/cgroup.ts where the cgroup
+   * files cannot be read (slower: an engine round trip). null when the container is gone or stopped,
+   * or the runtime has none.
+   */
+  cpuStats(id: string): Promise<CpuCounters | null>;
   /** The last lines of the container's output, for error messages. */
   logs(id: string, tail: number): Promise<string>;
   /** Calls back on container deaths among those with these labels; returns the unsubscribe. */

@@ -56,6 +56,30 @@ export interface DispatcherContext {
   /** The URL this host advertises to the proxies (known once the server listens). */
   url: string;
   startedAt: number;
+  /** Recent start durations per app, for the lead time of replacements. */
+  readonly startTimes: StartTimes;
+}
+
+/** The last few start durations (ms) of each app, bounded in apps and in starts per app. */
+export class StartTimes {
+  private readonly byApp = new Map<string, number[]>();
+
+  constructor(private readonly perApp = 5, private readonly maxApps = 10_000) {}
+
+  record(app: string, ms: number): void {
+    let list = this.byApp.get(app);
+    if (list === undefined) {
+      if (this.byApp.size >= this.maxApps) this.byApp.delete(this.byApp.keys().next().value as string);
+      list = [];
+      this.byApp.set(app, list);
+    }
+    list.push(ms);
+    if (list.length > this.perApp) list.shift();
+  }
+
+  recent(app: string): readonly number[] {
+    return this.byApp.get(app) ?? [];
+  }
 }
 
 export function gone(entryId: string, why: string): FcError {

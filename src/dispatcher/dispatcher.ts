@@ -4,6 +4,8 @@
 //   request-path.ts  admit (start if needed, hold within a cap and a deadline), forward, record
 //   lifecycle.ts     start once, ready, drain, retire; lifespans; reactions to CMDB changes and deaths
 //   host-loops.ts    heartbeat, reconciliation with the engine, dead hosts, minContainers
+//   autoscaler/      the signals' loop (autoscaler.ts) and the pure decision (decide.ts)
+//   signals/         per-container windows of requests and cgroup CPU counters
 // and serves the dispatcher's own endpoints (health, metrics, its containers).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -13,18 +15,24 @@ import { FcError } from '../shared/errors.js';
 import { sendJson, sendProblem } from '../shared/http.js';
 import { serveMetrics } from '../shared/metrics.js';
 import { CONTAINER_HEADER } from '../shared/protocol.js';
+import { Autoscaler } from './autoscaler/autoscaler.js';
 import { labelKeys } from './container-runtime.js';
-import type { DispatcherContext, DispatcherDeps, DispatcherSettings } from './context.js';
+import { StartTimes, type DispatcherContext, type DispatcherDeps, type DispatcherSettings } from './context.js';
 import { HostLoops } from './host-loops.js';
 import { ContainerLifecycle } from './lifecycle.js';
 import type { LocalPhase } from './local-container.js';
 import { DispatcherMetrics } from './metrics.js';
 import { RequestPath } from './request-path.js';
+import { CgroupCpu } from './signals/cgroup.js';
 
 export type { DispatcherDeps, DispatcherSettings } from './context.js';
 
 /** How often lifespans are checked. */
 const LIFESPAN_TICK_MS = 250;
+/** How often the autoscaler samples CPU and decides (and at once on a slow request). */
+const AUTOSCALE_TICK_MS = 500;
+/** How often each container's figures go to the CMDB for `ps`; they expire after three times that. */
+const STATS_INTERVAL_MS = 2_000;
 
 export class Dispatcher {
   readonly metrics: DispatcherMetrics;
@@ -32,6 +40,7 @@ export class Dispatcher {
   private readonly lifecycle: ContainerLifecycle;
   private readonly requests: RequestPath;
   private readonly loops: HostLoops;
+  private readonly autoscaler: Autoscaler;
   private timers: Timer[] = [];
   private unwatch: (() => void) | undefined;
   private readonly onChange = (change: Change) => this.lifecycle.react(change);
@@ -47,9 +56,10 @@ export class Dispatcher {
         return byPhase;
       },
     });
-    this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0 };
+    this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes() };
     this.lifecycle = new ContainerLifecycle(this.ctx);
-    this.requests = new RequestPath(this.ctx, this.lifecycle);
+    this.autoscaler = new Autoscaler(this.ctx, this.lifecycle, new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }));
+    this.requests = new RequestPath(this.ctx, this.lifecycle, (app) => this.autoscaler.onSlowRequest(app));
     this.loops = new HostLoops(this.ctx, this.lifecycle);
   }
 
@@ -66,13 +76,15 @@ export class Dispatcher {
    */
   async start(dispatcherUrl: string = this.ctx.s.dispatcherUrl): Promise<void> {
     const { runtime, clock, cache } = this.deps;
-    const { ctx, loops, lifecycle } = this;
+    const { ctx, loops, lifecycle, autoscaler } = this;
     ctx.url = dispatcherUrl;
     await loops.heartbeat();
     this.timers.push(
       clock.setInterval(() => void loops.heartbeat(), ctx.s.heartbeatInterval),
       clock.setInterval(() => void loops.reconcile().catch((err: unknown) => ctx.log.error({ err }, 'reconcile failed')), ctx.s.reconcileInterval),
       clock.setInterval(() => lifecycle.checkLifespans(), LIFESPAN_TICK_MS),
+      clock.setInterval(() => void autoscaler.tick(), AUTOSCALE_TICK_MS),
+      clock.setInterval(() => void autoscaler.reportStats(STATS_INTERVAL_MS * 3), STATS_INTERVAL_MS),
     );
     cache.on('change', this.onChange);
     this.unwatch = runtime.watch({ [labelKeys.host]: ctx.s.hostId }, (e) => lifecycle.onRuntimeEvent(e));

@@ -2,12 +2,15 @@
 // drain, stop and remove; lifespans; reactions to CMDB changes (drains asked for elsewhere, app
 // deletions, new entries to start ahead of their first request) and to containers that die.
 
+import { withScalingDefaults } from '../cmdb/app-defaults.js';
+import { placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type Change, type ContainerEntry, type ContainerPatch, type ContainerState } from '../cmdb/types.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { labelKeys, type ContainerSpec, type RuntimeEvent } from './container-runtime.js';
 import { appOf, gone, type DispatcherContext } from './context.js';
-import { drainDecision, dueForDrain, expiryOf } from './lifespan.js';
+import { recordEvent } from './events.js';
+import { drainDecision, expiryOf, metabolism, replacementLead, type MortalContainer } from './lifespan.js';
 import { LocalContainer } from './local-container.js';
 import { waitReady } from './wait-ready.js';
 
@@ -59,7 +62,7 @@ export class ContainerLifecycle {
       await store.transitionContainer(entryId, liveStates, 'gone');
       throw gone(entryId, `belongs to app ${entry.app}, which no longer exists`);
     }
-    const local = new LocalContainer(entryId, app.name);
+    const local = new LocalContainer(entryId, app.name, app.cpus);
     ctx.locals.set(entryId, local);
     const what = `container ${entryId} of app ${app.name} (image ${app.image})`;
     try {
@@ -74,6 +77,7 @@ export class ContainerLifecycle {
       const runtimeId = await runtime.create(this.containerSpec(app, entryId));
       local.runtimeId = runtimeId;
       const info = await runtime.start(runtimeId);
+      local.pid = info.pid;
       if (info.ip === null) throw new FcError('FC_ERR_START_FAILED', `${what} has no address on its network`, { image: app.image }, { retryAfter: 5 });
       await waitReady({
         ip: info.ip, port: app.port, readinessPath: app.readinessPath, hostHeader: app.hostnames[0] ?? 'localhost',
@@ -92,10 +96,11 @@ export class ContainerLifecycle {
       const ready = await store.transitionContainer(entryId, ['starting'], 'ready', { address, runtimeId, readyAt, expiresAt });
       if (ready === null) throw gone(entryId, 'was drained or removed while it started');
       cache.observe(ready);
-      local.markReady(address, expiresAt, ctx.s.containerConnections);
+      local.markReady(address, expiresAt, ctx.s.containerConnections, readyAt);
+      ctx.startTimes.record(app.name, readyAt - t0);
       ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
       ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
-      ctx.log.info({ container: entryId, app: app.name, address, ms: readyAt - t0 }, 'container ready');
+      recordEvent(ctx, { app: app.name, kind: 'ready', container: entryId, reason: `started in ${readyAt - t0} ms at ${address}, ${app.cpus} cores, lifespan ${app.lifespan} s` });
       return local;
     } catch (err) {
       const fc = toFcError(err);
@@ -110,7 +115,7 @@ export class ContainerLifecycle {
         patch: { lastError: fc.message, lastErrorCode: fc.code, retryAt: clock.now() + ctx.s.startBackoff, runtimeId: null, address: null },
       });
       ctx.metrics.coldStarts.inc({ app: app.name, result: fc.code });
-      ctx.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'container start failed');
+      recordEvent(ctx, { app: app.name, kind: 'start-failed', container: entryId, reason: `${fc.code}: ${fc.message}` });
       throw fc;
     }
   }
@@ -168,7 +173,7 @@ export class ContainerLifecycle {
       const since = local.drainingSince ?? clock.now();
       const marked = await store.transitionContainer(entryId, ['ready'], 'draining').catch(() => null);
       if (marked) cache.observe(marked);
-      ctx.log.info({ container: entryId, app: local.app, reason, inflight: local.inflight }, 'draining container');
+      recordEvent(ctx, { app: local.app, kind: 'drain', container: entryId, reason: `${reason}; ${local.inflight} requests in flight` });
       const policy = { graceMs: ctx.s.drainGrace, timeoutMs: ctx.s.drainTimeout };
       while (drainDecision({ inflight: local.inflight, drainingSince: since }, clock.now(), policy) === 'wait') {
         const now = clock.now();
@@ -185,10 +190,88 @@ export class ContainerLifecycle {
     void this.drain(entryId, reason).catch((err: unknown) => this.ctx.log.error({ err, container: entryId }, 'drain failed'));
   }
 
+  /**
+   * Lifespans and metabolism, every tick: replacements registered ahead of the end of containers
+   * still wanted, and containers whose lifespan is over drained once their replacement is ready.
+   */
   checkLifespans(): void {
-    if (this.ctx.closed) return;
-    const aging = [...this.ctx.locals.values()].map((l) => ({ id: l.id, phase: l.phase, expiresAt: l.expiresAt }));
-    for (const id of dueForDrain(aging, this.ctx.deps.clock.now())) this.drainLogged(id, 'lifespan');
+    const { ctx } = this;
+    if (ctx.closed) return;
+    const { cache, clock } = ctx.deps;
+    const now = clock.now();
+    const mortal: MortalContainer[] = [];
+    for (const l of ctx.locals.values()) {
+      if (l.phase !== 'ready' || l.expiresAt === null) continue;
+      const stored = cache.app(l.app);
+      const app = stored === undefined ? undefined : withScalingDefaults(stored);
+      let successor: MortalContainer['successor'] = null;
+      if (l.successor !== null) {
+        const state = l.successor === '' ? undefined : cache.container(l.successor)?.state;
+        successor = state === 'ready' ? 'ready' : state === 'registered' || state === 'starting' ? 'pending' : 'gone';
+      }
+      let wanted = false;
+      if (app !== undefined) {
+        const live = [...cache.containersOf(l.app)].filter((e) => liveStates.includes(e.state)).length;
+        const lastRequestAt = l.requests.lastRequestAt;
+        const busy = l.inflight > 0 || (lastRequestAt !== null && now - lastRequestAt < app.idleTimeout * 1000);
+        wanted = busy || live - 1 < app.minContainers;
+      }
+      mortal.push({ id: l.id, app: l.app, phase: l.phase, expiresAt: l.expiresAt, successor, wanted });
+    }
+    const plan = metabolism(mortal, now, {
+      leadMs: (app) => replacementLead(ctx.startTimes.recent(app)),
+      maxOverstayMs: ctx.s.startTimeout,
+    });
+    for (const id of plan.replace) void this.replace(id);
+    for (const id of plan.drain) this.drainLogged(id, 'lifespan');
+  }
+
+  /** Registers the replacement of a container whose lifespan is ending (make before break). */
+  private async replace(entryId: string): Promise<void> {
+    const { ctx } = this;
+    const local = ctx.locals.get(entryId);
+    const app = local === undefined ? undefined : ctx.deps.cache.app(local.app);
+    if (local === undefined || app === undefined || local.successor !== null) return;
+    local.successor = '';
+    const { cache, clock } = ctx.deps;
+    const live = [...cache.containersOf(app.name)].filter((e) => liveStates.includes(e.state)).length;
+    try {
+      // One beyond maxContainers is allowed while the old one is still serving; the fewer-than
+      // guard keeps a second replacement from being added for the same view.
+      const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live + 1, surge: 1 });
+      this.observeNew(entry);
+      local.successor = entry.id;
+      if (created) {
+        const left = Math.max(0, (local.expiresAt ?? 0) - clock.now());
+        recordEvent(ctx, { app: app.name, kind: 'replace', container: entryId, reason: `lifespan ends in ${left} ms; replacement ${entry.id} on host ${entry.host}`, from: live, to: live + 1 });
+      }
+    } catch (err) {
+      const fc = toFcError(err);
+      ctx.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'could not register a replacement; the container is drained at the end of its lifespan');
+    }
+  }
+
+  /**
+   * An entry this dispatcher registered itself: into the cache, and started at once if it is for
+   * this host (the CMDB's change for it is not news to this cache, so react() would not see it).
+   */
+  observeNew(entry: ContainerEntry): void {
+    this.ctx.deps.cache.observe(entry);
+    if (entry.host === this.ctx.s.hostId && entry.state === 'registered') this.warmStart(entry);
+  }
+
+  /**
+   * Changes a running container's CPU quota live (no restart) and records it in its entry. The
+   * CPU window starts over: throttling measured under the old quota says nothing of the new one.
+   */
+  async setQuota(local: LocalContainer, cpus: number): Promise<void> {
+    const { ctx } = this;
+    if (local.runtimeId === null) return;
+    await ctx.deps.runtime.update(local.runtimeId, { cpus });
+    local.cpus = cpus;
+    local.cpu.reset();
+    const next = await ctx.deps.store.transitionContainer(local.id, ['ready'], 'ready', { cpus }).catch(() => null);
+    if (next !== null) ctx.deps.cache.observe(next);
   }
 
   /** Reacts to CMDB changes made elsewhere: drains asked for through the API, app deletions, warm starts. */
@@ -199,6 +282,10 @@ export class ContainerLifecycle {
     const local = ctx.locals.get(id);
     if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
       this.drainLogged(id, change.op === 'delete' ? 'removed' : 'requested');
+    } else if (local?.phase === 'ready' && change.op === 'put' && change.value.state === 'ready' && change.value.cpus !== null && change.value.cpus !== local.cpus) {
+      // A quota set elsewhere (`fastcontainer app scale --cpus`): applied live.
+      const cpus = change.value.cpus;
+      void this.setQuota(local, cpus).catch((err: unknown) => ctx.log.warn({ err, container: id, cpus }, 'could not change the CPU quota'));
     } else if (change.op === 'put' && change.value.state === 'registered') {
       this.warmStart(change.value);
     }
@@ -226,7 +313,7 @@ export class ContainerLifecycle {
     const entryId = e.labels[labelKeys.container];
     const local = entryId === undefined ? undefined : this.ctx.locals.get(entryId);
     if (local === undefined || local.runtimeId !== e.id || local.phase !== 'ready') return;
-    this.ctx.log.warn({ container: entryId, app: local.app, exitCode: e.exitCode, event: e.type }, 'container died');
+    recordEvent(this.ctx, { app: local.app, kind: 'died', container: entryId ?? null, reason: `${e.type}${e.exitCode === null ? '' : ` with exit code ${e.exitCode}`}` });
     void this.retireDead(local, `the container exited${e.exitCode === null ? '' : ` with code ${e.exitCode}`}`);
   }
 
@@ -238,9 +325,10 @@ export class ContainerLifecycle {
   /** Tracks a running container found at reconciliation as this host's, ready to serve. */
   adopt(entry: ContainerEntry, app: App, runtimeId: string, ip: string): LocalContainer {
     const { ctx } = this;
-    const local = new LocalContainer(entry.id, app.name);
+    const local = new LocalContainer(entry.id, app.name, entry.cpus ?? app.cpus);
     local.runtimeId = runtimeId;
-    local.markReady(`${ip}:${app.port}`, entry.expiresAt ?? expiryOf(ctx.deps.clock.now(), app.lifespan), ctx.s.containerConnections);
+    const now = ctx.deps.clock.now();
+    local.markReady(`${ip}:${app.port}`, entry.expiresAt ?? expiryOf(now, app.lifespan), ctx.s.containerConnections, entry.readyAt ?? now);
     ctx.locals.set(entry.id, local);
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);

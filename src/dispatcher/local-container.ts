@@ -1,7 +1,10 @@
 // What the dispatcher knows of a container it runs: its phase, where it listens, its pool of
-// keep-alive connections and how many requests it is serving (for draining).
+// keep-alive connections, how many requests it is serving (for draining), and the autoscaler's
+// signals: its recent requests and CPU, its quota, and the replacement started for it.
 
 import { Pool } from 'undici';
+import { CpuWindow } from './signals/cpu-window.js';
+import { RequestWindow } from './signals/request-window.js';
 
 export type LocalPhase = 'starting' | 'ready' | 'draining' | 'stopping';
 
@@ -13,13 +16,29 @@ export class LocalContainer {
   inflight = 0;
   expiresAt: number | null = null;
   drainingSince: number | null = null;
+  /** The engine's process id of the container, to find its cgroup; null if unknown. */
+  pid: number | null = null;
+  /** CPU quota now, in cores (changed live by scale-up and scale-down). */
+  cpus: number;
+  readyAt = 0;
+  /** Latency (ms) above which a finished request makes the autoscaler look at once. */
+  slowMs = Number.POSITIVE_INFINITY;
+  readonly requests = new RequestWindow({ bucketMs: 250, buckets: 40 });
+  readonly cpu = new CpuWindow(48);
+  lastScaleUpAt: number | null = null;
+  lastScaleDownAt: number | null = null;
+  /** Entry id of the replacement registered before its lifespan ends, or '' if none could be. */
+  successor: string | null = null;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(readonly id: string, readonly app: string) {}
+  constructor(readonly id: string, readonly app: string, cpus: number) {
+    this.cpus = cpus;
+  }
 
-  markReady(address: string, expiresAt: number, connections: number): void {
+  markReady(address: string, expiresAt: number, connections: number, readyAt: number): void {
     this.address = address;
     this.expiresAt = expiresAt;
+    this.readyAt = readyAt;
     this.pool = new Pool(`http://${address}`, { connections, pipelining: 1, keepAliveTimeout: 4_000 });
     this.phase = 'ready';
   }

@@ -13,7 +13,12 @@ import type { ContainerLifecycle } from './lifecycle.js';
 import type { LocalContainer } from './local-container.js';
 
 export class RequestPath {
-  constructor(private readonly ctx: DispatcherContext, private readonly lifecycle: ContainerLifecycle) {}
+  constructor(
+    private readonly ctx: DispatcherContext,
+    private readonly lifecycle: ContainerLifecycle,
+    /** Told of every request slower than its app's target, so the autoscaler looks at once. */
+    private readonly onSlow: (app: string) => void,
+  ) {}
 
   async serve(entryId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { ctx } = this;
@@ -86,17 +91,27 @@ export class RequestPath {
     throw new FcError(known, entry.lastError, { container: entry.id, image: entry.image }, { retryAfter: Math.max(1, Math.ceil((entry.retryAt - now) / 1000)) });
   }
 
-  /** Step 2: forward to the container and stream its answer back. */
+  /**
+   * Step 2: forward to the container and stream its answer back. Step 3: its latency (to the
+   * first byte and to the end) and status go into the container's window, counters only.
+   */
   private async forwardTo(local: LocalContainer, req: IncomingMessage, res: ServerResponse): Promise<number> {
     const pool = local.pool;
     if (pool === null) throw gone(local.id, 'has no connection pool');
     local.enter();
+    const begin = performance.now();
+    let status = 502;
+    let headersAt = 0;
     try {
       const headers = upstreamRequestHeaders(req, (name) => name.startsWith('x-fc-'), []);
-      const { status } = await forward({ pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}` });
+      ({ status, headersAt } = await forward({ pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}` }));
       return status;
     } finally {
       local.leave();
+      const end = performance.now();
+      const totalMs = end - begin;
+      local.requests.record(this.ctx.deps.clock.now(), (headersAt === 0 ? end : headersAt) - begin, totalMs, status);
+      if (totalMs > local.slowMs) this.onSlow(local.app);
     }
   }
 }

@@ -62,6 +62,8 @@ export interface Forwarded {
   status: number;
   /** The answer was discarded because retryIf said so; res is untouched. */
   retry: boolean;
+  /** performance.now() when the upstream's status line and headers arrived (0 if they never did). */
+  headersAt: number;
 }
 
 /** Swallows an answer the caller decided not to pass on. */
@@ -81,6 +83,7 @@ export function forward(f: ForwardRequest): Promise<Forwarded> {
   res.once('close', onClose);
   let status = 0;
   let retry = false;
+  let headersAt = 0;
   return new Promise<Forwarded>((resolve, reject) => {
     f.pool.stream(
       {
@@ -93,6 +96,7 @@ export function forward(f: ForwardRequest): Promise<Forwarded> {
       },
       ({ statusCode, headers }) => {
         status = statusCode;
+        headersAt = performance.now();
         if (f.retryIf?.(statusCode, headers) === true) {
           retry = true;
           return discard();
@@ -102,12 +106,12 @@ export function forward(f: ForwardRequest): Promise<Forwarded> {
       },
       (err) => {
         res.off('close', onClose);
-        if (err === null || retry) return resolve({ status, retry });
+        if (err === null || retry) return resolve({ status, retry, headersAt });
         if (res.headersSent) {
           res.destroy(err);
-          return resolve({ status, retry });
+          return resolve({ status, retry, headersAt });
         }
-        if (abort.signal.aborted) return resolve({ status: 499, retry: false });
+        if (abort.signal.aborted) return resolve({ status: 499, retry: false, headersAt });
         reject(new FcError('FC_ERR_UPSTREAM', `${f.upstream} failed: ${err.message}`, { upstream: f.upstream }, { cause: err }));
       },
     );

@@ -14,6 +14,8 @@ interface Flavour {
   runtime: ContainerRuntime;
   /** A spec that exits at once with code 3 after printing "boom". */
   crashing: Pick<ContainerSpec, 'image' | 'command'>;
+  /** Whether cpuStats has an engine behind it; the fake has none and answers null. */
+  engineStats: boolean;
 }
 
 const hostId = uniqueName('fctest-host');
@@ -21,8 +23,8 @@ const fake = new FakeRuntime();
 fake.images.set('fake/crash', { exit: { code: 3, output: 'boom' } });
 
 const flavours: [string, () => Flavour][] = [
-  ['docker', () => ({ runtime: new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge' }), crashing: { image: 'fastcontainer/hello', command: ['/bin/busybox', 'sh', '-c', 'echo boom; exit 3'] } })],
-  ['fake', () => ({ runtime: fake, crashing: { image: 'fake/crash', command: null } })],
+  ['docker', () => ({ runtime: new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge' }), crashing: { image: 'fastcontainer/hello', command: ['/bin/busybox', 'sh', '-c', 'echo boom; exit 3'] }, engineStats: true })],
+  ['fake', () => ({ runtime: fake, crashing: { image: 'fake/crash', command: null }, engineStats: false })],
 ];
 
 let seq = 0;
@@ -54,7 +56,7 @@ afterAll(async () => {
 });
 
 describe.each(flavours)('ContainerRuntime contract: %s', (_name, make) => {
-  const { runtime, crashing } = make();
+  const { runtime, crashing, engineStats } = make();
 
   it('creates and starts a container that answers on its address, with its labels', async () => {
     const s = spec();
@@ -62,6 +64,9 @@ describe.each(flavours)('ContainerRuntime contract: %s', (_name, make) => {
     const started = await runtime.start(id);
     expect(started).toMatchObject({ id, running: true, name: s.name });
     expect(started.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(started.pid).toBeGreaterThan(0);
+    expect(Number.isInteger(started.pid)).toBe(true);
+    expect((await runtime.inspect(id))?.pid).toBe(started.pid);
     const body = await eventually(() => answer(started.ip as string, 8080), { timeout: 10_000, what: 'an answer' });
     expect(body).toContain('Hello from FastContainer');
     const listed = await runtime.list({ [labelKeys.host]: hostId, [labelKeys.container]: s.labels[labelKeys.container] as string });
@@ -69,11 +74,28 @@ describe.each(flavours)('ContainerRuntime contract: %s', (_name, make) => {
     expect(listed[0]?.labels).toMatchObject(s.labels);
     await runtime.update(id, { cpus: 1.5 });
     await runtime.stop(id, 1000);
-    expect((await runtime.inspect(id))?.running).toBe(false);
+    expect(await runtime.inspect(id)).toMatchObject({ running: false, pid: null });
     await runtime.remove(id);
     expect(await runtime.inspect(id)).toBeNull();
     await runtime.remove(id);
     await runtime.stop(id, 1000);
+  });
+
+  it('reads CPU counters of a running container from the engine, or null', async () => {
+    const id = await runtime.create(spec());
+    await runtime.start(id);
+    const counters = await runtime.cpuStats(id);
+    if (engineStats) {
+      expect(counters).toEqual({ periods: expect.any(Number), throttledPeriods: expect.any(Number), throttledNs: expect.any(Number), usageNs: expect.any(Number) });
+      // Starting the app used some CPU.
+      expect(counters?.usageNs).toBeGreaterThan(0);
+    } else {
+      expect(counters).toBeNull();
+    }
+    await runtime.stop(id, 1000);
+    expect(await runtime.cpuStats(id)).toBeNull();
+    await runtime.remove(id);
+    expect(await runtime.cpuStats(id)).toBeNull();
   });
 
   it('names the image when it is missing', async () => {

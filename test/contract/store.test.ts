@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CmdbCache } from '../../src/cmdb/cache.js';
 import { MemoryStore } from '../../src/cmdb/memory-store.js';
 import { RedisStore } from '../../src/cmdb/redis-store.js';
-import type { Change, Store } from '../../src/cmdb/types.js';
+import type { AppEvent, Change, ContainerStats, Store } from '../../src/cmdb/types.js';
+import { cmdbKeys } from '../../src/cmdb/keys.js';
 import { FcError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { redisUrl, uniqueName } from '../helpers/env.js';
@@ -29,6 +30,31 @@ const implementations: [string, () => Promise<Harness>][] = [
     },
   ],
 ];
+
+function event(app: string, at: number, overrides: Partial<AppEvent> = {}): AppEvent {
+  return { at, app, kind: 'scale-out', container: null, host: null, reason: `event at ${at}`, from: 1, to: 2, ...overrides };
+}
+
+function stats(id: string, host: string, overrides: Partial<ContainerStats> = {}): ContainerStats {
+  return {
+    id, app: 'a', host, cpus: 0.5, inflight: 1, held: 0, rps: 12.5, meanMs: 40, p95Ms: 90, throttledShare: 0.03, cpuUsage: 0.2,
+    lastRequestAt: 900, at: 1_000, ...overrides,
+  };
+}
+
+/** Subscribes, runs `act`, then makes one write that publishes and returns what came before its change. */
+async function changesDuring(store: Store, act: () => Promise<void>): Promise<Change[]> {
+  const changes: Change[] = [];
+  const sub = await store.subscribe({ onChange: (c) => changes.push(c), onResync: () => {} });
+  try {
+    await act();
+    await store.heartbeatHost({ id: 'marker', dispatcherUrl: 'http://x:1', capacity: 1, startedAt: 1, heartbeatAt: 1 });
+    await eventually(() => changes.some((c) => c.kind === 'host'), { what: 'the marker change' });
+    return changes.filter((c) => c.kind !== 'host');
+  } finally {
+    await sub.unsubscribe();
+  }
+}
 
 async function rejection(p: Promise<unknown>): Promise<FcError> {
   try {
@@ -183,6 +209,29 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       expect(await store.listContainers({ app: 'a' })).toEqual([]);
     });
 
+    it('with surge allows that many entries beyond maxContainers, and no more', async () => {
+      await store.registerContainer(newContainer('a'));
+      await store.registerContainer(newContainer('a'));
+      expect((await rejection(store.registerContainer(newContainer('a'), { surge: 0 }))).code).toBe('FC_ERR_MAX_CONTAINERS');
+      const extra = await store.registerContainer(newContainer('a'), { surge: 1 });
+      expect(extra.created).toBe(true);
+      const err = await rejection(store.registerContainer(newContainer('a'), { surge: 1 }));
+      expect(err.code).toBe('FC_ERR_MAX_CONTAINERS');
+      expect(err.details).toMatchObject({ app: 'a', live: 3, maxContainers: 2, surge: 1 });
+      expect(err.message).toContain('surge of 1');
+      expect((await store.listContainers({ app: 'a' })).filter((c) => c.state === 'registered')).toHaveLength(3);
+      // Without a surge the app stays over its limit until entries go.
+      expect((await rejection(store.registerContainer(newContainer('a')))).details).toMatchObject({ live: 3, maxContainers: 2 });
+    });
+
+    it('with surge still registers only one of many racing replacements', async () => {
+      await store.registerContainer(newContainer('a'));
+      await store.registerContainer(newContainer('a'));
+      const results = await Promise.allSettled(Array.from({ length: 10 }, () => store.registerContainer(newContainer('a'), { surge: 1 })));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(await store.listContainers({ app: 'a' })).toHaveLength(3);
+    });
+
     it('lists entries by app and by host', async () => {
       await store.createApp(appSpec({ name: 'b', hostnames: ['b.test'] }), 1);
       await store.registerContainer(newContainer('a', { host: 'h1' }));
@@ -192,6 +241,72 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       expect(await store.listContainers({ app: 'a' })).toHaveLength(2);
       expect(await store.listContainers({ host: 'h1' })).toHaveLength(2);
       expect(await store.listContainers({ app: 'a', host: 'h1' })).toHaveLength(1);
+    });
+  });
+
+  describe('app events', () => {
+    it('lists an app\'s events newest first, up to the limit, exactly as appended', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      const exact = event('a', 3, { kind: 'scale-up', container: 'a-c1', host: 'h1', reason: 'p95 812 ms > target 500 ms — ünïcode', from: 0.5, to: 0.75 });
+      await store.appendEvent(event('a', 1));
+      await store.appendEvent(event('a', 2, { kind: 'manual', from: null, to: null }));
+      await store.appendEvent(exact);
+      await store.appendEvent(event('b', 4));
+      expect((await store.listEvents('a', 10)).map((e) => e.at)).toEqual([3, 2, 1]);
+      expect(await store.listEvents('a', 1)).toEqual([exact]);
+      expect((await store.listEvents('a', 10))[1]).toMatchObject({ kind: 'manual', from: null, to: null, container: null, host: null });
+      expect(await store.listEvents('a', 0)).toEqual([]);
+      expect((await store.listEvents('b', 10)).map((e) => e.at)).toEqual([4]);
+      expect(await store.listEvents('nobody', 10)).toEqual([]);
+    });
+
+    it('keeps only the newest 200 per app', async () => {
+      for (let i = 0; i < 205; i++) await store.appendEvent(event('a', i));
+      const all = await store.listEvents('a', 1000);
+      expect(all).toHaveLength(200);
+      expect(all[0]?.at).toBe(204);
+      expect(all.at(-1)?.at).toBe(5);
+    });
+
+    it('publishes no change for an event', async () => {
+      const changes = await changesDuring(store, () => store.appendEvent(event('a', 1)));
+      expect(changes).toEqual([]);
+    });
+
+    it('forgets an app\'s events when the app is deleted', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      await store.appendEvent(event('a', 1));
+      await store.deleteApp('a');
+      expect(await store.listEvents('a', 10)).toEqual([]);
+      await store.createApp(appSpec({ name: 'a' }), 2);
+      expect(await store.listEvents('a', 10)).toEqual([]);
+    });
+  });
+
+  describe('container stats', () => {
+    it('replaces a host\'s stats with its latest report and lists every host\'s', async () => {
+      await store.reportStats('h1', [stats('a-1', 'h1'), stats('a-2', 'h1')], 1_000, 5_000);
+      await store.reportStats('h2', [stats('a-3', 'h2', { p95Ms: null, meanMs: null, throttledShare: null, cpuUsage: null, lastRequestAt: null })], 1_000, 5_000);
+      await store.reportStats('h1', [stats('a-2', 'h1', { inflight: 7 })], 2_000, 5_000);
+      const listed = (await store.listStats(2_000)).sort((x, y) => x.id.localeCompare(y.id));
+      expect(listed.map((x) => `${x.id}@${x.host}`)).toEqual(['a-2@h1', 'a-3@h2']);
+      expect(listed[0]).toEqual(stats('a-2', 'h1', { inflight: 7 }));
+      expect(listed[1]).toMatchObject({ p95Ms: null, throttledShare: null, lastRequestAt: null });
+    });
+
+    it('lets a host\'s stats vanish once their time to live has passed', async () => {
+      await store.reportStats('h1', [stats('a-1', 'h1')], 1_000, 5_000);
+      await store.reportStats('h2', [stats('a-2', 'h2')], 3_000, 5_000);
+      expect((await store.listStats(5_999)).map((x) => x.id).sort()).toEqual(['a-1', 'a-2']);
+      expect((await store.listStats(6_000)).map((x) => x.id)).toEqual(['a-2']);
+      expect(await store.listStats(8_000)).toEqual([]);
+      await store.reportStats('h1', [], 9_000, 5_000);
+      expect(await store.listStats(9_000)).toEqual([]);
+    });
+
+    it('publishes no change for a report', async () => {
+      const changes = await changesDuring(store, () => store.reportStats('h1', [stats('a-1', 'h1')], 1_000, 5_000));
+      expect(changes).toEqual([]);
     });
   });
 
@@ -267,6 +382,32 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
         await cache.close();
       }
     });
+  });
+});
+
+describe('Redis store: events and stats expire in Redis too', () => {
+  it('sets a 7-day expiry on an app\'s events and the stats\' time to live on a host\'s stats', async () => {
+    const prefix = uniqueName('fctest');
+    const store = await RedisStore.connect({ url: redisUrl, prefix, logger: silentLogger });
+    const admin = new Redis(redisUrl);
+    try {
+      const keys = cmdbKeys(prefix);
+      await store.appendEvent(event('a', Date.now()));
+      const eventsTtl = await admin.pttl(keys.events('a'));
+      expect(eventsTtl).toBeGreaterThan(7 * 24 * 3600 * 1000 - 60_000);
+      expect(eventsTtl).toBeLessThanOrEqual(7 * 24 * 3600 * 1000);
+      await store.reportStats('h1', [stats('a-1', 'h1')], Date.now(), 4_000);
+      const statsTtl = await admin.pttl(keys.stats('h1'));
+      expect(statsTtl).toBeGreaterThan(0);
+      expect(statsTtl).toBeLessThanOrEqual(4_000);
+      await store.reportStats('h2', [stats('a-2', 'h2')], Date.now(), 1);
+      await eventually(async () => (await admin.exists(keys.stats('h2'))) === 0, { what: 'the short-lived stats to expire' });
+      expect((await store.listStats(Date.now())).map((x) => x.id)).toEqual(['a-1']);
+    } finally {
+      admin.disconnect();
+      await store.close();
+      await dropPrefix(prefix);
+    }
   });
 });
 

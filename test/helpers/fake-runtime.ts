@@ -6,6 +6,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { FcError } from '../../src/shared/errors.js';
 import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } from '../../src/dispatcher/container-runtime.js';
+import type { CpuCounters } from '../../src/dispatcher/signals/cgroup.js';
 
 export interface FakeImage {
   /** Milliseconds between start and listening. */
@@ -87,7 +88,8 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   private view(c: FakeContainer): RuntimeContainer {
-    return { id: c.id, name: c.spec.name, labels: c.spec.labels, running: c.running, ip: c.ip, exitCode: c.exitCode };
+    // The "container" runs in this process, so its process is this one.
+    return { id: c.id, name: c.spec.name, labels: c.spec.labels, running: c.running, ip: c.ip, exitCode: c.exitCode, pid: c.running ? process.pid : null };
   }
 
   async inspect(id: string): Promise<RuntimeContainer | null> {
@@ -127,6 +129,11 @@ export class FakeRuntime implements ContainerRuntime {
   async update(id: string, change: { cpus: number }): Promise<void> {
     const c = this.containers.get(id);
     if (c !== undefined) c.cpus = change.cpus;
+  }
+
+  /** No engine stats: the signals read this process's own cgroup through the pid, or nothing. */
+  async cpuStats(): Promise<CpuCounters | null> {
+    return null;
   }
 
   async logs(id: string): Promise<string> {

@@ -110,6 +110,57 @@ describe('the CoreAPI commands', () => {
   });
 });
 
+describe('scaling commands', () => {
+  it('creates an app with the scaling flags, scales it, shows the load columns and the events', async () => {
+    const created = await cli('app', 'create', 'cliscale', '--hostname', 'cliscale.test', '--image', 'fastcontainer/hello', '--cpus', '0.25', '--memory', '64m',
+      '--max-cpus', '0.5', '--latency-target', '300', '--idle-timeout', '60', '--no-autoscale');
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    const shown = JSON.parse((await cli('app', 'show', 'cliscale')).stdout) as Record<string, unknown>;
+    expect(shown).toMatchObject({ maxCpus: 0.5, latencyTargetMs: 300, idleTimeout: 60, autoscale: false });
+
+    const out = await cli('app', 'scale', 'cliscale', '--containers', '2');
+    expect(out, out.stderr).toMatchObject({ code: 0 });
+    expect(out.stdout).toMatch(/^scaled app cliscale: 2 live containers \(.+\) at 0\.25 cores\n$/);
+    const quota = await cli('app', 'scale', 'cliscale', '--cpus', '0.4');
+    expect(quota.stdout).toMatch(/scaled app cliscale: 2 live containers .* at 0\.4 cores/);
+
+    const ps = await cli('ps', '--app', 'cliscale');
+    expect(ps.stdout).toMatch(/CONTAINER\s+APP\s+STATE\s+HOST\s+AGE\s+LEFT\s+CPU\s+INFLIGHT\s+P95\s+THROTTLED\s+ADDRESS/);
+    const rows = ps.stdout.split('\n').filter((l) => l.startsWith('cliscale-'));
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(row).toMatch(/\s0\.4\s+(-|\d+)\s+(-|\d+ms)\s+(-|\d+%)\s/);
+
+    const events = await cli('events', 'cliscale', '--limit', '5');
+    expect(events, events.stderr).toMatchObject({ code: 0 });
+    const lines = events.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^TIME\s+KIND\s+CONTAINER\s+FROM→TO\s+REASON$/);
+    const manual = lines.filter((l) => /\smanual\s/.test(l));
+    expect(manual[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\s+manual\s+-\s+0\.25→0\.4\s+asked via the CoreAPI for 0\.4 cores/);
+    expect(manual[1]).toMatch(/manual\s+-\s+0→2\s+asked via the CoreAPI for 2 containers/);
+
+    expect((await cli('app', 'scale', 'cliscale', '--containers', '0')).stdout).toContain('scaled app cliscale: no live containers');
+    expect((await cli('app', 'rm', 'cliscale')).code).toBe(0);
+  });
+
+  it('names the bad field or the unknown app, exit 1; a scale without flags is a usage error, exit 2', async () => {
+    await cli('app', 'create', 'clibad', '--hostname', 'clibad.test', '--image', 'fastcontainer/hello');
+    const lots = await cli('app', 'scale', 'clibad', '--containers', 'lots');
+    expect(lots.code).toBe(1);
+    expect(lots.stderr).toContain('containers: "lots" is not allowed');
+    const high = await cli('app', 'scale', 'clibad', '--cpus', '99');
+    expect(high.stderr).toContain('cpus: 99 is not allowed (allowed: a number of CPU cores from the app\'s cpus (0.5) to its maxCpus (1))');
+    const limit = await cli('events', 'clibad', '--limit', '0');
+    expect(limit.code).toBe(1);
+    expect(limit.stderr).toContain('limit: "0" is not allowed');
+    const unknown = await cli('events', 'nope');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('FC_ERR_APP_NOT_FOUND');
+    expect((await cli('app', 'scale', 'clibad')).code).toBe(2);
+    expect((await cli('events')).code).toBe(2);
+    await cli('app', 'rm', 'clibad');
+  });
+});
+
 describe('stopping', () => {
   it('drains and removes its containers on SIGTERM (the embedded CMDB dies with it)', async () => {
     expect((await containersOfHost(hostId)).length).toBeGreaterThan(0);

@@ -1,8 +1,12 @@
-// The CoreAPI over real HTTP with the Redis CMDB: CRUD, auth, validation, container entries.
+// The CoreAPI over real HTTP with the Redis CMDB: CRUD, auth, validation, container entries,
+// events, stats and manual scaling.
 
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import type { AppEvent, ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
+import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { startTestStack, TEST_TOKEN, type TestStack } from '../helpers/stack.js';
+import { eventually } from '../helpers/wait.js';
 
 let t: TestStack;
 
@@ -199,5 +203,282 @@ describe('container entries and hosts', () => {
     expect((await t.api('DELETE', '/v1/apps/blog')).status).toBe(200);
     expect((await t.api('GET', `/v1/containers/${entry.id}`)).body.state).toBe('draining');
     expect((await t.api('GET', '/v1/apps/blog')).status).toBe(404);
+  });
+});
+
+type Listed = ContainerEntry & { stats: ContainerStats | null };
+
+const auth = { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' };
+const liveOf = (list: Listed[]) => list.filter((c) => ['registered', 'starting', 'ready'].includes(c.state));
+const events = async (app: string, query = ''): Promise<AppEvent[]> => (await t.api('GET', `/v1/apps/${app}/events${query}`)).body.events;
+const entries = async (app: string): Promise<Listed[]> => (await t.api('GET', `/v1/apps/${app}/containers`)).body.containers;
+
+function statsOf(c: ContainerEntry, overrides: Partial<ContainerStats> = {}): ContainerStats {
+  return {
+    id: c.id, app: c.app, host: c.host, cpus: 0.8, inflight: 3, held: 1, rps: 20, meanMs: 120, p95Ms: 480, throttledShare: 0.25,
+    cpuUsage: 0.7, lastRequestAt: Date.now(), at: Date.now(), ...overrides,
+  };
+}
+
+describe('app events', () => {
+  beforeAll(async () => {
+    expect((await t.api('POST', '/v1/apps', { name: 'evt', hostnames: ['evt.test'], image: 'fastcontainer/hello' })).status).toBe(201);
+  });
+
+  it('lists none for a new app, and 404 for an unknown one', async () => {
+    expect((await t.api('GET', '/v1/apps/evt/events')).body).toEqual({ events: [] });
+    const unknown = await t.api('GET', '/v1/apps/nope/events');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ code: 'FC_ERR_APP_NOT_FOUND', app: 'nope' });
+  });
+
+  it('lists the newest first, 50 by default, up to the limit asked', async () => {
+    for (let i = 1; i <= 60; i++) {
+      await t.stack.store.appendEvent({ at: i, app: 'evt', kind: i % 2 === 0 ? 'scale-out' : 'scale-up', container: `evt-${i}`, host: 'h1', reason: `event ${i}`, from: i - 1, to: i });
+    }
+    const byDefault = await events('evt');
+    expect(byDefault).toHaveLength(50);
+    expect(byDefault[0]).toEqual({ at: 60, app: 'evt', kind: 'scale-out', container: 'evt-60', host: 'h1', reason: 'event 60', from: 59, to: 60 });
+    expect(byDefault.at(-1)?.at).toBe(11);
+    expect((await events('evt', '?limit=3')).map((e) => e.at)).toEqual([60, 59, 58]);
+    expect(await events('evt', '?limit=200')).toHaveLength(60);
+    expect(await events('evt', '?limit=1')).toHaveLength(1);
+  });
+
+  it.each(['0', '201', '1000', 'abc', '-1', '1.5', '', '1e2', ' 5', '0x10'])('refuses limit=%j with 400 naming limit', async (limit) => {
+    const res = await raw('GET', `/v1/apps/evt/events?limit=${encodeURIComponent(limit)}`, undefined);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: 'limit', value: limit });
+    expect(res.body.allowed).toContain('1 to 200');
+  });
+
+  it('answers 404 for names that try to walk out of the app\'s keys', async () => {
+    for (const name of ['..%2Fevt', '%2E%2E', 'evt%00', '*', 'evt%2Fevents']) {
+      const res = await raw('GET', `/v1/apps/${name}/events`, undefined);
+      expect(res.status, name).toBe(404);
+    }
+  });
+
+  it('forgets the events when the app is deleted', async () => {
+    expect((await t.api('DELETE', '/v1/apps/evt')).status).toBe(200);
+    expect((await t.api('POST', '/v1/apps', { name: 'evt', hostnames: ['evt.test'], image: 'fastcontainer/hello' })).status).toBe(201);
+    expect(await events('evt')).toEqual([]);
+  });
+});
+
+describe('manual scaling', () => {
+  beforeAll(async () => {
+    await liveHost('h1');
+    await liveHost('h2');
+    const res = await t.api('POST', '/v1/apps', { name: 'shop', hostnames: ['shop.test'], image: 'fastcontainer/hello', cpus: 0.5, maxCpus: 1, maxContainers: 4 });
+    expect(res.status).toBe(201);
+  });
+
+  it('scales out: registers the missing entries, spread over the live hosts, and records why', async () => {
+    const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 3 });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.app).toBe('shop');
+    const list = res.body.containers as Listed[];
+    expect(list.map((c) => c.state)).toEqual(['registered', 'registered', 'registered']);
+    expect(new Set(list.map((c) => c.host))).toEqual(new Set(['h1', 'h2']));
+    expect(list.every((c) => c.stats === null && c.cpus === 0.5)).toBe(true);
+    const [latest] = await events('shop');
+    expect(latest).toMatchObject({ app: 'shop', kind: 'manual', container: null, host: null, from: 0, to: 3 });
+    expect(latest?.reason).toContain('asked via the CoreAPI for 3 containers');
+    expect(latest?.reason).toContain('registered 3');
+  });
+
+  it('does nothing more when asked again for as many (and says so)', async () => {
+    const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 3 });
+    expect(liveOf(res.body.containers)).toHaveLength(3);
+    const [latest] = await events('shop');
+    expect(latest).toMatchObject({ kind: 'manual', from: 3, to: 3 });
+    expect(latest?.reason).toContain('nothing to do');
+  });
+
+  it('scales in: never-started entries go first, then the ready ones that expire first drain', async () => {
+    const [a, b] = await entries('shop');
+    const now = Date.now();
+    await t.stack.store.transitionContainer(a!.id, ['registered'], 'ready', { address: '10.0.0.1:8080', expiresAt: now + 90_000 });
+    await t.stack.store.transitionContainer(b!.id, ['registered'], 'ready', { address: '10.0.0.2:8080', expiresAt: now + 30_000 });
+    const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 1 });
+    expect(res.status).toBe(200);
+    const after = res.body.containers as Listed[];
+    expect(after.map((c) => `${c.id}:${c.state}`).sort()).toEqual([`${a!.id}:ready`, `${b!.id}:draining`].sort());
+    expect((await events('shop'))[0]).toMatchObject({ kind: 'manual', from: 3, to: 1 });
+    expect((await events('shop'))[0]?.reason).toMatch(/removed 1 not yet started, drained 1/);
+  });
+
+  it('scales the CPU quota of every live entry, leaving draining ones alone', async () => {
+    const res = await t.api('POST', '/v1/apps/shop/scale', { cpus: 0.8 });
+    expect(res.status).toBe(200);
+    const byState = Object.fromEntries((res.body.containers as Listed[]).map((c) => [c.state, c.cpus]));
+    expect(byState).toEqual({ ready: 0.8, draining: 0.5 });
+    const [latest] = await events('shop');
+    expect(latest).toMatchObject({ kind: 'manual', from: 0.5, to: 0.8 });
+    expect(latest?.reason).toContain('set on 1 of 1 live');
+  });
+
+  it('does both at once, the new entries with the new quota', async () => {
+    const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 2, cpus: 1 });
+    expect(res.status).toBe(200);
+    const live = liveOf(res.body.containers);
+    expect(live).toHaveLength(2);
+    expect(live.map((c) => c.cpus)).toEqual([1, 1]);
+    // The quotas were mixed (the new entry had the app's 0.5): no single "from", the reason says.
+    const [quota, count] = await events('shop', '?limit=2');
+    expect([`${quota?.from}->${quota?.to}`, `${count?.from}->${count?.to}`]).toEqual(['null->1', '1->2']);
+    expect(quota?.reason).toContain('set on 2 of 2 live (was 0.5-0.8)');
+  });
+
+  it('shows each entry\'s latest stats in the container lists', async () => {
+    const [ready, registered] = liveOf(await entries('shop')).sort((x, y) => (x.state === 'ready' ? -1 : 1) - (y.state === 'ready' ? -1 : 1));
+    expect(ready?.state).toBe('ready');
+    const reported = statsOf(ready!);
+    await t.stack.store.reportStats(ready!.host, [reported], Date.now(), 60_000);
+    const listed = await entries('shop');
+    expect(listed.find((c) => c.id === ready!.id)?.stats).toEqual(reported);
+    expect(listed.find((c) => c.id === registered!.id)?.stats).toBeNull();
+    const all = (await t.api('GET', '/v1/containers?app=shop')).body.containers as Listed[];
+    expect(all.find((c) => c.id === ready!.id)?.stats).toMatchObject({ p95Ms: 480, throttledShare: 0.25, inflight: 3 });
+    // Stats that have expired are not shown.
+    await t.stack.store.reportStats(ready!.host, [statsOf(ready!)], Date.now() - 120_000, 60_000);
+    expect((await entries('shop')).find((c) => c.id === ready!.id)?.stats).toBeNull();
+  });
+
+  it('answers 503 when no host is live, recording the attempt', async () => {
+    const old = Date.now() - 60_000;
+    for (const id of ['h1', 'h2']) {
+      await t.stack.store.heartbeatHost({ id, dispatcherUrl: 'http://127.0.0.1:1', capacity: 10, startedAt: old, heartbeatAt: old });
+    }
+    const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 4 });
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({ code: 'FC_ERR_NO_COMPUTE_HOST', app: 'shop' });
+    expect(res.headers['retry-after']).toBeDefined();
+    expect(liveOf(await entries('shop'))).toHaveLength(2);
+    const [latest] = await events('shop');
+    expect(latest).toMatchObject({ kind: 'manual', from: 2, to: 2 });
+    expect(latest?.reason).toContain('then failed: no live compute host');
+    await liveHost('h1');
+    await liveHost('h2');
+  });
+
+  it('scales to zero', async () => {
+    const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 0 });
+    expect(res.status).toBe(200);
+    expect(liveOf(res.body.containers)).toEqual([]);
+  });
+});
+
+describe('manual scaling refuses bad asks, changing nothing', () => {
+  beforeAll(async () => {
+    await liveHost('h1');
+    const res = await t.api('POST', '/v1/apps', { name: 'guard', hostnames: ['guard.test'], image: 'fastcontainer/hello', cpus: 0.5, maxCpus: 1, maxContainers: 4 });
+    expect(res.status).toBe(201);
+  });
+
+  async function unchanged(): Promise<void> {
+    expect(await entries('guard')).toEqual([]);
+    expect(await events('guard')).toEqual([]);
+  }
+
+  it('needs the token: none or a wrong one is 401', async () => {
+    const none = await raw('POST', '/v1/apps/guard/scale', JSON.stringify({ containers: 2 }), { 'content-type': 'application/json' });
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toContain('Bearer');
+    const wrong = await raw('POST', '/v1/apps/guard/scale', JSON.stringify({ containers: 2 }), { ...auth, authorization: 'Bearer nope' });
+    expect(wrong.status).toBe(401);
+    const longer = await raw('POST', '/v1/apps/guard/scale', JSON.stringify({ containers: 2 }), { ...auth, authorization: `Bearer ${TEST_TOKEN}x` });
+    expect(longer.status).toBe(401);
+    await unchanged();
+  });
+
+  it.each([['null'], ['[]'], ['"3"'], ['3'], ['true']])('refuses the body %s, naming (body)', async (body) => {
+    const res = await raw('POST', '/v1/apps/guard/scale', body, auth);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: '(body)' });
+    await unchanged();
+  });
+
+  it('refuses an empty ask and a body that is not JSON', async () => {
+    const empty = await t.api('POST', '/v1/apps/guard/scale', {});
+    expect(empty.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: '(body)' });
+    expect(empty.body.allowed).toContain('at least one of containers, cpus');
+    expect((await raw('POST', '/v1/apps/guard/scale', '{"cpus": NaN}', auth)).body.code).toBe('FC_ERR_INVALID_JSON');
+    await unchanged();
+  });
+
+  const cases: [string, Record<string, unknown>, string, unknown][] = [
+    ['an unknown field', { containers: 2, replicas: 3 }, 'replicas', 3],
+    ['negative containers', { containers: -1 }, 'containers', -1],
+    ['fractional containers', { containers: 1.5 }, 'containers', 1.5],
+    ['containers above maxContainers', { containers: 5 }, 'containers', 5],
+    ['huge containers', { containers: 1e12 }, 'containers', 1e12],
+    ['containers as a string', { containers: '2' }, 'containers', '2'],
+    ['containers null', { containers: null }, 'containers', null],
+    ['containers true', { containers: true }, 'containers', true],
+    ['cpus as a string', { cpus: '0.8' }, 'cpus', '0.8'],
+    ['cpus "NaN"', { cpus: 'NaN' }, 'cpus', 'NaN'],
+    ['cpus below the app\'s cpus', { cpus: 0.4 }, 'cpus', 0.4],
+    ['cpus above maxCpus', { cpus: 1.01 }, 'cpus', 1.01],
+    ['zero cpus', { cpus: 0 }, 'cpus', 0],
+    ['negative cpus', { cpus: -1 }, 'cpus', -1],
+    ['a good containers with bad cpus', { containers: 2, cpus: 64 }, 'cpus', 64],
+  ];
+  it.each(cases)('refuses %s with 400 naming the field and value', async (_what, body, field, value) => {
+    const res = await t.api('POST', '/v1/apps/guard/scale', body);
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toBe('application/problem+json');
+    expect(res.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field, value });
+    expect(typeof res.body.allowed).toBe('string');
+    await unchanged();
+  });
+
+  it('names the allowed ranges from the app, and every bad field at once', async () => {
+    const res = await t.api('POST', '/v1/apps/guard/scale', { containers: -1, cpus: 9 });
+    expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual(['containers', 'cpus']);
+    expect(res.body.errors[0].allowed).toContain('0 to the app\'s maxContainers (4)');
+    expect(res.body.errors[1].allowed).toContain('from the app\'s cpus (0.5) to its maxCpus (1)');
+    const infinite = await raw('POST', '/v1/apps/guard/scale', '{"cpus": 1e999}', auth);
+    expect(infinite.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: 'cpus' });
+    await unchanged();
+  });
+
+  it('answers 404 for an unknown app or a path-walking name, and 405 for GET', async () => {
+    for (const name of ['nope', '..%2Fguard', '%2E%2E%2F%2E%2E%2Fguard', 'guard%2F..']) {
+      const res = await raw('POST', `/v1/apps/${name}/scale`, JSON.stringify({ containers: 1 }), auth);
+      expect(res.status, name).toBe(404);
+    }
+    const get = await raw('GET', '/v1/apps/guard/scale', undefined);
+    expect(get.status).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+    await unchanged();
+  });
+});
+
+describe('manual scaling with a dispatcher', () => {
+  let d: TestStack;
+  let runtime: FakeRuntime;
+  beforeAll(async () => {
+    runtime = new FakeRuntime();
+    d = await startTestStack({ roles: ['coreapi', 'dispatcher'], runtime, env: { FC_RECONCILE_INTERVAL: '1s' } });
+  });
+  afterAll(async () => {
+    await d?.cleanup();
+    await runtime?.close();
+  });
+
+  it('starts the containers asked for, and drains the extras', async () => {
+    expect((await d.api('POST', '/v1/apps', { name: 'live', hostnames: ['live.test'], image: 'fastcontainer/hello', maxContainers: 3 })).status).toBe(201);
+    const up = await d.api('POST', '/v1/apps/live/scale', { containers: 2 });
+    expect(up.status, JSON.stringify(up.body)).toBe(200);
+    expect((up.body.containers as Listed[]).every((c) => c.host === d.hostId)).toBe(true);
+    const running = () => [...runtime.containers.values()].filter((c) => c.running).length;
+    await eventually(async () => running() === 2 && liveOf((await d.api('GET', '/v1/apps/live/containers')).body.containers).every((c) => c.state === 'ready'), {
+      what: 'two ready containers',
+    });
+    const down = await d.api('POST', '/v1/apps/live/scale', { containers: 1 });
+    expect(liveOf(down.body.containers)).toHaveLength(1);
+    await eventually(() => running() === 1, { what: 'the extra container to be drained and removed' });
   });
 });

@@ -134,8 +134,10 @@ describe('the request path', () => {
 });
 
 describe('lifespan', () => {
-  it('removes a container after its lifespan and starts a new one on the next request', async () => {
-    await createApp({ name: 'mortal', hostnames: ['mortal.test'], lifespan: 2 });
+  it('removes an idle container at the end of its lifespan, and starts a new one on the next request', async () => {
+    // Idle (no request for idleTimeout) when its end nears: no replacement. Autoscaling off, so
+    // it is the lifespan that ends it, not a scale-in.
+    await createApp({ name: 'mortal', hostnames: ['mortal.test'], lifespan: 4, idleTimeout: 1, autoscale: false });
     const firstAnswer = await t.get('mortal.test', '/cgi-bin/whoami');
     expect(firstAnswer.status, firstAnswer.body).toBe(200);
     const first = firstAnswer.body.trim();
@@ -147,6 +149,23 @@ describe('lifespan', () => {
     const second = await t.get('mortal.test', '/cgi-bin/whoami');
     expect(second.status).toBe(200);
     expect(second.body.trim()).not.toBe(first);
+  });
+
+  it('replaces a container with traffic before its lifespan ends (make before break), then removes it', async () => {
+    await createApp({ name: 'renewed', hostnames: ['renewed.test'], lifespan: 5, autoscale: false });
+    const firstAnswer = await t.get('renewed.test', '/cgi-bin/whoami');
+    expect(firstAnswer.status).toBe(200);
+    const [firstId] = await runningContainersOf('renewed');
+    await eventually(async () => (await containersOfHost(t.hostId)).every((c) => c.Id !== firstId), { timeout: 15_000, what: 'the first container to be removed' });
+    // Its replacement was ready before it went: the app was never without a ready container.
+    const { body } = await t.api('GET', '/v1/apps/renewed/containers');
+    expect(body.containers.map((c: { state: string }) => c.state)).toEqual(['ready']);
+    const events = (await t.api('GET', '/v1/apps/renewed/events')).body.events.map((e: { kind: string }) => e.kind).reverse();
+    // ready (first), replace, ready (second), drain (first)
+    expect(events.slice(0, 4)).toEqual(['ready', 'replace', 'ready', 'drain']);
+    const second = await t.get('renewed.test', '/cgi-bin/whoami');
+    expect(second.status).toBe(200);
+    expect(second.body.trim()).not.toBe(firstAnswer.body.trim());
   });
 
   it('loses no request of 20 steady clients across the lifespan boundary', async () => {

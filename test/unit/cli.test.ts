@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, specFromFlags } from '../../src/cli/main.js';
+import { describeLive, eventRows, formatDuration, formatLocalTime, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
+import type { ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
+import { newContainer } from '../helpers/specs.js';
 
 describe('formatDuration', () => {
   it.each([[0, '0s'], [59_999, '59s'], [61_000, '1m01s'], [3_600_000, '1h00m'], [49 * 3_600_000, '2d01h']] as const)('%d ms', (ms, want) => {
@@ -24,5 +26,77 @@ describe('specFromFlags', () => {
     const spec = specFromFlags('blog', { volume: ['site:/var/www/html'], cpus: 'lots' });
     expect(spec.volumes).toEqual([`${process.cwd()}/site:/var/www/html`]);
     expect(spec.cpus).toBe('lots');
+  });
+});
+
+describe('specFromFlags: the scaling fields', () => {
+  it('reads --max-cpus, --latency-target, --idle-timeout and --no-autoscale', () => {
+    expect(specFromFlags('blog', { 'max-cpus': '1.5', 'latency-target': '250', 'idle-timeout': '120', 'no-autoscale': true })).toEqual({
+      name: 'blog', maxCpus: 1.5, latencyTargetMs: 250, idleTimeout: 120, autoscale: false,
+    });
+  });
+
+  it.each([['true', true], ['false', false], ['off', false], ['YES', true], ['maybe', 'maybe']] as const)('reads --autoscale %s', (raw, want) => {
+    expect(specFromFlags('blog', { autoscale: raw }).autoscale).toBe(want);
+  });
+
+  it('refuses --no-autoscale with --autoscale, and passes bad numbers on for the API to name', () => {
+    expect(() => specFromFlags('blog', { 'no-autoscale': true, autoscale: 'true' })).toThrow('not both');
+    expect(specFromFlags('blog', { 'latency-target': 'fast' }).latencyTargetMs).toBe('fast');
+  });
+});
+
+describe('scaleFromFlags', () => {
+  it('sends only the flags given, as numbers when they read as numbers', () => {
+    expect(scaleFromFlags({ containers: '3' })).toEqual({ containers: 3 });
+    expect(scaleFromFlags({ cpus: '0.8', containers: 'lots' })).toEqual({ cpus: 0.8, containers: 'lots' });
+    expect(() => scaleFromFlags({})).toThrow('--containers N and/or --cpus X');
+  });
+});
+
+const entry = (state: ContainerEntry['state'], o: Partial<ContainerEntry> = {}): ContainerEntry => ({ ...newContainer('blog', { state, cpus: 0.5, ...o }), rev: 1 });
+
+describe('describeLive', () => {
+  it('counts live entries by state and says their quota', () => {
+    expect(describeLive([entry('ready'), entry('registered'), entry('ready'), entry('draining', { cpus: 2 })])).toBe('3 live containers (2 ready, 1 registered) at 0.5 cores');
+    expect(describeLive([entry('ready', { cpus: 0.8 }), entry('starting')])).toBe('2 live containers (1 ready, 1 starting) at 0.5-0.8 cores');
+    expect(describeLive([entry('draining')])).toBe('no live containers');
+  });
+});
+
+describe('psRows', () => {
+  const stats: ContainerStats = {
+    id: 'x', app: 'blog', host: 'host-a', cpus: 0.75, inflight: 4, held: 1, rps: 10, meanMs: 100, p95Ms: 812.4, throttledShare: 0.034,
+    cpuUsage: 0.6, lastRequestAt: 1_000, at: 1_000,
+  };
+
+  it('shows the measured quota and load, or "-" without stats', () => {
+    const now = 61_000;
+    const [withStats, without, noCpus] = psRows(now, [
+      { ...entry('ready', { expiresAt: 121_000, address: '10.0.0.1:8080' }), stats },
+      { ...entry('registered'), stats: null },
+      { ...entry('registered', { cpus: null }) },
+    ]);
+    expect(withStats?.slice(2)).toEqual(['ready', 'host-a', '1m00s', '1m00s', '0.75', '4', '812ms', '3%', '10.0.0.1:8080', '']);
+    expect(without?.slice(6, 10)).toEqual(['0.5', '-', '-', '-']);
+    expect(noCpus?.slice(6, 10)).toEqual(['-', '-', '-', '-']);
+    const idle = psRows(now, [{ ...entry('ready'), stats: { ...stats, p95Ms: null, throttledShare: null } }])[0];
+    expect(idle?.slice(6, 10)).toEqual(['0.75', '4', '-', '-']);
+  });
+});
+
+describe('events table', () => {
+  it('shows local ISO time to the second, the kind, the container, from→to and the reason', () => {
+    const at = new Date(2025, 2, 1, 14, 5, 9, 700).getTime();
+    expect(formatLocalTime(at)).toBe('2025-03-01T14:05:09');
+    expect(eventRows([
+      { at, app: 'blog', kind: 'scale-up', container: 'blog-1', host: 'h1', reason: 'p95 812 ms > target 500 ms', from: 0.5, to: 0.1 + 0.2 + 0.45 },
+      { at, app: 'blog', kind: 'manual', container: null, host: null, reason: 'asked', from: null, to: 3 },
+      { at, app: 'blog', kind: 'ready', container: 'blog-2', host: 'h1', reason: 'listening', from: null, to: null },
+    ])).toEqual([
+      ['2025-03-01T14:05:09', 'scale-up', 'blog-1', '0.5→0.75', 'p95 812 ms > target 500 ms'],
+      ['2025-03-01T14:05:09', 'manual', '-', '?→3', 'asked'],
+      ['2025-03-01T14:05:09', 'ready', 'blog-2', '-', 'listening'],
+    ]);
   });
 });

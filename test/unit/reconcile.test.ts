@@ -6,7 +6,7 @@ import { newContainer } from '../helpers/specs.js';
 
 const entry = (id: string, state: ContainerState, runtimeId: string | null = null): ContainerEntry => ({ ...newContainer('a', { id, state, runtimeId }), rev: 1 });
 const container = (id: string, entryId: string, running = true): RuntimeContainer => ({
-  id, name: `fc-${entryId}`, labels: { [labelKeys.container]: entryId }, running, ip: '10.0.0.2', exitCode: running ? null : 0,
+  id, name: `fc-${entryId}`, labels: { [labelKeys.container]: entryId }, running, ip: '10.0.0.2', exitCode: running ? null : 0, pid: null,
 });
 const summary = (actions: ReconcileAction[]) =>
   actions.map((a) =>

@@ -1,8 +1,9 @@
 --[[
-  Adds a container entry for an app, within the app's maxContainers, atomically. With a
-  fewer-than count it adds one only when the app has fewer live entries than that, and otherwise
-  returns one of the live ones (ready first), so that many proxies racing on a first request
-  create one entry.
+  Adds a container entry for an app, within the app's maxContainers plus a surge, atomically.
+  With a fewer-than count it adds one only when the app has fewer live entries than that, and
+  otherwise returns one of the live ones (ready first), so that many proxies racing on a first
+  request create one entry. The surge lets a replacement of an expiring container be made before
+  the old one is broken (drained).
 
   KEYS[1]  app key
   KEYS[2]  the app's container set
@@ -15,6 +16,7 @@
   ARGV[2]  container JSON (an object without "rev")
   ARGV[3]  fewer-than count, or "0" for none
   ARGV[4]  container key prefix
+  ARGV[5]  surge: how many entries beyond maxContainers are allowed, "0" for none
 
   Returns { created (1 or 0), container JSON }, or an error "FC_ERR_APP_NOT_FOUND {...}" /
   "FC_ERR_MAX_CONTAINERS {...}".
@@ -45,8 +47,9 @@ local fewerThan = tonumber(ARGV[3])
 if fewerThan > 0 and live >= fewerThan and best then
   return { 0, best }
 end
-if live >= app.maxContainers then
-  return redis.error_reply('FC_ERR_MAX_CONTAINERS ' .. cjson.encode({ app = app.name, live = live, maxContainers = app.maxContainers }))
+local surge = tonumber(ARGV[5]) or 0
+if live >= app.maxContainers + surge then
+  return redis.error_reply('FC_ERR_MAX_CONTAINERS ' .. cjson.encode({ app = app.name, live = live, maxContainers = app.maxContainers, surge = surge }))
 end
 local rev = redis.call('INCR', KEYS[5])
 local json = '{"rev":' .. rev .. ',' .. string.sub(ARGV[2], 2)

@@ -1,0 +1,197 @@
+// The autoscaler's loop, thin on purpose: every tick it samples the cgroup CPU counters of the
+// containers this host runs, builds each app's signals from their windows, asks the pure decide()
+// what to do, and applies it: a live quota change (scale up/down), a new entry in the CMDB
+// (scale out, placed like any other), or a drain (scale in). A request slower than its app's target
+// makes it look at that app at once instead of at the next tick. It also reports each container's
+// figures to the CMDB for `ps` and the CoreAPI.
+
+import { placeContainer } from '../../cmdb/placement.js';
+import { liveStates, type App, type ContainerStats } from '../../cmdb/types.js';
+import { withScalingDefaults } from '../../cmdb/app-defaults.js';
+import { toFcError } from '../../shared/errors.js';
+import type { DispatcherContext } from '../context.js';
+import { recordEvent } from '../events.js';
+import type { ContainerLifecycle } from '../lifecycle.js';
+import type { LocalContainer } from '../local-container.js';
+import type { CgroupCpu } from '../signals/cgroup.js';
+import { decide, defaultPolicy, type AppSignals, type ContainerSignals, type Decision, type ScalerPolicy } from './decide.js';
+
+/** Short window: what decides scaling up and out (the paper's "at once"). */
+export const SHORT_WINDOW_MS = 2_000;
+/** Long window: what must be quiet before scaling down. */
+export const STABLE_WINDOW_MS = 10_000;
+/** The window `ps` shows rates and latencies over. */
+const STATS_WINDOW_MS = 10_000;
+
+export class Autoscaler {
+  private readonly lastScaleOutAt = new Map<string, number>();
+  private readonly lastScaleInAt = new Map<string, number>();
+  private readonly urgent = new Set<string>();
+  private urgentScheduled = false;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly ctx: DispatcherContext,
+    private readonly lifecycle: ContainerLifecycle,
+    private readonly cgroup: CgroupCpu,
+    private readonly policy: ScalerPolicy = defaultPolicy,
+  ) {}
+
+  /** From the request path: a request of this app took longer than its target. */
+  onSlowRequest(app: string): void {
+    if (this.ctx.closed) return;
+    this.urgent.add(app);
+    if (this.urgentScheduled) return;
+    this.urgentScheduled = true;
+    this.ctx.deps.clock.setTimeout(() => {
+      this.urgentScheduled = false;
+      const apps = new Set(this.urgent);
+      this.urgent.clear();
+      void this.run(apps);
+    }, 0);
+  }
+
+  /** One round for every app on this host (the timer calls it every tick). */
+  tick(): Promise<void> {
+    return this.run(null);
+  }
+
+  /** Rounds never overlap: one asked for during another waits for it, then runs. */
+  private async run(apps: Set<string> | null): Promise<void> {
+    while (this.running !== null) await this.running;
+    if (this.ctx.closed) return;
+    this.running = this.round(apps)
+      .catch((err: unknown) => this.ctx.log.error({ err }, 'autoscaler round failed'))
+      .finally(() => {
+        this.running = null;
+      });
+    await this.running;
+  }
+
+  private async round(only: Set<string> | null): Promise<void> {
+    const { ctx } = this;
+    const byApp = new Map<string, LocalContainer[]>();
+    for (const l of ctx.locals.values()) {
+      if (only !== null && !only.has(l.app)) continue;
+      let list = byApp.get(l.app);
+      if (list === undefined) byApp.set(l.app, (list = []));
+      list.push(l);
+    }
+    await Promise.all([...byApp.values()].flat().map((l) => this.sample(l)));
+    const now = ctx.deps.clock.now();
+    for (const [name, locals] of byApp) {
+      const stored = ctx.deps.cache.app(name);
+      if (stored === undefined) continue;
+      const app = withScalingDefaults(stored);
+      for (const l of locals) l.slowMs = app.autoscale ? app.latencyTargetMs : Number.POSITIVE_INFINITY;
+      const signals = this.signalsOf(app, locals, now);
+      for (const d of decide(signals, now, this.policy)) await this.apply(app, d, now);
+    }
+  }
+
+  private async sample(l: LocalContainer): Promise<void> {
+    if (l.phase !== 'ready' || l.runtimeId === null) return;
+    try {
+      const counters = await this.cgroup.read(l.runtimeId, l.pid);
+      if (counters !== null) l.cpu.add(this.ctx.deps.clock.now(), counters);
+    } catch (err) {
+      this.ctx.log.debug({ err: (err as Error).message, container: l.id }, 'could not read the container\'s CPU counters');
+    }
+  }
+
+  private signalsOf(app: App, locals: readonly LocalContainer[], now: number): AppSignals {
+    let live = 0;
+    let pending = 0;
+    for (const e of this.ctx.deps.cache.containersOf(app.name)) {
+      if (!liveStates.includes(e.state)) continue;
+      live += 1;
+      if (e.state !== 'ready') pending += 1;
+    }
+    return {
+      app: app.name,
+      spec: app,
+      live,
+      pending,
+      lastScaleOutAt: this.lastScaleOutAt.get(app.name) ?? null,
+      lastScaleInAt: this.lastScaleInAt.get(app.name) ?? null,
+      containers: locals.map((l) => this.containerSignals(l, now)),
+    };
+  }
+
+  private containerSignals(l: LocalContainer, now: number): ContainerSignals {
+    const short = l.requests.summary(now, SHORT_WINDOW_MS);
+    const stable = l.requests.summary(now, STABLE_WINDOW_MS);
+    const cpuShort = l.cpu.summary(now, SHORT_WINDOW_MS);
+    const cpuStable = l.cpu.summary(now, STABLE_WINDOW_MS);
+    return {
+      id: l.id, phase: l.phase, cpus: l.cpus, readyAt: l.readyAt,
+      requests: short.requests, meanMs: short.meanMs, p95Ms: short.p95Ms, throttledShare: cpuShort.throttledShare,
+      stableRequests: stable.requests, stableThrottledShare: cpuStable.throttledShare, stableUsageCores: cpuStable.usageCores,
+      inflight: l.inflight, held: this.ctx.held.get(l.id)?.size ?? 0,
+      lastRequestAt: l.requests.lastRequestAt, lastScaleUpAt: l.lastScaleUpAt, lastScaleDownAt: l.lastScaleDownAt,
+    };
+  }
+
+  private async apply(app: App, d: Decision, decidedAt: number): Promise<void> {
+    const { ctx } = this;
+    const begin = performance.now();
+    try {
+      switch (d.kind) {
+        case 'scale-up':
+        case 'scale-down': {
+          const local = ctx.locals.get(d.container);
+          if (local === undefined || local.phase !== 'ready') return;
+          await this.lifecycle.setQuota(local, d.to);
+          if (d.kind === 'scale-up') local.lastScaleUpAt = decidedAt;
+          else local.lastScaleDownAt = decidedAt;
+          break;
+        }
+        case 'scale-out': {
+          // The fewer-than guard makes several dispatchers deciding on the same view add one.
+          this.lastScaleOutAt.set(app.name, decidedAt);
+          const { cache } = ctx.deps;
+          const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), decidedAt, ctx.s.hostTimeout, { ifFewerThan: d.from + 1 });
+          this.lifecycle.observeNew(entry);
+          if (!created) return;
+          recordEvent(ctx, { app: app.name, kind: 'scale-out', container: entry.id, reason: `${d.reason}; placed on host ${entry.host}`, from: d.from, to: d.to });
+          ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - begin) / 1000);
+          return;
+        }
+        case 'scale-in':
+          this.lastScaleInAt.set(app.name, decidedAt);
+          recordEvent(ctx, { app: app.name, kind: 'scale-in', container: d.container, reason: d.reason, from: d.from, to: d.to });
+          ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - begin) / 1000);
+          await this.lifecycle.drain(d.container, 'idle');
+          return;
+      }
+      const ms = performance.now() - begin;
+      ctx.metrics.applySeconds.observe({ kind: d.kind }, ms / 1000);
+      recordEvent(ctx, { app: app.name, kind: d.kind, container: d.container, reason: `${d.reason} (applied in ${Math.round(ms)} ms)`, from: d.from, to: d.to });
+    } catch (err) {
+      const fc = toFcError(err);
+      ctx.log.warn({ app: app.name, decision: d.kind, code: fc.code, err: fc.message }, 'could not apply a scaling decision');
+    }
+  }
+
+  /** Each container's figures for `ps` and the CoreAPI, in the CMDB for a few report intervals. */
+  async reportStats(ttlMs: number): Promise<void> {
+    const { ctx } = this;
+    const now = ctx.deps.clock.now();
+    const stats: ContainerStats[] = [];
+    for (const l of ctx.locals.values()) {
+      if (l.phase !== 'ready' && l.phase !== 'draining') continue;
+      const w = l.requests.summary(now, STATS_WINDOW_MS);
+      const c = l.cpu.summary(now, SHORT_WINDOW_MS);
+      stats.push({
+        id: l.id, app: l.app, host: ctx.s.hostId, cpus: l.cpus, inflight: l.inflight, held: ctx.held.get(l.id)?.size ?? 0,
+        rps: w.rps, meanMs: w.meanMs, p95Ms: w.p95Ms, throttledShare: c.throttledShare, cpuUsage: c.usageCores,
+        lastRequestAt: l.requests.lastRequestAt, at: now,
+      });
+    }
+    try {
+      await ctx.deps.store.reportStats(ctx.s.hostId, stats, now, ttlMs);
+    } catch (err) {
+      ctx.log.debug({ err: (err as Error).message }, 'could not report container stats');
+    }
+  }
+}
