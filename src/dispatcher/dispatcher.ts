@@ -29,6 +29,8 @@ export type { DispatcherDeps, DispatcherSettings } from './context.js';
 
 /** How often lifespans are checked. */
 const LIFESPAN_TICK_MS = 250;
+/** How often every app's minContainers is checked (besides at reconciliation). */
+const MINIMUM_TICK_MS = 1_000;
 /** How often the autoscaler samples CPU and decides (and at once on a slow request). */
 const AUTOSCALE_TICK_MS = 500;
 /** How often each container's figures go to the CMDB for `ps`; they expire after three times that. */
@@ -83,6 +85,7 @@ export class Dispatcher {
       clock.setInterval(() => void loops.heartbeat(), ctx.s.heartbeatInterval),
       clock.setInterval(() => void loops.reconcile().catch((err: unknown) => ctx.log.error({ err }, 'reconcile failed')), ctx.s.reconcileInterval),
       clock.setInterval(() => lifecycle.checkLifespans(), LIFESPAN_TICK_MS),
+      clock.setInterval(() => void loops.ensureMinimum().catch((err: unknown) => ctx.log.warn({ err }, 'keeping minContainers failed')), MINIMUM_TICK_MS),
       clock.setInterval(() => void autoscaler.tick(), AUTOSCALE_TICK_MS),
       clock.setInterval(() => void autoscaler.reportStats(STATS_INTERVAL_MS * 3), STATS_INTERVAL_MS),
     );

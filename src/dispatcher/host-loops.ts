@@ -12,6 +12,7 @@ import { deadHosts, planReconcile, type ReconcileAction } from './reconcile.js';
 
 export class HostLoops {
   private readonly reconciling = new SingleFlight<string, void>();
+  private readonly minimum = new SingleFlight<string, void>();
 
   constructor(private readonly ctx: DispatcherContext, private readonly lifecycle: ContainerLifecycle) {}
 
@@ -109,19 +110,31 @@ export class HostLoops {
     }
   }
 
-  private async ensureMinimum(): Promise<void> {
-    const { ctx } = this;
-    const { cache, store, clock } = ctx.deps;
-    const mine = cache.allContainers().filter((c) => c.host === ctx.s.hostId && c.state !== 'gone').length;
-    for (const app of cache.allApps()) {
-      if (app.minContainers === 0) continue;
-      const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state)).length;
-      if (live < app.minContainers && mine < ctx.s.hostCapacity) {
-        const fresh = newContainerEntry(app, ctx.s.hostId, clock.now(), newContainerId(app.name));
-        const { entry, created } = await store.registerContainer(fresh, { ifFewerThan: app.minContainers });
-        if (created) cache.observe(entry);
+  /**
+   * Every app keeps minContainers live entries: the missing ones are registered (on this host, as
+   * any dispatcher may; the fewer-than guard keeps several from overshooting) and started. Runs
+   * every second as well as at reconciliation, and costs nothing but cache reads when no app is
+   * short.
+   */
+  ensureMinimum(): Promise<void> {
+    return this.minimum.run('host', async () => {
+      const { ctx } = this;
+      const { cache, store, clock } = ctx.deps;
+      if (ctx.closed) return;
+      let mine = cache.allContainers().filter((c) => c.host === ctx.s.hostId && c.state !== 'gone').length;
+      for (const app of cache.allApps()) {
+        if (app.minContainers === 0) continue;
+        let live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state)).length;
+        while (live < app.minContainers && mine < ctx.s.hostCapacity) {
+          const fresh = newContainerEntry(app, ctx.s.hostId, clock.now(), newContainerId(app.name));
+          const { entry, created } = await store.registerContainer(fresh, { ifFewerThan: live + 1 });
+          if (!created) break;
+          cache.observe(entry);
+          live += 1;
+          mine += 1;
+        }
       }
-    }
-    for (const c of cache.allContainers()) if (c.host === ctx.s.hostId && c.state === 'registered') this.lifecycle.warmStart(c);
+      for (const c of cache.allContainers()) if (c.host === ctx.s.hostId && c.state === 'registered') this.lifecycle.warmStart(c);
+    });
   }
 }

@@ -17,6 +17,7 @@ import { waitReady } from './wait-ready.js';
 export class ContainerLifecycle {
   private readonly starts = new SingleFlight<string, LocalContainer>();
   private readonly drains = new SingleFlight<string, void>();
+  private replacing = false;
 
   constructor(private readonly ctx: DispatcherContext) {}
 
@@ -62,19 +63,23 @@ export class ContainerLifecycle {
       await store.transitionContainer(entryId, liveStates, 'gone');
       throw gone(entryId, `belongs to app ${entry.app}, which no longer exists`);
     }
-    const local = new LocalContainer(entryId, app.name, app.cpus);
+    // A quota set on the entry by hand (`app scale --cpus`) before it started holds, within the
+    // app's range; otherwise it starts at the app's cpus.
+    const spec = withScalingDefaults(app);
+    const cpus = entry.cpus !== null && entry.cpus >= spec.cpus && entry.cpus <= spec.maxCpus ? entry.cpus : spec.cpus;
+    const local = new LocalContainer(entryId, app.name, cpus);
     ctx.locals.set(entryId, local);
     const what = `container ${entryId} of app ${app.name} (image ${app.image})`;
     try {
       // A starting or ready entry that this process is not running is a leftover of an earlier
       // dispatcher on this host: this process owns the host's entries, so it takes them over.
       const starting = await store.transitionContainer(entryId, liveStates, 'starting', {
-        startedAt: t0, image: app.image, cpus: app.cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null,
+        startedAt: t0, image: app.image, cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null,
         lastError: null, lastErrorCode: null, retryAt: null,
       });
       if (starting === null) throw gone(entryId, 'was drained or removed before it could start');
       cache.observe(starting);
-      const runtimeId = await runtime.create(this.containerSpec(app, entryId));
+      const runtimeId = await runtime.create({ ...this.containerSpec(app, entryId), cpus });
       local.runtimeId = runtimeId;
       const info = await runtime.start(runtimeId);
       local.pid = info.pid;
@@ -100,7 +105,7 @@ export class ContainerLifecycle {
       ctx.startTimes.record(app.name, readyAt - t0);
       ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
       ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
-      recordEvent(ctx, { app: app.name, kind: 'ready', container: entryId, reason: `started in ${readyAt - t0} ms at ${address}, ${app.cpus} cores, lifespan ${app.lifespan} s` });
+      recordEvent(ctx, { app: app.name, kind: 'ready', container: entryId, reason: `started in ${readyAt - t0} ms at ${address}, ${cpus} cores, lifespan ${app.lifespan} s` });
       return local;
     } catch (err) {
       const fc = toFcError(err);
@@ -222,30 +227,43 @@ export class ContainerLifecycle {
       leadMs: (app) => replacementLead(ctx.startTimes.recent(app)),
       maxOverstayMs: ctx.s.startTimeout,
     });
-    for (const id of plan.replace) void this.replace(id);
+    if (plan.replace.length > 0 && !this.replacing) {
+      this.replacing = true;
+      void this.replaceAll(plan.replace).finally(() => {
+        this.replacing = false;
+      });
+    }
     for (const id of plan.drain) this.drainLogged(id, 'lifespan');
   }
 
-  /** Registers the replacement of a container whose lifespan is ending (make before break). */
+  /**
+   * Registers the replacements of containers whose lifespan is ending (make before break), one
+   * after the other so that each sees the entries the one before added.
+   */
+  private async replaceAll(ids: readonly string[]): Promise<void> {
+    for (const id of ids) await this.replace(id);
+  }
+
   private async replace(entryId: string): Promise<void> {
     const { ctx } = this;
     const local = ctx.locals.get(entryId);
     const app = local === undefined ? undefined : ctx.deps.cache.app(local.app);
     if (local === undefined || app === undefined || local.successor !== null) return;
-    local.successor = '';
     const { cache, clock } = ctx.deps;
-    const live = [...cache.containersOf(app.name)].filter((e) => liveStates.includes(e.state)).length;
+    const live = [...cache.containersOf(app.name)].filter((e) => liveStates.includes(e.state));
+    // Each ready container may have one replacement beside it, beyond maxContainers if need be, while
+    // it still serves. The fewer-than guard makes a dispatcher that decided on an older view add
+    // nothing: it tries again at the next tick, with the view the other's entry is in.
+    const surge = live.filter((e) => e.state === 'ready').length;
     try {
-      // One beyond maxContainers is allowed while the old one is still serving; the fewer-than
-      // guard keeps a second replacement from being added for the same view.
-      const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live + 1, surge: 1 });
+      const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live.length + 1, surge });
       this.observeNew(entry);
+      if (!created) return;
       local.successor = entry.id;
-      if (created) {
-        const left = Math.max(0, (local.expiresAt ?? 0) - clock.now());
-        recordEvent(ctx, { app: app.name, kind: 'replace', container: entryId, reason: `lifespan ends in ${left} ms; replacement ${entry.id} on host ${entry.host}`, from: live, to: live + 1 });
-      }
+      const left = Math.max(0, (local.expiresAt ?? 0) - clock.now());
+      recordEvent(ctx, { app: app.name, kind: 'replace', container: entryId, reason: `lifespan ends in ${left} ms; replacement ${entry.id} on host ${entry.host}`, from: live.length, to: live.length + 1 });
     } catch (err) {
+      local.successor = '';
       const fc = toFcError(err);
       ctx.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'could not register a replacement; the container is drained at the end of its lifespan');
     }

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import type { CmdbCache } from '../cmdb/cache.js';
-import { chooseHost, isHostLive, newContainerEntry, newContainerId } from '../cmdb/placement.js';
+import { isHostLive, placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError, toFcError } from '../shared/errors.js';
@@ -174,15 +174,10 @@ export class UserProxy {
   private register(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
     return this.registering.run(app.name, async () => {
       const { cache, store, clock } = this.deps;
-      const now = clock.now();
-      const host = chooseHost(app.name, cache.allHosts(), cache.allContainers(), now, this.s.hostTimeout);
-      if (host === null) {
-        throw new FcError('FC_ERR_NO_COMPUTE_HOST', `no dispatcher has sent a heartbeat in the last ${this.s.hostTimeout} ms (or all are full), so app "${app.name}" has nowhere to run`, { app: app.name }, { retryAfter: 5 });
-      }
       const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id)).length;
       let registered;
       try {
-        registered = await store.registerContainer(newContainerEntry(app, host.id, now, newContainerId(app.name)), { ifFewerThan: live + 1 });
+        registered = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), this.s.hostTimeout, { ifFewerThan: live + 1 });
       } catch (err) {
         if (!(err instanceof FcError) || err.code !== 'FC_ERR_MAX_CONTAINERS') throw err;
         // To the tenant's visitor this is the system's trouble, not a conflict of theirs.
@@ -192,7 +187,7 @@ export class UserProxy {
       cache.observe(entry);
       if (created) {
         this.metrics.registrations.inc({ app: app.name });
-        this.deps.logger.info({ app: app.name, container: entry.id, host: host.id }, 'registered a container entry');
+        this.deps.logger.info({ app: app.name, container: entry.id, host: entry.host }, 'registered a container entry');
       }
       return entry;
     });
