@@ -58,13 +58,6 @@ export function replacementLead(recentStartsMs: readonly number[]): number {
   return 2 * Math.max(...recentStartsMs) + 1_000;
 }
 
-/** Ready containers whose lifespan is over. */
-export function dueForDrain(containers: Iterable<AgingContainer>, now: number): string[] {
-  const due: string[] = [];
-  for (const c of containers) if (c.phase === 'ready' && c.expiresAt !== null && c.expiresAt <= now) due.push(c.id);
-  return due;
-}
-
 export interface DrainingContainer {
   inflight: number;
   drainingSince: number;

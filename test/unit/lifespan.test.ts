@@ -1,21 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { drainDecision, dueForDrain, expiryOf } from '../../src/dispatcher/lifespan.js';
-
-describe('dueForDrain', () => {
-  it('picks ready containers whose lifespan is over', () => {
-    const due = dueForDrain(
-      [
-        { id: 'expired', phase: 'ready', expiresAt: 100 },
-        { id: 'exactly', phase: 'ready', expiresAt: 200 },
-        { id: 'young', phase: 'ready', expiresAt: 201 },
-        { id: 'already-draining', phase: 'draining', expiresAt: 50 },
-        { id: 'starting', phase: 'starting', expiresAt: null },
-      ],
-      200,
-    );
-    expect(due).toEqual(['expired', 'exactly']);
-  });
-});
+import { drainDecision, expiryOf, metabolism, replacementLead, type MortalContainer } from '../../src/dispatcher/lifespan.js';
 
 describe('drainDecision', () => {
   const policy = { graceMs: 1000, timeoutMs: 30_000 };
@@ -33,5 +17,40 @@ describe('drainDecision', () => {
 describe('expiryOf', () => {
   it('adds the lifespan in seconds', () => {
     expect(expiryOf(5_000, 600)).toBe(605_000);
+  });
+});
+
+describe('metabolism', () => {
+  const policy = { leadMs: () => 1_500, maxOverstayMs: 10_000 };
+  const c = (o: Partial<MortalContainer> = {}): MortalContainer => ({ id: 'a', app: 'blog', phase: 'ready', expiresAt: 10_000, successor: null, wanted: true, ...o });
+
+  it.each<[string, MortalContainer, number, { replace: string[]; drain: string[] }]>([
+    ['young and wanted: nothing yet', c(), 8_000, { replace: [], drain: [] }],
+    ['within the lead and wanted: a replacement', c(), 8_500, { replace: ['a'], drain: [] }],
+    ['within the lead, not wanted (idle, above minContainers): no replacement', c({ wanted: false }), 9_000, { replace: [], drain: [] }],
+    ['at its end, not wanted: drained', c({ wanted: false }), 10_000, { replace: [], drain: ['a'] }],
+    ['at its end, replacement ready: drained', c({ successor: 'ready' }), 10_000, { replace: [], drain: ['a'] }],
+    ['at its end, replacement still starting: keeps serving', c({ successor: 'pending' }), 10_500, { replace: [], drain: [] }],
+    ['replacement still starting past the overstay: drained anyway', c({ successor: 'pending' }), 20_000, { replace: [], drain: ['a'] }],
+    ['replacement failed: drained at its end', c({ successor: 'gone' }), 10_000, { replace: [], drain: ['a'] }],
+    ['wanted, and its end came before any replacement: one now, and it waits', c(), 10_200, { replace: ['a'], drain: [] }],
+    ['a replacement already registered is not registered again', c({ successor: 'pending' }), 9_000, { replace: [], drain: [] }],
+    ['draining already: nothing', c({ phase: 'draining' }), 11_000, { replace: [], drain: [] }],
+    ['starting: nothing', c({ phase: 'starting', expiresAt: null }), 11_000, { replace: [], drain: [] }],
+  ])('%s', (_name, container, now, want) => {
+    expect(metabolism([container], now, policy)).toEqual(want);
+  });
+
+  it('takes the lead per app', () => {
+    const lead = (app: string) => (app === 'slow' ? 5_000 : 1_000);
+    const plan = metabolism([c({ id: 'x', app: 'slow' }), c({ id: 'y', app: 'fast' })], 6_000, { leadMs: lead, maxOverstayMs: 1 });
+    expect(plan.replace).toEqual(['x']);
+  });
+});
+
+describe('replacementLead', () => {
+  it('is 3 s before any start was measured, then twice the slowest recent start plus a second', () => {
+    expect(replacementLead([])).toBe(3_000);
+    expect(replacementLead([250, 310, 280])).toBe(1_620);
   });
 });
