@@ -27,6 +27,8 @@ export class LocalContainer {
   readonly cpu = new CpuWindow(48);
   lastScaleUpAt: number | null = null;
   lastScaleDownAt: number | null = null;
+  /** Set once a scale-down of this container had to be undone; null: the policy's delay. */
+  scaleDownDelayMs: number | null = null;
   /** Entry id of the replacement registered before its lifespan ends, or '' if none could be. */
   successor: string | null = null;
   private idleWaiters: (() => void)[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, defaultPolicy, type AppSignals, type ContainerSignals } from '../../src/dispatcher/autoscaler/decide.js';
+import { decide, defaultPolicy, scaleDownDelayAfterUp, type AppSignals, type ContainerSignals } from '../../src/dispatcher/autoscaler/decide.js';
 
 const NOW = 1_000_000;
 
@@ -8,7 +8,7 @@ function container(o: Partial<ContainerSignals> = {}): ContainerSignals {
     id: 'c1', phase: 'ready', cpus: 0.3, readyAt: NOW - 60_000,
     requests: 0, meanMs: null, p95Ms: null, throttledShare: 0,
     stableRequests: 0, stableThrottledShare: 0, stableUsageCores: 0,
-    inflight: 0, held: 0, lastRequestAt: NOW - 100, lastScaleUpAt: null, lastScaleDownAt: null,
+    inflight: 0, held: 0, lastRequestAt: NOW - 100, lastScaleUpAt: null, lastScaleDownAt: null, scaleDownDelayMs: defaultPolicy.scaleDownDelayMs,
     ...o,
   };
 }
@@ -45,6 +45,8 @@ describe('decide', () => {
     ['scaled-up quota idle: scale down', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 20_000, stableThrottledShare: 0, stableUsageCores: 0.05 })] }), ['scale-down']],
     ['scaled up a moment ago: keep it', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 2_000, stableThrottledShare: 0, stableUsageCores: 0.05 })] }), []],
     ['usage would not fit the smaller quota: keep it (no flapping)', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 20_000, stableThrottledShare: 0, stableUsageCores: 0.28 })] }), []],
+    ['usage fits but without 40% to spare: keep it', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 20_000, stableThrottledShare: 0, stableUsageCores: 0.2 })] }), []],
+    ['a scale-down undone before: its longer delay holds', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 20_000, scaleDownDelayMs: 40_000, stableThrottledShare: 0, stableUsageCores: 0.05 })] }), []],
     ['still throttled now and then: keep it', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 20_000, stableThrottledShare: 0.1, stableUsageCores: 0.05 })] }), []],
     ['quota unknown usage, requests seen: keep it', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 20_000, stableThrottledShare: null, stableUsageCores: null, stableRequests: 5 })] }), []],
     ['quota unknown usage, no requests: scale down', app({ containers: [container({ cpus: 0.6, lastScaleUpAt: NOW - 20_000, stableThrottledShare: null, stableUsageCores: null, stableRequests: 0 })] }), ['scale-down']],
@@ -107,5 +109,16 @@ describe('decide', () => {
   it('ignores containers not ready', () => {
     const starting = container({ ...busy, phase: 'starting', throttledShare: 1 });
     expect(kinds(app({ containers: [starting] }))).toEqual([]);
+  });
+});
+
+describe('scaleDownDelayAfterUp', () => {
+  it.each([
+    ['never scaled down: unchanged', 10_000, null, 5_000, 10_000],
+    ['a scale-down long ago: unchanged', 10_000, 0, 31_000, 10_000],
+    ['undoing a scale-down of 12 s ago: doubled', 10_000, 100_000, 112_000, 20_000],
+    ['doubling stops at the most', 200_000, 100_000, 101_000, 300_000],
+  ] as const)('%s', (_name, delay, lastDown, now, want) => {
+    expect(scaleDownDelayAfterUp(delay, lastDown, now)).toBe(want);
   });
 });

@@ -14,7 +14,7 @@ import { recordEvent } from '../events.js';
 import type { ContainerLifecycle } from '../lifecycle.js';
 import type { LocalContainer } from '../local-container.js';
 import type { CgroupCpu } from '../signals/cgroup.js';
-import { decide, defaultPolicy, type AppSignals, type ContainerSignals, type Decision, type ScalerPolicy } from './decide.js';
+import { decide, defaultPolicy, scaleDownDelayAfterUp, type AppSignals, type ContainerSignals, type Decision, type ScalerPolicy } from './decide.js';
 
 /** Short window: what decides scaling up and out (the paper's "at once"). */
 export const SHORT_WINDOW_MS = 2_000;
@@ -129,6 +129,7 @@ export class Autoscaler {
       stableRequests: stable.requests, stableThrottledShare: cpuStable.throttledShare, stableUsageCores: cpuStable.usageCores,
       inflight: l.inflight, held: this.ctx.held.get(l.id)?.size ?? 0,
       lastRequestAt: l.requests.lastRequestAt, lastScaleUpAt: l.lastScaleUpAt, lastScaleDownAt: l.lastScaleDownAt,
+      scaleDownDelayMs: l.scaleDownDelayMs ?? this.policy.scaleDownDelayMs,
     };
   }
 
@@ -142,8 +143,11 @@ export class Autoscaler {
           const local = ctx.locals.get(d.container);
           if (local === undefined || local.phase !== 'ready') return;
           await this.lifecycle.setQuota(local, d.to);
-          if (d.kind === 'scale-up') local.lastScaleUpAt = decidedAt;
-          else local.lastScaleDownAt = decidedAt;
+          if (d.kind === 'scale-down') local.lastScaleDownAt = decidedAt;
+          else {
+            local.lastScaleUpAt = decidedAt;
+            local.scaleDownDelayMs = scaleDownDelayAfterUp(local.scaleDownDelayMs ?? this.policy.scaleDownDelayMs, local.lastScaleDownAt, decidedAt, this.policy);
+          }
           break;
         }
         case 'scale-out': {

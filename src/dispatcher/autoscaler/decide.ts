@@ -18,11 +18,13 @@
 //                                                                   -> scale out 1 -> 2
 //   t=1.2  the new container starts (pending): no further scale-out until it is ready and the
 //          cool-down has passed, however slow the requests still are.
-//   t=60   clients gone. After stableWindow (10 s) without throttling and with usage below 80%
+//   t=60   clients gone. After stableWindow (10 s) without throttling and with usage below 60%
 //          of 0.3 cores                                             -> scale down 0.6 -> 0.3
 //   t=360  (idleTimeout 300 s) the container without requests      -> scale in 2 -> 1
 // Hysteresis: up at 25% throttled over 2 s, down only below 5% over 10 s and with usage that fits
-// the smaller quota; cool-downs between steps of the same kind; one step of each kind per round.
+// 60% of the smaller quota; cool-downs between steps of the same kind; one step of each kind per
+// round. A scale-down undone by a scale-up within 30 s doubles that container's scale-down delay
+// (10 s, 20 s, 40 s … 5 min), so a load at the edge settles on the larger quota.
 
 import type { LocalPhase } from '../local-container.js';
 
@@ -60,6 +62,11 @@ export interface ContainerSignals {
   lastRequestAt: number | null;
   lastScaleUpAt: number | null;
   lastScaleDownAt: number | null;
+  /**
+   * How long after its last scale-up this container's quota may come down: the policy's delay,
+   * doubled by the loop each time a scale-down had to be undone soon after (see flapWindowMs).
+   */
+  scaleDownDelayMs: number;
 }
 
 export interface AppSignals {
@@ -85,8 +92,12 @@ export interface ScalerPolicy {
   /** A scaled-down quota must hold the measured usage with this much to spare (0.8: usage <= 80%). */
   downHeadroom: number;
   scaleUpCooldownMs: number;
-  /** How long after its last scale-up a container's quota may come down. */
+  /** How long after its last scale-up a container's quota may come down, at first. */
   scaleDownDelayMs: number;
+  /** A scale-up this soon after a scale-down means the scale-down was wrong: its delay doubles. */
+  flapWindowMs: number;
+  /** The most the scale-down delay grows to. */
+  maxScaleDownDelayMs: number;
   scaleDownCooldownMs: number;
   scaleOutCooldownMs: number;
   scaleInCooldownMs: number;
@@ -96,9 +107,11 @@ export const defaultPolicy: ScalerPolicy = {
   throttleHigh: 0.25,
   throttleLow: 0.05,
   minRequests: 3,
-  downHeadroom: 0.8,
+  downHeadroom: 0.6,
   scaleUpCooldownMs: 1_000,
   scaleDownDelayMs: 10_000,
+  flapWindowMs: 30_000,
+  maxScaleDownDelayMs: 300_000,
   scaleDownCooldownMs: 5_000,
   scaleOutCooldownMs: 2_000,
   scaleInCooldownMs: 5_000,
@@ -167,7 +180,7 @@ export function decide(app: AppSignals, now: number, policy: ScalerPolicy = defa
   // delay after the last scale-up and usage that fits the smaller quota, or it would flap.
   for (const c of ready) {
     if (c.cpus <= spec.cpus || upFor.has(c.id)) continue;
-    if (since(c.lastScaleUpAt, now) < policy.scaleDownDelayMs || since(c.lastScaleDownAt, now) < policy.scaleDownCooldownMs) continue;
+    if (since(c.lastScaleUpAt, now) < c.scaleDownDelayMs || since(c.lastScaleDownAt, now) < policy.scaleDownCooldownMs) continue;
     const to = cores(Math.max(spec.cpus, c.cpus / 2));
     const quietNow = c.throttledShare === null || c.throttledShare < policy.throttleLow;
     const quiet = quietNow && (c.stableThrottledShare === null ? c.stableRequests === 0 : c.stableThrottledShare < policy.throttleLow);
@@ -197,4 +210,14 @@ export function decide(app: AppSignals, now: number, policy: ScalerPolicy = defa
     }
   }
   return decisions;
+}
+
+/**
+ * The scale-down delay of a container after a scale-up at `now`: doubled (up to the policy's
+ * most) when that scale-up undoes a scale-down of less than flapWindowMs ago, else unchanged.
+ * Example: delay 10 s, scaled down at t=100 s, up again at t=112 s: 20 s from then on.
+ */
+export function scaleDownDelayAfterUp(delayMs: number, lastScaleDownAt: number | null, now: number, policy: ScalerPolicy = defaultPolicy): number {
+  if (lastScaleDownAt === null || now - lastScaleDownAt >= policy.flapWindowMs) return delayMs;
+  return Math.min(policy.maxScaleDownDelayMs, delayMs * 2);
 }
