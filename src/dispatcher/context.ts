@@ -13,6 +13,7 @@ import type { ContainerRuntime } from './container-runtime.js';
 import type { HeldRequests } from './held-requests.js';
 import type { LocalContainer } from './local-container.js';
 import type { DispatcherMetrics } from './metrics.js';
+import type { CgroupCpu } from './signals/cgroup.js';
 
 export interface DispatcherSettings {
   hostId: string;
@@ -58,6 +59,8 @@ export interface DispatcherContext {
   startedAt: number;
   /** Recent start durations per app, for the lead time of replacements. */
   readonly startTimes: StartTimes;
+  /** The containers' cgroup CPU files: counters read, quotas written. */
+  readonly cgroup: CgroupCpu;
 }
 
 /** The last few start durations (ms) of each app, bounded in apps and in starts per app. */

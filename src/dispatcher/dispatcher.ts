@@ -58,9 +58,11 @@ export class Dispatcher {
         return byPhase;
       },
     });
-    this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes() };
+    this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes(),
+      cgroup: new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }),
+    };
     this.lifecycle = new ContainerLifecycle(this.ctx);
-    this.autoscaler = new Autoscaler(this.ctx, this.lifecycle, new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }));
+    this.autoscaler = new Autoscaler(this.ctx, this.lifecycle);
     this.requests = new RequestPath(this.ctx, this.lifecycle, (app) => this.autoscaler.onSlowRequest(app));
     this.loops = new HostLoops(this.ctx, this.lifecycle);
   }

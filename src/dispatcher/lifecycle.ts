@@ -280,16 +280,25 @@ export class ContainerLifecycle {
 
   /**
    * Changes a running container's CPU quota live (no restart) and records it in its entry. The
-   * CPU window starts over: throttling measured under the old quota says nothing of the new one.
+   * quota is written to the container's cgroup first, where it takes effect at once, then given to
+   * the engine so its record agrees (and, where the cgroup files cannot be written, through the
+   * engine alone). The CPU window starts over: throttling measured under the old quota says
+   * nothing of the new one. Resolves with the performance.now() at which the quota took effect.
    */
-  async setQuota(local: LocalContainer, cpus: number): Promise<void> {
+  async setQuota(local: LocalContainer, cpus: number): Promise<number> {
     const { ctx } = this;
-    if (local.runtimeId === null) return;
-    await ctx.deps.runtime.update(local.runtimeId, { cpus });
+    const runtimeId = local.runtimeId;
+    if (runtimeId === null) return performance.now();
+    const direct = await ctx.cgroup.writeQuota(runtimeId, cpus, local.pid);
+    const engine = ctx.deps.runtime.update(runtimeId, { cpus });
+    if (!direct) await engine;
+    const effectiveAt = performance.now();
     local.cpus = cpus;
     local.cpu.reset();
+    if (direct) await engine.catch((err: unknown) => ctx.log.warn({ err, container: local.id, cpus }, 'the engine did not take the new CPU quota (the cgroup has it)'));
     const next = await ctx.deps.store.transitionContainer(local.id, ['ready'], 'ready', { cpus }).catch(() => null);
     if (next !== null) ctx.deps.cache.observe(next);
+    return effectiveAt;
   }
 
   /** Reacts to CMDB changes made elsewhere: drains asked for through the API, app deletions, warm starts. */

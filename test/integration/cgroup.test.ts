@@ -73,6 +73,17 @@ describe('CPU signals of a real container', () => {
     // The same container, the same process: no restart.
     expect(await runtime.inspect(id)).toMatchObject({ id, running: true, pid: started.pid });
 
+    // Written straight to the cgroup (the autoscaler's fast path): in effect at once, same process.
+    expect(await cgroup.writeQuota(id, 0.25)).toBe(true);
+    expect(await cgroup.readQuota(id)).toEqual({ quotaUs: 25_000, periodUs: 100_000 });
+    expect(await runtime.inspect(id)).toMatchObject({ id, running: true, pid: started.pid });
+    // Nonsense is refused, and an id cannot name a path outside the cgroup tree.
+    expect(await cgroup.writeQuota(id, Number.NaN)).toBe(false);
+    expect(await cgroup.writeQuota(id, -1)).toBe(false);
+    expect(await cgroup.writeQuota('../../cpu', 0.5)).toBe(false);
+    expect(await cgroup.readQuota(id)).toEqual({ quotaUs: 25_000, periodUs: 100_000 });
+    await runtime.update(id, { cpus: 0.5 });
+
     // The engine's stats API reads the same cgroup, a little later.
     const engine = (await runtime.cpuStats(id)) as CpuCounters;
     expect(engine).not.toBeNull();

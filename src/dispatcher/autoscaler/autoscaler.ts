@@ -13,7 +13,6 @@ import type { DispatcherContext } from '../context.js';
 import { recordEvent } from '../events.js';
 import type { ContainerLifecycle } from '../lifecycle.js';
 import type { LocalContainer } from '../local-container.js';
-import type { CgroupCpu } from '../signals/cgroup.js';
 import { decide, defaultPolicy, scaleDownDelayAfterUp, type AppSignals, type ContainerSignals, type Decision, type ScalerPolicy } from './decide.js';
 
 /** Short window: what decides scaling up and out (the paper's "at once"). */
@@ -33,7 +32,6 @@ export class Autoscaler {
   constructor(
     private readonly ctx: DispatcherContext,
     private readonly lifecycle: ContainerLifecycle,
-    private readonly cgroup: CgroupCpu,
     private readonly policy: ScalerPolicy = defaultPolicy,
   ) {}
 
@@ -85,14 +83,15 @@ export class Autoscaler {
       const app = withScalingDefaults(stored);
       for (const l of locals) l.slowMs = app.autoscale ? app.latencyTargetMs : Number.POSITIVE_INFINITY;
       const signals = this.signalsOf(app, locals, now);
-      for (const d of decide(signals, now, this.policy)) await this.apply(app, d, now);
+      const decidedAt = performance.now();
+      for (const d of decide(signals, now, this.policy)) await this.apply(app, d, now, decidedAt);
     }
   }
 
   private async sample(l: LocalContainer): Promise<void> {
     if (l.phase !== 'ready' || l.runtimeId === null) return;
     try {
-      const counters = await this.cgroup.read(l.runtimeId, l.pid);
+      const counters = await this.ctx.cgroup.read(l.runtimeId, l.pid);
       if (counters !== null) l.cpu.add(this.ctx.deps.clock.now(), counters);
     } catch (err) {
       this.ctx.log.debug({ err: (err as Error).message, container: l.id }, 'could not read the container\'s CPU counters');
@@ -133,16 +132,17 @@ export class Autoscaler {
     };
   }
 
-  private async apply(app: App, d: Decision, decidedAt: number): Promise<void> {
+  /** Applies one decision; decidedAt is the clock's time of the decision, decidedPerf performance.now()'s. */
+  private async apply(app: App, d: Decision, decidedAt: number, decidedPerf: number): Promise<void> {
     const { ctx } = this;
-    const begin = performance.now();
+    let effectiveMs = 0;
     try {
       switch (d.kind) {
         case 'scale-up':
         case 'scale-down': {
           const local = ctx.locals.get(d.container);
           if (local === undefined || local.phase !== 'ready') return;
-          await this.lifecycle.setQuota(local, d.to);
+          effectiveMs = (await this.lifecycle.setQuota(local, d.to)) - decidedPerf;
           if (d.kind === 'scale-down') local.lastScaleDownAt = decidedAt;
           else {
             local.lastScaleUpAt = decidedAt;
@@ -158,19 +158,19 @@ export class Autoscaler {
           this.lifecycle.observeNew(entry);
           if (!created) return;
           recordEvent(ctx, { app: app.name, kind: 'scale-out', container: entry.id, reason: `${d.reason}; placed on host ${entry.host}`, from: d.from, to: d.to });
-          ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - begin) / 1000);
+          ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - decidedPerf) / 1000);
           return;
         }
         case 'scale-in':
           this.lastScaleInAt.set(app.name, decidedAt);
           recordEvent(ctx, { app: app.name, kind: 'scale-in', container: d.container, reason: d.reason, from: d.from, to: d.to });
-          ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - begin) / 1000);
+          ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - decidedPerf) / 1000);
           await this.lifecycle.drain(d.container, 'idle');
           return;
       }
-      const ms = performance.now() - begin;
-      ctx.metrics.applySeconds.observe({ kind: d.kind }, ms / 1000);
-      recordEvent(ctx, { app: app.name, kind: d.kind, container: d.container, reason: `${d.reason} (applied in ${Math.round(ms)} ms)`, from: d.from, to: d.to });
+      // The quota is in effect once the cgroup has it; the engine's record and the CMDB follow.
+      ctx.metrics.applySeconds.observe({ kind: d.kind }, effectiveMs / 1000);
+      recordEvent(ctx, { app: app.name, kind: d.kind, container: d.container, reason: `${d.reason} (in effect ${effectiveMs < 1 ? '<1' : Math.round(effectiveMs)} ms after the decision)`, from: d.from, to: d.to });
     } catch (err) {
       const fc = toFcError(err);
       ctx.log.warn({ app: app.name, decision: d.kind, code: fc.code, err: fc.message }, 'could not apply a scaling decision');

@@ -13,7 +13,7 @@
 // a hybrid host (v1 controllers plus a v2 tree at <root>/unified) has none there and counts as v1,
 // which is right: its cpu controller is the v1 one.
 
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FcError } from '../../shared/errors.js';
 
@@ -196,6 +196,30 @@ export class CgroupCpu {
       return dir.version === 1 ? parseQuotaV1(files[0], files[1]) : parseCpuMaxV2(files[0]);
     } catch (err) {
       throw this.inDir(err, dir);
+    }
+  }
+
+  /**
+   * Sets the container's CFS quota by writing its cgroup file, which the kernel enforces from the
+   * next period: microseconds, where the engine's update API takes tens of milliseconds on a busy
+   * host (the paper's scale-up is a cgroup write too). The period stays as it is. False when the
+   * files cannot be found or written; the caller then goes through the engine alone.
+   */
+  async writeQuota(runtimeId: string, cpus: number, pid?: number | null): Promise<boolean> {
+    if (!(cpus > 0 && cpus <= 1024)) return false;
+    const dir = await this.locate(runtimeId, pid);
+    if (dir === null) return false;
+    try {
+      if (dir.version === 1) {
+        const { periodUs } = parseQuotaV1('-1', await readFile(path.join(dir.cpu, 'cpu.cfs_period_us'), 'utf8'));
+        await writeFile(path.join(dir.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(cpus * periodUs))));
+      } else {
+        const { periodUs } = parseCpuMaxV2(await readFile(path.join(dir.dir, 'cpu.max'), 'utf8'));
+        await writeFile(path.join(dir.dir, 'cpu.max'), `${Math.max(1000, Math.round(cpus * periodUs))} ${periodUs}`);
+      }
+      return true;
+    } catch {
+      return false;
     }
   }
 
