@@ -14,6 +14,9 @@ import { drainDecision, expiryOf, metabolism, replacementLead, type MortalContai
 import { LocalContainer } from './local-container.js';
 import { waitReady } from './wait-ready.js';
 
+/** How long a quota set by hand holds before the autoscaler may bring it down. */
+const MANUAL_QUOTA_HOLD_MS = 60_000;
+
 export class ContainerLifecycle {
   private readonly starts = new SingleFlight<string, LocalContainer>();
   private readonly drains = new SingleFlight<string, void>();
@@ -310,8 +313,11 @@ export class ContainerLifecycle {
     if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
       this.drainLogged(id, change.op === 'delete' ? 'removed' : 'requested');
     } else if (local?.phase === 'ready' && change.op === 'put' && change.value.state === 'ready' && change.value.cpus !== null && change.value.cpus !== local.cpus) {
-      // A quota set elsewhere (`fastcontainer app scale --cpus`): applied live.
+      // A quota set elsewhere (`fastcontainer app scale --cpus`): applied live, and held against
+      // the autoscaler's scale-down for at least MANUAL_QUOTA_HOLD_MS.
       const cpus = change.value.cpus;
+      local.lastScaleUpAt = ctx.deps.clock.now();
+      local.scaleDownDelayMs = Math.max(local.scaleDownDelayMs ?? 0, MANUAL_QUOTA_HOLD_MS);
       void this.setQuota(local, cpus).catch((err: unknown) => ctx.log.warn({ err, container: id, cpus }, 'could not change the CPU quota'));
     } else if (change.op === 'put' && change.value.state === 'registered') {
       this.warmStart(change.value);

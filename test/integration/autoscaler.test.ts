@@ -177,6 +177,22 @@ describe('autoscaler', () => {
     expect((await t.get('nap.test')).status).toBe(200);
   }, 30_000);
 
+  it('applies a quota set by hand live, and holds it against scale-down for a while', async () => {
+    await createApp({ name: 'tuned', hostnames: ['tuned.test'], cpus: 0.2, maxCpus: 0.6 });
+    expect((await t.get('tuned.test')).status).toBe(200);
+    const [before] = await entries('tuned');
+    const res = await t.api('POST', '/v1/apps/tuned/scale', { cpus: 0.6 });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    await eventually(() => quotaOf(before!.runtimeId) === 60_000, { timeout: 5_000, what: 'the cgroup to get the quota' });
+    // Idle, so the autoscaler would bring a quota of its own down; this one it leaves.
+    await new Promise((r) => setTimeout(r, 4_000));
+    const [after] = await entries('tuned');
+    expect(after).toMatchObject({ id: before!.id, runtimeId: before!.runtimeId, cpus: 0.6 });
+    expect(quotaOf(before!.runtimeId)).toBe(60_000);
+    // Beyond maxCpus is refused, naming the field.
+    expect(await t.api('POST', '/v1/apps/tuned/scale', { cpus: 0.7 })).toMatchObject({ status: 400, body: { field: 'cpus' } });
+  }, 30_000);
+
   it('does nothing for an app with autoscale off, however loaded', async () => {
     await createApp({ name: 'fixed', hostnames: ['fixed.test'], cpus: 0.1, maxCpus: 0.4, maxContainers: 3, latencyTargetMs: 10, autoscale: false });
     expect((await t.get('fixed.test', '/burn.php')).status).toBe(200);
