@@ -156,6 +156,8 @@ export class MemoryStore implements Store {
   }
 
   async appendEvent(event: AppEvent): Promise<void> {
+    // Only while the app exists, as in Redis: a deleted app's draining does not bring its list back.
+    if (!this.apps.has(event.app)) return;
     const list = this.events.get(event.app) ?? [];
     list.unshift(copy(event));
     if (list.length > EVENTS_KEPT) list.length = EVENTS_KEPT;

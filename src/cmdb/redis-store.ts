@@ -18,6 +18,7 @@ import {
 
 const scriptNames = [
   'create-app', 'update-app', 'delete-app', 'register-container', 'transition-container', 'put-host', 'remove-host', 'snapshot',
+  'append-event',
 ] as const;
 type ScriptName = (typeof scriptNames)[number];
 
@@ -180,9 +181,7 @@ export class RedisStore implements Store {
   }
 
   async appendEvent(event: AppEvent): Promise<void> {
-    const key = this.keys.events(event.app);
-    // Not a script: nothing is read, and MULTI keeps the push, the trim and the expiry together.
-    await this.exec(this.redis.multi().lpush(key, JSON.stringify(event)).ltrim(key, 0, EVENTS_KEPT - 1).pexpire(key, EVENTS_TTL_MS));
+    await this.run('append-event', [this.keys.app(event.app), this.keys.events(event.app)], [JSON.stringify(event), EVENTS_KEPT, EVENTS_TTL_MS]);
   }
 
   async listEvents(app: string, limit: number): Promise<AppEvent[]> {

@@ -194,10 +194,15 @@ export class CoreApi {
           added += 1;
         }
       } else {
-        for (const e of scaleInOrder(live)) {
-          if (live.length - gone - drained <= wanted) break;
-          if (e.state === 'registered' && (await store.transitionContainer(e.id, ['registered'], 'gone')) !== null) gone += 1;
-          else if (e.state !== 'registered' && (await store.transitionContainer(e.id, [e.state], 'draining')) !== null) drained += 1;
+        // One at a time, counting again before each: a second ask running at the same time
+        // (or the autoscaler scaling in) does not take the app below what was asked.
+        for (;;) {
+          const current = (await store.listContainers({ app: app.name })).filter((e) => liveStates.includes(e.state));
+          if (current.length <= wanted) break;
+          const e = scaleInOrder(current)[0] as ContainerEntry;
+          if (e.state === 'registered') {
+            if ((await store.transitionContainer(e.id, ['registered'], 'gone')) !== null) gone += 1;
+          } else if ((await store.transitionContainer(e.id, [e.state], 'draining')) !== null) drained += 1;
         }
       }
     } catch (err) {
@@ -330,8 +335,9 @@ function parseScale(body: unknown, app: App): { containers?: number; cpus?: numb
   const out: { containers?: number; cpus?: number } = {};
   if (b.containers !== undefined) {
     const v = b.containers;
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= app.maxContainers) out.containers = v;
-    else problems.push({ field: 'containers', value: v, allowed: `an integer from 0 to the app's maxContainers (${app.maxContainers})` });
+    // Below minContainers the dispatchers would only add them back within a second.
+    if (typeof v === 'number' && Number.isInteger(v) && v >= app.minContainers && v <= app.maxContainers) out.containers = v;
+    else problems.push({ field: 'containers', value: v, allowed: `an integer from the app's minContainers (${app.minContainers}) to its maxContainers (${app.maxContainers})` });
   }
   if (b.cpus !== undefined) {
     const v = b.cpus;

@@ -160,12 +160,14 @@ export class Dispatcher {
    */
   async close(): Promise<void> {
     this.stopLoops();
+    await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('close')));
   }
 
   /** Stops the loops and cuts the connections to the containers at once. */
   async destroy(): Promise<void> {
     this.stopLoops();
+    await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('destroy')));
   }
 }

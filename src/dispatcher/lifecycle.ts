@@ -16,13 +16,20 @@ import { waitReady } from './wait-ready.js';
 
 /** How long a quota set by hand holds before the autoscaler may bring it down. */
 const MANUAL_QUOTA_HOLD_MS = 60_000;
+/** After a replacement could not be registered (no room, the CMDB away), the next try. */
+const REPLACE_RETRY_MS = 1_000;
 
 export class ContainerLifecycle {
   private readonly starts = new SingleFlight<string, LocalContainer>();
   private readonly drains = new SingleFlight<string, void>();
-  private replacing = false;
+  private replacing: Promise<void> | null = null;
 
   constructor(private readonly ctx: DispatcherContext) {}
+
+  /** Waits for replacements being registered (at close). */
+  async settle(): Promise<void> {
+    await this.replacing;
+  }
 
   /** Whether a start of this entry is under way. */
   starting(entryId: string): boolean {
@@ -105,6 +112,8 @@ export class ContainerLifecycle {
       if (ready === null) throw gone(entryId, 'was drained or removed while it started');
       cache.observe(ready);
       local.markReady(address, expiresAt, ctx.s.containerConnections, readyAt);
+      // A quota set by hand while it started (react() leaves containers not yet ready alone).
+      if (ready.cpus !== null && ready.cpus !== cpus) this.quotaByHand(local, ready.cpus);
       ctx.startTimes.record(app.name, readyAt - t0);
       ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
       ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
@@ -148,6 +157,7 @@ export class ContainerLifecycle {
     await local.closePool('close');
     if (runtimeId !== null) {
       await runtime.remove(runtimeId).catch((err: unknown) => ctx.log.error({ err, container: local.id }, 'could not remove container'));
+      ctx.cgroup.forget(runtimeId);
     }
     try {
       const next =
@@ -213,30 +223,59 @@ export class ContainerLifecycle {
       const stored = cache.app(l.app);
       const app = stored === undefined ? undefined : withScalingDefaults(stored);
       let successor: MortalContainer['successor'] = null;
+      if (l.successor !== null && cache.container(l.successor) === undefined) {
+        // Its replacement went (died, removed): another may be registered.
+        l.successor = null;
+      }
       if (l.successor !== null) {
-        const state = l.successor === '' ? undefined : cache.container(l.successor)?.state;
+        const state = cache.container(l.successor)?.state;
         successor = state === 'ready' ? 'ready' : state === 'registered' || state === 'starting' ? 'pending' : 'gone';
+      } else if (now < l.replaceRetryAt) {
+        // The last try to register one failed: not again before the retry time.
+        successor = 'gone';
       }
       let wanted = false;
       if (app !== undefined) {
-        const live = [...cache.containersOf(l.app)].filter((e) => liveStates.includes(e.state)).length;
         const lastRequestAt = l.requests.lastRequestAt;
         const busy = l.inflight > 0 || (lastRequestAt !== null && now - lastRequestAt < app.idleTimeout * 1000);
-        wanted = busy || live - 1 < app.minContainers;
+        wanted = busy || this.lastingOthers(app, l.id, now) < app.minContainers;
       }
       mortal.push({ id: l.id, app: l.app, phase: l.phase, expiresAt: l.expiresAt, successor, wanted });
     }
-    const plan = metabolism(mortal, now, {
-      leadMs: (app) => replacementLead(ctx.startTimes.recent(app)),
-      maxOverstayMs: ctx.s.startTimeout,
-    });
-    if (plan.replace.length > 0 && !this.replacing) {
-      this.replacing = true;
-      void this.replaceAll(plan.replace).finally(() => {
-        this.replacing = false;
-      });
+    const plan = metabolism(mortal, now, { leadMs: (app) => this.leadMs(app), maxOverstayMs: ctx.s.startTimeout });
+    if (plan.replace.length > 0 && this.replacing === null) {
+      this.replacing = this.replaceAll(plan.replace)
+        .catch((err: unknown) => ctx.log.error({ err }, 'registering replacements failed'))
+        .finally(() => {
+          this.replacing = null;
+        });
     }
     for (const id of plan.drain) this.drainLogged(id, 'lifespan');
+  }
+
+  /**
+   * How long before its end a container of this app gets its replacement: from the measured
+   * starts, but at most half the lifespan (a replacement still starting at the end is waited for).
+   */
+  private leadMs(appName: string): number {
+    const app = this.ctx.deps.cache.app(appName);
+    const lead = replacementLead(this.ctx.startTimes.recent(appName));
+    return app === undefined ? lead : Math.min(lead, (app.lifespan * 1000) / 2);
+  }
+
+  /**
+   * The app's containers, other than this one, that will still be there after this one's end:
+   * ready ones not ending within the lead time, and those coming up. A replacement coming up
+   * counts for the container it replaces, so two containers ending together both get one.
+   */
+  private lastingOthers(app: App, selfId: string, now: number): number {
+    const lead = this.leadMs(app.name);
+    let n = 0;
+    for (const e of this.ctx.deps.cache.containersOf(app.name)) {
+      if (e.id === selfId || !liveStates.includes(e.state)) continue;
+      if (e.state !== 'ready' || e.expiresAt === null || e.expiresAt - now > lead) n += 1;
+    }
+    return n;
   }
 
   /**
@@ -266,9 +305,9 @@ export class ContainerLifecycle {
       const left = Math.max(0, (local.expiresAt ?? 0) - clock.now());
       recordEvent(ctx, { app: app.name, kind: 'replace', container: entryId, reason: `lifespan ends in ${left} ms; replacement ${entry.id} on host ${entry.host}`, from: live.length, to: live.length + 1 });
     } catch (err) {
-      local.successor = '';
+      local.replaceRetryAt = clock.now() + REPLACE_RETRY_MS;
       const fc = toFcError(err);
-      ctx.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'could not register a replacement; the container is drained at the end of its lifespan');
+      ctx.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'could not register a replacement; trying again shortly (the container is drained at its end if none comes)');
     }
   }
 
@@ -282,13 +321,29 @@ export class ContainerLifecycle {
   }
 
   /**
+   * A quota set elsewhere (`fastcontainer app scale --cpus`): applied live, and held against the
+   * autoscaler's scale-down for MANUAL_QUOTA_HOLD_MS.
+   */
+  private quotaByHand(local: LocalContainer, cpus: number): void {
+    local.quotaHeldUntil = this.ctx.deps.clock.now() + MANUAL_QUOTA_HOLD_MS;
+    void this.setQuota(local, cpus).catch((err: unknown) => this.ctx.log.warn({ err, container: local.id, cpus }, 'could not change the CPU quota'));
+  }
+
+  /**
    * Changes a running container's CPU quota live (no restart) and records it in its entry. The
    * quota is written to the container's cgroup first, where it takes effect at once, then given to
    * the engine so its record agrees (and, where the cgroup files cannot be written, through the
    * engine alone). The CPU window starts over: throttling measured under the old quota says
    * nothing of the new one. Resolves with the performance.now() at which the quota took effect.
    */
-  async setQuota(local: LocalContainer, cpus: number): Promise<number> {
+  setQuota(local: LocalContainer, cpus: number): Promise<number> {
+    // One change at a time per container, so the cgroup, the engine and the CMDB end up agreeing.
+    const next = local.quotaChain.then(() => this.applyQuota(local, cpus));
+    local.quotaChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async applyQuota(local: LocalContainer, cpus: number): Promise<number> {
     const { ctx } = this;
     const runtimeId = local.runtimeId;
     if (runtimeId === null) return performance.now();
@@ -313,12 +368,7 @@ export class ContainerLifecycle {
     if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
       this.drainLogged(id, change.op === 'delete' ? 'removed' : 'requested');
     } else if (local?.phase === 'ready' && change.op === 'put' && change.value.state === 'ready' && change.value.cpus !== null && change.value.cpus !== local.cpus) {
-      // A quota set elsewhere (`fastcontainer app scale --cpus`): applied live, and held against
-      // the autoscaler's scale-down for at least MANUAL_QUOTA_HOLD_MS.
-      const cpus = change.value.cpus;
-      local.lastScaleUpAt = ctx.deps.clock.now();
-      local.scaleDownDelayMs = Math.max(local.scaleDownDelayMs ?? 0, MANUAL_QUOTA_HOLD_MS);
-      void this.setQuota(local, cpus).catch((err: unknown) => ctx.log.warn({ err, container: id, cpus }, 'could not change the CPU quota'));
+      this.quotaByHand(local, change.value.cpus);
     } else if (change.op === 'put' && change.value.state === 'registered') {
       this.warmStart(change.value);
     }
@@ -361,7 +411,10 @@ export class ContainerLifecycle {
     const local = new LocalContainer(entry.id, app.name, entry.cpus ?? app.cpus);
     local.runtimeId = runtimeId;
     const now = ctx.deps.clock.now();
-    local.markReady(`${ip}:${app.port}`, entry.expiresAt ?? expiryOf(now, app.lifespan), ctx.s.containerConnections, entry.readyAt ?? now);
+    // What this process knows of it starts now: it is not idle since it became ready, and a quota
+    // scaled up before the restart is not brought down before the usual delay.
+    local.markReady(`${ip}:${app.port}`, entry.expiresAt ?? expiryOf(now, app.lifespan), ctx.s.containerConnections, now);
+    if (local.cpus > app.cpus) local.lastScaleUpAt = now;
     ctx.locals.set(entry.id, local);
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);

@@ -25,11 +25,19 @@ export class LocalContainer {
   slowMs = Number.POSITIVE_INFINITY;
   readonly requests = new RequestWindow({ bucketMs: 250, buckets: 40 });
   readonly cpu = new CpuWindow(48);
+  /** When the CPU counters were last sampled (the clock's ms). */
+  sampledAt = 0;
   lastScaleUpAt: number | null = null;
   lastScaleDownAt: number | null = null;
   /** Set once a scale-down of this container had to be undone; null: the policy's delay. */
   scaleDownDelayMs: number | null = null;
-  /** Entry id of the replacement registered before its lifespan ends, or '' if none could be. */
+  /** A quota set by hand holds until then (the clock's ms). */
+  quotaHeldUntil: number | null = null;
+  /** Quota changes of this container, one after the other. */
+  quotaChain: Promise<unknown> = Promise.resolve();
+  /** After a replacement could not be registered, when to try again (the clock's ms). */
+  replaceRetryAt = 0;
+  /** Entry id of the replacement registered before its lifespan ends. */
   successor: string | null = null;
   private idleWaiters: (() => void)[] = [];
 

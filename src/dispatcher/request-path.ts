@@ -93,7 +93,10 @@ export class RequestPath {
 
   /**
    * Step 2: forward to the container and stream its answer back. Step 3: its latency (to the
-   * first byte and to the end) and status go into the container's window, counters only.
+   * first byte and to the end) and status go into the container's window, counters only. The
+   * autoscaler judges the time to the first byte: the time to the end is also the client's own
+   * download speed, which a visitor could slow down on purpose. A client gone before any answer
+   * leaves nothing to measure.
    */
   private async forwardTo(local: LocalContainer, req: IncomingMessage, res: ServerResponse): Promise<number> {
     const pool = local.pool;
@@ -108,10 +111,12 @@ export class RequestPath {
       return status;
     } finally {
       local.leave();
-      const end = performance.now();
-      const totalMs = end - begin;
-      local.requests.record(this.ctx.deps.clock.now(), (headersAt === 0 ? end : headersAt) - begin, totalMs, status);
-      if (totalMs > local.slowMs) this.onSlow(local.app);
+      if (headersAt !== 0 || status !== 499) {
+        const end = performance.now();
+        const ttfbMs = (headersAt === 0 ? end : headersAt) - begin;
+        local.requests.record(this.ctx.deps.clock.now(), ttfbMs, end - begin, status);
+        if (ttfbMs > local.slowMs) this.onSlow(local.app);
+      }
     }
   }
 }

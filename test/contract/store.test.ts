@@ -251,6 +251,7 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       await store.appendEvent(event('a', 1));
       await store.appendEvent(event('a', 2, { kind: 'manual', from: null, to: null }));
       await store.appendEvent(exact);
+      await store.createApp(appSpec({ name: 'b' }), 1);
       await store.appendEvent(event('b', 4));
       expect((await store.listEvents('a', 10)).map((e) => e.at)).toEqual([3, 2, 1]);
       expect(await store.listEvents('a', 1)).toEqual([exact]);
@@ -261,6 +262,7 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
     });
 
     it('keeps only the newest 200 per app', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
       for (let i = 0; i < 205; i++) await store.appendEvent(event('a', i));
       const all = await store.listEvents('a', 1000);
       expect(all).toHaveLength(200);
@@ -269,8 +271,10 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
     });
 
     it('publishes no change for an event', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
       const changes = await changesDuring(store, () => store.appendEvent(event('a', 1)));
       expect(changes).toEqual([]);
+      expect(await store.listEvents('a', 10)).toHaveLength(1);
     });
 
     it('forgets an app\'s events when the app is deleted', async () => {
@@ -278,8 +282,15 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       await store.appendEvent(event('a', 1));
       await store.deleteApp('a');
       expect(await store.listEvents('a', 10)).toEqual([]);
+      // Its containers draining after the deletion bring nothing back.
+      await store.appendEvent(event('a', 2, { kind: 'drain' }));
       await store.createApp(appSpec({ name: 'a' }), 2);
       expect(await store.listEvents('a', 10)).toEqual([]);
+    });
+
+    it('drops events of an app that does not exist', async () => {
+      await store.appendEvent(event('ghost', 1));
+      expect(await store.listEvents('ghost', 10)).toEqual([]);
     });
   });
 
@@ -392,6 +403,7 @@ describe('Redis store: events and stats expire in Redis too', () => {
     const admin = new Redis(redisUrl);
     try {
       const keys = cmdbKeys(prefix);
+      await store.createApp(appSpec({ name: 'a' }), 1);
       await store.appendEvent(event('a', Date.now()));
       const eventsTtl = await admin.pttl(keys.events('a'));
       expect(eventsTtl).toBeGreaterThan(7 * 24 * 3600 * 1000 - 60_000);

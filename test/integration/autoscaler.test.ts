@@ -4,11 +4,12 @@
 // where its minimum is zero. Loads are small (a few clients, a few seconds) and bounded; how fast
 // the autoscaler reacts is measured by bench/, not asserted here.
 
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys } from '../../src/dispatcher/container-runtime.js';
+import { CgroupCpu } from '../../src/dispatcher/signals/cgroup.js';
 import { containersOfHost, imageExists } from '../helpers/docker.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
@@ -64,8 +65,11 @@ async function eventKinds(app: string): Promise<string[]> {
   return (await t.api('GET', `/v1/apps/${app}/events?limit=200`)).body.events.map((e: { kind: string }) => e.kind);
 }
 
-function quotaOf(runtimeId: string): number {
-  return Number(readFileSync(`/sys/fs/cgroup/cpu/docker/${runtimeId}/cpu.cfs_quota_us`, 'utf8'));
+const cgroup = new CgroupCpu();
+
+/** The container's CFS quota in µs, from its cgroup (v1 or v2, cgroupfs or systemd driver). */
+async function quotaOf(runtimeId: string): Promise<number | null> {
+  return (await cgroup.readQuota(runtimeId))?.quotaUs ?? null;
 }
 
 describe('metabolism', () => {
@@ -111,7 +115,7 @@ describe('autoscaler', () => {
     expect((await t.get('hungry.test', '/burn.php')).status).toBe(200);
     const [before] = await entries('hungry');
     expect(before).toMatchObject({ state: 'ready', cpus: 0.1 });
-    expect(quotaOf(before!.runtimeId)).toBe(10_000);
+    expect(await quotaOf(before!.runtimeId)).toBe(10_000);
 
     let stop = false;
     const run = load('hungry.test', '/burn.php', 4, () => stop);
@@ -122,13 +126,13 @@ describe('autoscaler', () => {
     // The same container, not a new one: the quota changed live.
     expect(after!.id).toBe(before!.id);
     expect(after!.runtimeId).toBe(before!.runtimeId);
-    expect(quotaOf(after!.runtimeId)).toBe(20_000);
+    expect(await quotaOf(after!.runtimeId)).toBe(20_000);
     expect([...run.statuses.keys()]).toEqual([200]);
     expect(await eventKinds('hungry')).toContain('scale-up');
 
     // No load: after the scale-down delay the quota comes back to cpus.
     await eventually(async () => (await entries('hungry'))[0]?.cpus === 0.1, { timeout: 30_000, interval: 500, what: 'the quota to come back to 0.1' });
-    expect(quotaOf(before!.runtimeId)).toBe(10_000);
+    expect(await quotaOf(before!.runtimeId)).toBe(10_000);
     expect(await eventKinds('hungry')).toContain('scale-down');
   }, 60_000);
 
@@ -183,12 +187,12 @@ describe('autoscaler', () => {
     const [before] = await entries('tuned');
     const res = await t.api('POST', '/v1/apps/tuned/scale', { cpus: 0.6 });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    await eventually(() => quotaOf(before!.runtimeId) === 60_000, { timeout: 5_000, what: 'the cgroup to get the quota' });
+    await eventually(async () => (await quotaOf(before!.runtimeId)) === 60_000, { timeout: 5_000, what: 'the cgroup to get the quota' });
     // Idle, so the autoscaler would bring a quota of its own down; this one it leaves.
     await new Promise((r) => setTimeout(r, 4_000));
     const [after] = await entries('tuned');
     expect(after).toMatchObject({ id: before!.id, runtimeId: before!.runtimeId, cpus: 0.6 });
-    expect(quotaOf(before!.runtimeId)).toBe(60_000);
+    expect(await quotaOf(before!.runtimeId)).toBe(60_000);
     // Beyond maxCpus is refused, naming the field.
     expect(await t.api('POST', '/v1/apps/tuned/scale', { cpus: 0.7 })).toMatchObject({ status: 400, body: { field: 'cpus' } });
   }, 30_000);

@@ -363,10 +363,26 @@ describe('manual scaling', () => {
     await liveHost('h2');
   });
 
+  it('two identical asks at once to scale in do not take the app below what was asked', async () => {
+    expect((await t.api('POST', '/v1/apps/shop/scale', { containers: 4 })).status).toBe(200);
+    const [x, y] = await Promise.all([1, 2].map(() => t.api('POST', '/v1/apps/shop/scale', { containers: 2 })));
+    expect([x?.status, y?.status]).toEqual([200, 200]);
+    expect(liveOf(await entries('shop'))).toHaveLength(2);
+  });
+
   it('scales to zero', async () => {
     const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 0 });
     expect(res.status).toBe(200);
     expect(liveOf(res.body.containers)).toEqual([]);
+  });
+
+  it('refuses fewer containers than minContainers (the dispatchers would add them back at once)', async () => {
+    expect((await t.api('PATCH', '/v1/apps/shop', { minContainers: 1 })).status).toBe(200);
+    const res = await t.api('POST', '/v1/apps/shop/scale', { containers: 0 });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ field: 'containers', value: 0 });
+    expect(res.body.allowed).toContain('from the app\'s minContainers (1)');
+    expect((await t.api('PATCH', '/v1/apps/shop', { minContainers: 0 })).status).toBe(200);
   });
 });
 
@@ -437,7 +453,7 @@ describe('manual scaling refuses bad asks, changing nothing', () => {
   it('names the allowed ranges from the app, and every bad field at once', async () => {
     const res = await t.api('POST', '/v1/apps/guard/scale', { containers: -1, cpus: 9 });
     expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual(['containers', 'cpus']);
-    expect(res.body.errors[0].allowed).toContain('0 to the app\'s maxContainers (4)');
+    expect(res.body.errors[0].allowed).toContain('from the app\'s minContainers (0) to its maxContainers (4)');
     expect(res.body.errors[1].allowed).toContain('from the app\'s cpus (0.5) to its maxCpus (1)');
     const infinite = await raw('POST', '/v1/apps/guard/scale', '{"cpus": 1e999}', auth);
     expect(infinite.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: 'cpus' });

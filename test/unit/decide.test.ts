@@ -8,7 +8,7 @@ function container(o: Partial<ContainerSignals> = {}): ContainerSignals {
     id: 'c1', phase: 'ready', cpus: 0.3, readyAt: NOW - 60_000,
     requests: 0, meanMs: null, p95Ms: null, throttledShare: 0,
     stableRequests: 0, stableThrottledShare: 0, stableUsageCores: 0,
-    inflight: 0, held: 0, lastRequestAt: NOW - 100, lastScaleUpAt: null, lastScaleDownAt: null, scaleDownDelayMs: defaultPolicy.scaleDownDelayMs,
+    inflight: 0, held: 0, lastRequestAt: NOW - 100, lastScaleUpAt: null, lastScaleDownAt: null, scaleDownDelayMs: defaultPolicy.scaleDownDelayMs, quotaHeldUntil: null,
     ...o,
   };
 }
@@ -17,7 +17,7 @@ function app(o: Partial<AppSignals> = {}, spec: Partial<AppSignals['spec']> = {}
   return {
     app: 'blog',
     spec: { cpus: 0.3, maxCpus: 0.6, latencyTargetMs: 500, idleTimeout: 60, minContainers: 0, maxContainers: 4, autoscale: true, ...spec },
-    live: 1, pending: 0, lastScaleOutAt: null, lastScaleInAt: null,
+    live: 1, ready: 1, pending: 0, lastScaleOutAt: null, lastScaleInAt: null,
     containers: [container()],
     ...o,
   };
@@ -32,6 +32,10 @@ describe('decide', () => {
     ['autoscale off: nothing, however loaded', app({ containers: [container({ ...busy, throttledShare: 1 })] }, { autoscale: false }), []],
     ['throttled below the ceiling: scale up', app({ containers: [container({ ...busy, throttledShare: 0.9 })] }), ['scale-up']],
     ['throttled but no traffic (a background loop): nothing', app({ containers: [container({ throttledShare: 0.9, lastRequestAt: NOW - 1000 })] }), []],
+    ['throttled with one long poll open but nothing answered: nothing', app({ containers: [container({ throttledShare: 0.9, inflight: 1, requests: 0 })] }), []],
+    ['a quota set by hand and still held: not scaled down', app({ containers: [container({ cpus: 0.6, quotaHeldUntil: NOW + 1, stableThrottledShare: 0, stableUsageCores: 0 })] }), []],
+    ['a quota set by hand, hold over: scaled down', app({ containers: [container({ cpus: 0.6, quotaHeldUntil: NOW, stableThrottledShare: 0, stableUsageCores: 0 })] }), ['scale-down']],
+    ['idle above minContainers counting entries, but its only ready one (the other still starting): nothing', app({ live: 2, ready: 1, pending: 1, containers: [container({ lastRequestAt: NOW - 61_000 })] }, { minContainers: 1 }), []],
     ['slow, not throttled: scale out', app({ containers: [container({ ...busy, throttledShare: 0.02 })] }), ['scale-out']],
     ['slow, throttled at the ceiling: scale out', app({ containers: [container({ ...busy, cpus: 0.6, throttledShare: 0.9 })] }), ['scale-out']],
     ['slow, cgroup unreadable: scale out', app({ containers: [container({ ...busy, throttledShare: null })] }), ['scale-out']],
@@ -73,7 +77,7 @@ describe('decide', () => {
   it('scales out by one with the live count before and after, and names the latency', () => {
     const [d] = decide(app({ live: 2, containers: [container({ ...busy, throttledShare: 0 })] }), NOW);
     expect(d).toMatchObject({ kind: 'scale-out', from: 2, to: 3 });
-    expect(d?.reason).toMatch(/mean latency 700 ms > target 500 ms over 50 requests, not short of CPU/);
+    expect(d?.reason).toMatch(/mean latency \(to first byte\) 700 ms > target 500 ms over 50 requests, not short of CPU/);
   });
 
   it('waits out the scale-up cool-down before scaling out a container still short of CPU', () => {
@@ -92,9 +96,9 @@ describe('decide', () => {
   it('scales in only the container idle longest, one per round, and never while slow', () => {
     const a = container({ id: 'a', lastRequestAt: NOW - 70_000 });
     const b = container({ id: 'b', lastRequestAt: NOW - 90_000 });
-    expect(decide(app({ live: 2, containers: [a, b] }), NOW)).toMatchObject([{ kind: 'scale-in', container: 'b', from: 2, to: 1 }]);
+    expect(decide(app({ live: 2, ready: 2, containers: [a, b] }), NOW)).toMatchObject([{ kind: 'scale-in', container: 'b', from: 2, to: 1 }]);
     const c = container({ id: 'c', ...busy, throttledShare: 0 });
-    expect(kinds(app({ live: 3, containers: [a, b, c] }))).toEqual(['scale-out']);
+    expect(kinds(app({ live: 3, ready: 3, containers: [a, b, c] }))).toEqual(['scale-out']);
   });
 
   it('does not flap: a load that needs 0.5 cores keeps its 0.6 quota round after round', () => {

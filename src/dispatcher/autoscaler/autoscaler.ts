@@ -22,10 +22,16 @@ export const STABLE_WINDOW_MS = 10_000;
 /** The window `ps` shows rates and latencies over. */
 const STATS_WINDOW_MS = 10_000;
 
+/** A container's CPU counters are sampled at most this often, however many rounds run. */
+const MIN_SAMPLE_GAP_MS = 250;
+/** The engine's stats API (the fallback where cgroup files cannot be read) gets this long. */
+const SAMPLE_TIMEOUT_MS = 2_000;
+
 export class Autoscaler {
   private readonly lastScaleOutAt = new Map<string, number>();
   private readonly lastScaleInAt = new Map<string, number>();
-  private readonly urgent = new Set<string>();
+  /** What the next round looks at: the apps slow requests asked about, or all; null: nothing asked. */
+  private pending: Set<string> | 'all' | null = null;
   private urgentScheduled = false;
   private running: Promise<void> | null = null;
 
@@ -38,32 +44,51 @@ export class Autoscaler {
   /** From the request path: a request of this app took longer than its target. */
   onSlowRequest(app: string): void {
     if (this.ctx.closed) return;
-    this.urgent.add(app);
+    this.want(app);
     if (this.urgentScheduled) return;
     this.urgentScheduled = true;
     this.ctx.deps.clock.setTimeout(() => {
       this.urgentScheduled = false;
-      const apps = new Set(this.urgent);
-      this.urgent.clear();
-      void this.run(apps);
+      this.kick();
     }, 0);
   }
 
   /** One round for every app on this host (the timer calls it every tick). */
   tick(): Promise<void> {
-    return this.run(null);
+    this.want(null);
+    return this.kick();
   }
 
-  /** Rounds never overlap: one asked for during another waits for it, then runs. */
-  private async run(apps: Set<string> | null): Promise<void> {
+  /** Waits for the round under way, if any (at close). */
+  async settle(): Promise<void> {
     while (this.running !== null) await this.running;
-    if (this.ctx.closed) return;
-    this.running = this.round(apps)
-      .catch((err: unknown) => this.ctx.log.error({ err }, 'autoscaler round failed'))
-      .finally(() => {
-        this.running = null;
-      });
-    await this.running;
+  }
+
+  private want(app: string | null): void {
+    if (app === null || this.pending === 'all') {
+      this.pending = 'all';
+      return;
+    }
+    if (this.pending === null) this.pending = new Set();
+    this.pending.add(app);
+  }
+
+  /**
+   * Rounds never overlap. What is asked for during a round is merged into at most one round that
+   * follows it, so a burst of slow requests or a slow round never queues up work.
+   */
+  private kick(): Promise<void> {
+    if (this.running !== null || this.ctx.closed) return this.running ?? Promise.resolve();
+    this.running = (async () => {
+      while (this.pending !== null && !this.ctx.closed) {
+        const only = this.pending === 'all' ? null : this.pending;
+        this.pending = null;
+        await this.round(only).catch((err: unknown) => this.ctx.log.error({ err }, 'autoscaler round failed'));
+      }
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
   }
 
   private async round(only: Set<string> | null): Promise<void> {
@@ -77,6 +102,10 @@ export class Autoscaler {
     }
     await Promise.all([...byApp.values()].flat().map((l) => this.sample(l)));
     const now = ctx.deps.clock.now();
+    if (only === null) {
+      // Apps no longer here keep no memory of their last steps.
+      for (const map of [this.lastScaleOutAt, this.lastScaleInAt]) for (const name of map.keys()) if (!byApp.has(name)) map.delete(name);
+    }
     for (const [name, locals] of byApp) {
       const stored = ctx.deps.cache.app(name);
       if (stored === undefined) continue;
@@ -90,11 +119,20 @@ export class Autoscaler {
 
   private async sample(l: LocalContainer): Promise<void> {
     if (l.phase !== 'ready' || l.runtimeId === null) return;
+    const { clock } = this.ctx.deps;
+    if (clock.now() - l.sampledAt < MIN_SAMPLE_GAP_MS) return;
+    l.sampledAt = clock.now();
+    let timer: { cancel(): void } | undefined;
     try {
-      const counters = await this.ctx.cgroup.read(l.runtimeId, l.pid);
-      if (counters !== null) l.cpu.add(this.ctx.deps.clock.now(), counters);
+      const counters = await Promise.race([
+        this.ctx.cgroup.read(l.runtimeId, l.pid),
+        new Promise<null>((resolve) => (timer = clock.setTimeout(() => resolve(null), SAMPLE_TIMEOUT_MS))),
+      ]);
+      if (counters !== null) l.cpu.add(clock.now(), counters);
     } catch (err) {
       this.ctx.log.debug({ err: (err as Error).message, container: l.id }, 'could not read the container\'s CPU counters');
+    } finally {
+      timer?.cancel();
     }
   }
 
@@ -110,6 +148,7 @@ export class Autoscaler {
       app: app.name,
       spec: app,
       live,
+      ready: live - pending,
       pending,
       lastScaleOutAt: this.lastScaleOutAt.get(app.name) ?? null,
       lastScaleInAt: this.lastScaleInAt.get(app.name) ?? null,
@@ -124,11 +163,12 @@ export class Autoscaler {
     const cpuStable = l.cpu.summary(now, STABLE_WINDOW_MS);
     return {
       id: l.id, phase: l.phase, cpus: l.cpus, readyAt: l.readyAt,
-      requests: short.requests, meanMs: short.meanMs, p95Ms: short.p95Ms, throttledShare: cpuShort.throttledShare,
+      requests: short.requests, meanMs: short.meanTtfbMs, p95Ms: short.p95TtfbMs, throttledShare: cpuShort.throttledShare,
       stableRequests: stable.requests, stableThrottledShare: cpuStable.throttledShare, stableUsageCores: cpuStable.usageCores,
       inflight: l.inflight, held: this.ctx.held.get(l.id)?.size ?? 0,
       lastRequestAt: l.requests.lastRequestAt, lastScaleUpAt: l.lastScaleUpAt, lastScaleDownAt: l.lastScaleDownAt,
       scaleDownDelayMs: l.scaleDownDelayMs ?? this.policy.scaleDownDelayMs,
+      quotaHeldUntil: l.quotaHeldUntil,
     };
   }
 
@@ -141,7 +181,8 @@ export class Autoscaler {
         case 'scale-up':
         case 'scale-down': {
           const local = ctx.locals.get(d.container);
-          if (local === undefined || local.phase !== 'ready') return;
+          // Decided on a quota that has changed since (by hand, meanwhile): decided on nothing.
+          if (local === undefined || local.phase !== 'ready' || local.cpus !== d.from) return;
           effectiveMs = (await this.lifecycle.setQuota(local, d.to)) - decidedPerf;
           if (d.kind === 'scale-down') local.lastScaleDownAt = decidedAt;
           else {
@@ -165,7 +206,8 @@ export class Autoscaler {
           this.lastScaleInAt.set(app.name, decidedAt);
           recordEvent(ctx, { app: app.name, kind: 'scale-in', container: d.container, reason: d.reason, from: d.from, to: d.to });
           ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - decidedPerf) / 1000);
-          await this.lifecycle.drain(d.container, 'idle');
+          // Not awaited: a drain waits for in-flight requests, which must not hold up the next round.
+          this.lifecycle.drainLogged(d.container, 'idle');
           return;
       }
       // The quota is in effect once the cgroup has it; the engine's record and the CMDB follow.

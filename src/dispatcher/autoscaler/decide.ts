@@ -46,7 +46,7 @@ export interface ContainerSignals {
   /** The container's CPU quota now, in cores. */
   cpus: number;
   readyAt: number;
-  /** Over the short (panic) window. */
+  /** Over the short (panic) window: requests answered, and their latency to the first byte. */
   requests: number;
   meanMs: number | null;
   p95Ms: number | null;
@@ -67,6 +67,8 @@ export interface ContainerSignals {
    * doubled by the loop each time a scale-down had to be undone soon after (see flapWindowMs).
    */
   scaleDownDelayMs: number;
+  /** A quota set by hand is not scaled down before this (the clock's ms); null: none. */
+  quotaHeldUntil: number | null;
 }
 
 export interface AppSignals {
@@ -74,6 +76,8 @@ export interface AppSignals {
   spec: ScalingSpec;
   /** The app's live entries (registered, starting, ready) on every host. */
   live: number;
+  /** Of those, the ready ones. */
+  ready: number;
   /** Of those, entries not yet ready (registered or starting) on every host. */
   pending: number;
   lastScaleOutAt: number | null;
@@ -149,13 +153,14 @@ export function decide(app: AppSignals, now: number, policy: ScalerPolicy = defa
   const upFor = new Set<string>();
   for (const c of ready) {
     const throttled = c.throttledShare !== null && c.throttledShare >= policy.throttleHigh;
-    if (!throttled || c.requests + c.inflight === 0 || c.cpus >= spec.maxCpus) continue;
+    // Answered requests, not just open ones: one long poll held open does not earn a quota either.
+    if (!throttled || c.requests < policy.minRequests || c.cpus >= spec.maxCpus) continue;
     if (since(c.lastScaleUpAt, now) < policy.scaleUpCooldownMs) {
       upFor.add(c.id);
       continue;
     }
     const to = cores(Math.min(spec.maxCpus, Math.max(c.cpus * 2, c.cpus + 0.01)));
-    decisions.push({ kind: 'scale-up', container: c.id, from: c.cpus, to, reason: `throttled in ${pct(c.throttledShare ?? 0)} of CPU periods with ${c.requests + c.inflight} requests, quota below maxCpus ${spec.maxCpus}` });
+    decisions.push({ kind: 'scale-up', container: c.id, from: c.cpus, to, reason: `throttled in ${pct(c.throttledShare ?? 0)} of CPU periods with ${c.requests} requests in 2 s, quota below maxCpus ${spec.maxCpus}` });
     upFor.add(c.id);
   }
 
@@ -164,7 +169,7 @@ export function decide(app: AppSignals, now: number, policy: ScalerPolicy = defa
   const latency = appLatency(ready);
   const slow = latency.meanMs !== null && latency.requests >= policy.minRequests && latency.meanMs > spec.latencyTargetMs;
   if (slow && upFor.size === 0) {
-    const why = `mean latency ${Math.round(latency.meanMs ?? 0)} ms > target ${spec.latencyTargetMs} ms over ${latency.requests} requests`;
+    const why = `mean latency (to first byte) ${Math.round(latency.meanMs ?? 0)} ms > target ${spec.latencyTargetMs} ms over ${latency.requests} requests`;
     const throttledAtCeiling = ready.some((c) => c.cpus >= spec.maxCpus && (c.throttledShare ?? 0) >= policy.throttleHigh);
     const room = app.live < spec.maxContainers;
     const settled = app.pending === 0 && since(app.lastScaleOutAt, now) >= policy.scaleOutCooldownMs;
@@ -179,7 +184,7 @@ export function decide(app: AppSignals, now: number, policy: ScalerPolicy = defa
   // Scale down: back toward cpus once the extra quota is idle. Needs a long quiet window, a
   // delay after the last scale-up and usage that fits the smaller quota, or it would flap.
   for (const c of ready) {
-    if (c.cpus <= spec.cpus || upFor.has(c.id)) continue;
+    if (c.cpus <= spec.cpus || upFor.has(c.id) || (c.quotaHeldUntil !== null && now < c.quotaHeldUntil)) continue;
     if (since(c.lastScaleUpAt, now) < c.scaleDownDelayMs || since(c.lastScaleDownAt, now) < policy.scaleDownCooldownMs) continue;
     const to = cores(Math.max(spec.cpus, c.cpus / 2));
     const quietNow = c.throttledShare === null || c.throttledShare < policy.throttleLow;
@@ -190,8 +195,9 @@ export function decide(app: AppSignals, now: number, policy: ScalerPolicy = defa
     decisions.push({ kind: 'scale-down', container: c.id, from: c.cpus, to, reason: `throttled in ${pct(c.stableThrottledShare ?? 0)} of periods and ${usage}, which fits ${to}` });
   }
 
-  // Scale in: the container idle longest goes, one per round, never below minContainers.
-  if (!slow && app.live > spec.minContainers && since(app.lastScaleInAt, now) >= policy.scaleInCooldownMs) {
+  // Scale in: the container idle longest goes, one per round, never below minContainers, counting
+  // ready containers only (a replacement still starting is not yet one).
+  if (!slow && app.live > spec.minContainers && app.ready > spec.minContainers && since(app.lastScaleInAt, now) >= policy.scaleInCooldownMs) {
     let idlest: ContainerSignals | undefined;
     let idleFor = 0;
     for (const c of ready) {
