@@ -7,7 +7,7 @@ import {
   EVENTS_KEPT, liveStates,
   type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
   type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot, type Store,
-  type Subscription,
+  type Subscription, type TransitionGuard,
 } from './types.js';
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -118,9 +118,14 @@ export class MemoryStore implements Store {
     );
   }
 
-  async transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch: ContainerPatch = {}): Promise<ContainerEntry | null> {
+  async transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch: ContainerPatch = {}, guard: TransitionGuard = {}): Promise<ContainerEntry | null> {
     const c = this.containers.get(id);
     if (c === undefined || !from.includes(c.state)) return null;
+    if (guard.appReadyAbove !== undefined) {
+      let ready = 0;
+      for (const e of this.containers.values()) if (e.app === c.app && e.state === 'ready') ready += 1;
+      if (ready <= guard.appReadyAbove) return null;
+    }
     return copy(this.setContainer({ ...c, ...copy(patch), state: to }));
   }
 

@@ -13,7 +13,7 @@ import {
   EVENTS_KEPT, EVENTS_TTL_MS,
   type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
   type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot,
-  type Store, type Subscription,
+  type Store, type Subscription, type TransitionGuard,
 } from './types.js';
 
 const scriptNames = [
@@ -158,9 +158,11 @@ export class RedisStore implements Store {
     return all.filter((c) => filter.host === undefined || c.host === filter.host);
   }
 
-  async transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch: ContainerPatch = {}): Promise<ContainerEntry | null> {
+  async transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch: ContainerPatch = {}, guard: TransitionGuard = {}): Promise<ContainerEntry | null> {
     const k = this.keys;
-    const json = await this.run('transition-container', [k.container(id), k.containers, k.rev, k.changes], [id, from.join(','), to, JSON.stringify(patch), k.prefixes.appContainers]);
+    const json = await this.run('transition-container', [k.container(id), k.containers, k.rev, k.changes], [
+      id, from.join(','), to, JSON.stringify(patch), k.prefixes.appContainers, guard.appReadyAbove ?? -1, k.prefixes.container,
+    ]);
     return json === null ? null : (JSON.parse(json as string) as ContainerEntry);
   }
 

@@ -164,6 +164,14 @@ export interface ContainerStats {
   at: number;
 }
 
+export interface TransitionGuard {
+  /**
+   * Only while the entry's app has more than this many ready entries (counting this one): scale-in
+   * on several hosts, or two asks at once, never takes an app below its minimum.
+   */
+  appReadyAbove?: number;
+}
+
 export interface Subscription {
   unsubscribe(): Promise<void>;
 }
@@ -197,9 +205,10 @@ export interface Store {
   listContainers(filter?: ContainerFilter): Promise<ContainerEntry[]>;
   /**
    * Moves an entry to `to` if it is in one of `from`, applying the patch; `gone` deletes it.
-   * Returns the new entry, or null when it is missing or in another state.
+   * Returns the new entry, or null when it is missing or in another state, or when the guard
+   * does not hold.
    */
-  transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch?: ContainerPatch): Promise<ContainerEntry | null>;
+  transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch?: ContainerPatch, guard?: TransitionGuard): Promise<ContainerEntry | null>;
 
   heartbeatHost(host: HostInfo): Promise<ComputeHost>;
   removeHost(id: string): Promise<void>;

@@ -202,7 +202,8 @@ export class CoreApi {
           const e = scaleInOrder(current)[0] as ContainerEntry;
           if (e.state === 'registered') {
             if ((await store.transitionContainer(e.id, ['registered'], 'gone')) !== null) gone += 1;
-          } else if ((await store.transitionContainer(e.id, [e.state], 'draining')) !== null) drained += 1;
+          } else if ((await store.transitionContainer(e.id, [e.state], 'draining', {}, e.state === 'ready' ? { appReadyAbove: app.minContainers } : {})) !== null) drained += 1;
+          else break;
         }
       }
     } catch (err) {

@@ -152,6 +152,26 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       expect((await store.registerContainer(newContainer('a'))).created).toBe(true);
     });
 
+    it('with a guard, drains only while the app keeps more ready entries than asked, however many race', async () => {
+      await store.updateApp(appSpec({ name: 'a', maxContainers: 4 }), 2);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const { entry } = await store.registerContainer(newContainer('a'));
+        await store.transitionContainer(entry.id, ['registered'], 'ready');
+        ids.push(entry.id);
+      }
+      const starting = (await store.registerContainer(newContainer('a'))).entry;
+      await store.transitionContainer(starting.id, ['registered'], 'starting');
+      // Three ready, one starting (which does not count): at most two may go with a floor of one.
+      const results = await Promise.all(ids.map((id) => store.transitionContainer(id, ['ready'], 'draining', {}, { appReadyAbove: 1 })));
+      expect(results.filter((r) => r !== null)).toHaveLength(2);
+      const states = (await store.listContainers({ app: 'a' })).map((e) => e.state).sort();
+      expect(states).toEqual(['draining', 'draining', 'ready', 'starting']);
+      // Without a guard the same move goes through.
+      const last = ids.find((id) => results[ids.indexOf(id)] === null) as string;
+      expect(await store.transitionContainer(last, ['ready'], 'draining')).toMatchObject({ state: 'draining' });
+    });
+
     it('refuses entries for an unknown app', async () => {
       expect((await rejection(store.registerContainer(newContainer('ghost')))).code).toBe('FC_ERR_APP_NOT_FOUND');
     });

@@ -202,13 +202,19 @@ export class Autoscaler {
           ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - decidedPerf) / 1000);
           return;
         }
-        case 'scale-in':
+        case 'scale-in': {
           this.lastScaleInAt.set(app.name, decidedAt);
+          // Marked draining only while the app keeps more than minContainers ready: dispatchers on
+          // other hosts scaling the same app in at the same moment never take it below.
+          const marked = await ctx.deps.store.transitionContainer(d.container, ['ready'], 'draining', {}, { appReadyAbove: app.minContainers });
+          if (marked === null) return;
+          ctx.deps.cache.observe(marked);
           recordEvent(ctx, { app: app.name, kind: 'scale-in', container: d.container, reason: d.reason, from: d.from, to: d.to });
           ctx.metrics.applySeconds.observe({ kind: d.kind }, (performance.now() - decidedPerf) / 1000);
           // Not awaited: a drain waits for in-flight requests, which must not hold up the next round.
           this.lifecycle.drainLogged(d.container, 'idle');
           return;
+        }
       }
       // The quota is in effect once the cgroup has it; the engine's record and the CMDB follow.
       ctx.metrics.applySeconds.observe({ kind: d.kind }, effectiveMs / 1000);
