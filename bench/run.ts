@@ -1,38 +1,49 @@
-// Runs every benchmark in one go and writes bench/results/latest.md. Times are noisy on a shared
-// machine: read the ratios, which compare paths measured side by side in the same run.
+// Runs benchmarks by name and writes each one's section to bench/results/<name>.md, then
+// bench/results/latest.md from all the sections there are (so running one keeps the others').
+// With no name: the quick comparisons (proxy-libs, warm-path, cold-start). The long ones run
+// only by name: autoscale (the paper's figures 3 and 4), recycle, metabolism. Times are noisy on
+// a shared machine: read the ratios, which compare paths measured side by side in the same run.
+//
+//   node dist-bench/bench/run.js [proxy-libs] [warm-path] [cold-start] [autoscale] [recycle] [metabolism]
 
-import { writeFileSync, mkdirSync } from 'node:fs';
-import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { benchAutoscaleFigures } from './autoscale-figures.js';
 import { benchColdStart } from './cold-start.js';
+import { benchMetabolism } from './metabolism.js';
 import { benchProxyLibs } from './proxy-libs.js';
+import { benchRecycle } from './recycle.js';
+import { displayPath, resultsDir } from './lib/plot.js';
+import { machine, writeLatest, writeSection } from './lib/report.js';
 import { benchWarmPath } from './warm-path.js';
 
 const seconds = Number(process.env.FC_BENCH_SECONDS ?? 5);
 const runs = Number(process.env.FC_BENCH_RUNS ?? 10);
 const rounds = Number(process.env.FC_BENCH_ROUNDS ?? 3);
-const only = process.argv.slice(2);
-const want = (name: string) => only.length === 0 || only.includes(name);
+const quickLoad = `Load: autocannon, 50 connections, ${seconds} s per row, on loopback/the Docker bridge.`;
 
-const sections: string[] = [
-  `# Benchmark results`,
-  '',
-  `Run ${new Date().toISOString()} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; load: autocannon, 50 connections, ${seconds} s per row, on loopback/the Docker bridge.`,
-];
-if (want('proxy-libs')) {
-  process.stderr.write('[bench] proxy libraries...\n');
-  sections.push('', '## Forwarding: undici vs http-proxy-3 vs node:http', '', await benchProxyLibs(seconds, rounds));
+const benchmarks: Record<string, { title: string; run(): Promise<string> }> = {
+  'proxy-libs': { title: 'Forwarding: undici vs http-proxy-3 vs node:http', run: async () => `${quickLoad}\n\n${await benchProxyLibs(seconds, rounds)}` },
+  'warm-path': { title: 'Warm path: fastcontainer vs nginx in front of the same container', run: async () => `${quickLoad}\n\n${await benchWarmPath(seconds, rounds)}` },
+  'cold-start': { title: 'Cold start: fastcontainer vs the engine\'s own create + start', run: () => benchColdStart(runs) },
+  autoscale: { title: 'Autoscaling: the paper\'s figures 3 (scale out) and 4 (scale up)', run: benchAutoscaleFigures },
+  recycle: { title: 'Recycling under load: lifespan 10 s, 50 connections', run: benchRecycle },
+  metabolism: { title: 'Metabolism at scale: thousands of container starts', run: benchMetabolism },
+};
+const quick = ['proxy-libs', 'warm-path', 'cold-start'];
+
+const asked = process.argv.slice(2);
+const unknown = asked.filter((n) => !(n in benchmarks));
+if (unknown.length > 0) {
+  process.stderr.write(`[bench] no benchmark named ${unknown.join(', ')}; the names are ${Object.keys(benchmarks).join(', ')}\n`);
+  process.exit(2);
 }
-if (want('warm-path')) {
-  process.stderr.write('[bench] warm path vs nginx...\n');
-  sections.push('', '## Warm path: fastcontainer vs nginx in front of the same container', '', await benchWarmPath(seconds, rounds));
+// The commit is read now, when dist/ has just been built from it, not when a long run ends.
+await machine();
+for (const name of asked.length === 0 ? quick : asked) {
+  const b = benchmarks[name] as (typeof benchmarks)[string];
+  process.stderr.write(`[bench] ${name}: ${b.title}...\n`);
+  const text = await writeSection(name, b.title, await b.run());
+  process.stdout.write(`${text}\n`);
+  writeLatest();
 }
-if (want('cold-start')) {
-  process.stderr.write('[bench] cold start vs the engine...\n');
-  sections.push('', '## Cold start: fastcontainer vs the engine\'s own create + start', '', await benchColdStart(runs));
-}
-const text = `${sections.join('\n')}\n`;
-const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-mkdirSync(dir, { recursive: true });
-writeFileSync(`${dir}latest.md`, text);
-process.stdout.write(text);
+process.stderr.write(`[bench] results: ${displayPath(path.join(resultsDir, 'latest.md'))}\n`);

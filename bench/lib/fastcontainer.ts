@@ -1,5 +1,6 @@
 // A whole fastcontainer (`fastcontainer up`, the built CLI) in a child process for benchmarks,
 // on free loopback ports, with its own host id (the label on its containers) and state dir.
+// FC_BENCH_BIN points at another build's bin/fastcontainer.js (e.g. a copy of the last commit).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,18 +15,41 @@ import { stop } from './proc.js';
 
 export { freePort };
 
-const bin = fileURLToPath(new URL('../../../bin/fastcontainer.js', import.meta.url));
+const bin = process.env.FC_BENCH_BIN ?? fileURLToPath(new URL('../../../bin/fastcontainer.js', import.meta.url));
 const TOKEN = `bench-${randomBytes(12).toString('hex')}`;
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/** A CoreAPI answer of 400 or more; `code` is the problem's stable code (FC_ERR_...). */
+export class ApiError extends Error {
+  constructor(readonly method: string, readonly path: string, readonly status: number, readonly code: string | undefined, readonly body: string) {
+    super(`${method} ${path}: ${status} ${body}`);
+  }
+
+  /** The path is not in this build's API at all (not: the app is missing). */
+  get noSuchRoute(): boolean {
+    return this.status === 404 && this.code === 'FC_ERR_NOT_FOUND';
+  }
+}
 
 export interface Fastcontainer {
   proxyUrl: string;
   apiUrl: string;
+  dispatcherUrl: string;
   hostId: string;
-  api(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', p: string, body?: unknown): Promise<any>;
+  /** Throws ApiError on a status of 400 or more. */
+  api(method: Method, p: string, body?: unknown): Promise<any>;
+  /** The dispatcher's Prometheus text. */
+  dispatcherMetrics(): Promise<string>;
   stop(): Promise<void>;
 }
 
-export async function startFastcontainer(): Promise<Fastcontainer> {
+export interface FastcontainerOptions {
+  /** More environment for `up`, e.g. { FC_RECONCILE_INTERVAL: '1s' }; wins over the defaults here. */
+  env?: Record<string, string>;
+}
+
+export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<Fastcontainer> {
   const [proxyPort, apiPort, dispatcherPort] = [await freePort(), await freePort(), await freePort()];
   const hostId = `fcbench-${randomBytes(4).toString('hex')}`;
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fcbench-'));
@@ -41,6 +65,7 @@ export async function startFastcontainer(): Promise<Fastcontainer> {
       FC_API_TOKEN: TOKEN,
       FC_STATE_DIR: stateDir,
       FC_LOG_LEVEL: 'warn',
+      ...o.env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -61,6 +86,7 @@ export async function startFastcontainer(): Promise<Fastcontainer> {
   return {
     proxyUrl: `http://127.0.0.1:${proxyPort}`,
     apiUrl,
+    dispatcherUrl: `http://127.0.0.1:${dispatcherPort}`,
     hostId,
     async api(method, p, body) {
       const res = await request(`${apiUrl}${p}`, {
@@ -69,8 +95,20 @@ export async function startFastcontainer(): Promise<Fastcontainer> {
         body: body === undefined ? null : JSON.stringify(body),
       });
       const text = await res.body.text();
-      if (res.statusCode >= 400) throw new Error(`${method} ${p}: ${res.statusCode} ${text}`);
+      if (res.statusCode >= 400) {
+        let code: string | undefined;
+        try {
+          code = (JSON.parse(text) as { code?: string }).code;
+        } catch {
+          // not problem+json
+        }
+        throw new ApiError(method, p, res.statusCode, code, text);
+      }
       return text === '' ? undefined : JSON.parse(text);
+    },
+    async dispatcherMetrics() {
+      const res = await request(`http://127.0.0.1:${dispatcherPort}/metrics`);
+      return res.body.text();
     },
     async stop() {
       await stop(child);
