@@ -16,7 +16,7 @@ const sections = [['config', configMarkdownTable()], ['errors', errors]];
 const bench = new URL('../bench/results/latest.md', import.meta.url);
 if (existsSync(bench)) {
   // Without the file's own title; its sections become subsections of the README's.
-  const text = readFileSync(bench, 'utf8').replace(/^# .*\n+/, '').replace(/^## /gm, '#### ').trim();
+  const text = readFileSync(bench, 'utf8').replace(/^# .*\n+/, '').replace(/^### /gm, '##### ').replace(/^## /gm, '#### ').trim();
   sections.push(['bench', text]);
 }
 
