@@ -19,6 +19,11 @@ export async function load(url: string, o: { host?: string; connections?: number
     duration: o.seconds ?? 5,
     headers: o.host === undefined ? {} : { host: o.host },
   });
+  return summaryOf(result);
+}
+
+/** What a run of autocannon comes to. */
+function summaryOf(result: autocannon.Result): LoadResult {
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
@@ -68,14 +73,7 @@ export async function timedLoad(
   const side = during === undefined ? Promise.resolve() : during(startedAt);
   const [result] = await Promise.all([done, side]);
   return {
-    result: {
-      rps: result.requests.average,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      errors: result.errors, // autocannon's errors include its timeouts
-      non2xx: result.non2xx,
-      total: result.requests.total,
-    },
+    result: summaryOf(result),
     timeline,
     startedAt,
     elapsed: (Date.now() - startedAt) / 1000,
