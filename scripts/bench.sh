@@ -8,6 +8,7 @@
 #   bash scripts/bench.sh autoscale       # the paper's figures 3 and 4: 5 runs of FC_BENCH_FIG_SECONDS (60) each
 #   bash scripts/bench.sh recycle         # lifespan 10 s under 50 connections, FC_BENCH_RECYCLE_SECONDS (60)
 #   bash scripts/bench.sh metabolism      # FC_BENCH_METABOLISM_STARTS (5000) starts, at most FC_BENCH_METABOLISM_MAX_SECONDS (1800)
+#   bash scripts/bench.sh freeze          # FC_BENCH_FREEZE_RUNS (30) thaws of a frozen container (freezeAfter 1 s) vs warm and cold requests
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh

@@ -27,7 +27,7 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
   app create <name> --hostname <host> [--hostname ...] --image <image> [--port 8080]
              [--env KEY=VALUE ...] [--volume /host:/container[:ro] ...] [--cpus 0.5] [--memory 256m]
              [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
-             [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)]
+             [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)] [--freeze-after 5 (s, 0: never)]
              [--no-autoscale | --autoscale true|false]
   app create --file spec.json
   app ls | app show <name> | app rm <name>
@@ -58,6 +58,7 @@ const appFlags = {
   'max-cpus': { type: 'string' },
   'latency-target': { type: 'string' },
   'idle-timeout': { type: 'string' },
+  'freeze-after': { type: 'string' },
   autoscale: { type: 'string' },
   'no-autoscale': { type: 'boolean' },
   containers: { type: 'string' },
@@ -227,7 +228,7 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
   if (typeof values.image === 'string') spec.image = values.image;
   const numbers: [string, string][] = [
     ['port', 'port'], ['cpus', 'cpus'], ['lifespan', 'lifespan'], ['min', 'minContainers'], ['max', 'maxContainers'],
-    ['max-cpus', 'maxCpus'], ['latency-target', 'latencyTargetMs'], ['idle-timeout', 'idleTimeout'],
+    ['max-cpus', 'maxCpus'], ['latency-target', 'latencyTargetMs'], ['idle-timeout', 'idleTimeout'], ['freeze-after', 'freezeAfter'],
   ];
   for (const [flag, field] of numbers) {
     const raw = values[flag];
@@ -390,7 +391,7 @@ export function psRows(now: number, containers: ListedContainer[]): string[][] {
     const st = c.stats ?? null;
     const cpus = st?.cpus ?? c.cpus;
     return [
-      c.id, c.app, c.state, c.host, formatDuration(now - c.createdAt),
+      c.id, c.app, c.state === 'ready' && c.frozenAt != null ? 'frozen' : c.state, c.host, formatDuration(now - c.createdAt),
       c.expiresAt === null ? '-' : formatDuration(Math.max(0, c.expiresAt - now)),
       cpus === null ? '-' : formatNumber(cpus),
       st === null ? '-' : String(st.inflight),

@@ -17,6 +17,7 @@ export const appDefaults = {
   latencyTargetMs: 500,
   idleTimeout: 300,
   autoscale: true,
+  freezeAfter: 5,
 } as const;
 
 /** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */
@@ -29,13 +30,14 @@ export function defaultMaxCpus(cpus: number): number {
  * reader of a stored app's scaling fields goes through this.
  */
 export function withScalingDefaults<T extends AppSpec>(app: T): T {
-  if (app.maxCpus !== undefined && app.latencyTargetMs !== undefined && app.idleTimeout !== undefined && app.autoscale !== undefined) return app;
+  if (app.maxCpus !== undefined && app.latencyTargetMs !== undefined && app.idleTimeout !== undefined && app.autoscale !== undefined && app.freezeAfter !== undefined) return app;
   return {
     ...app,
     maxCpus: app.maxCpus ?? defaultMaxCpus(app.cpus),
     latencyTargetMs: app.latencyTargetMs ?? appDefaults.latencyTargetMs,
     idleTimeout: app.idleTimeout ?? appDefaults.idleTimeout,
     autoscale: app.autoscale ?? appDefaults.autoscale,
+    freezeAfter: app.freezeAfter ?? appDefaults.freezeAfter,
   };
 }
 

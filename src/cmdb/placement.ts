@@ -80,6 +80,7 @@ export function newContainerEntry(app: App, hostId: string, now: number, id: str
     startedAt: null,
     readyAt: null,
     expiresAt: null,
+    frozenAt: null,
     lastError: null,
     lastErrorCode: null,
     retryAt: null,

@@ -34,6 +34,8 @@ export interface AppSpec {
   idleTimeout: number;
   /** Whether the autoscaler acts on this app (scale up/down/out/in); lifespans apply regardless. */
   autoscale: boolean;
+  /** Seconds without a request after which a container is frozen (cgroup freezer); 0: never. */
+  freezeAfter: number;
 }
 
 export interface App extends AppSpec {
@@ -60,6 +62,8 @@ export interface ContainerEntry {
   startedAt: number | null;
   readyAt: number | null;
   expiresAt: number | null;
+  /** Since when the container is frozen (no CPU; the next request thaws it); null: not frozen. */
+  frozenAt: number | null;
   /** Why the last start failed; the dispatcher answers with it until retryAt. */
   lastError: string | null;
   lastErrorCode: string | null;
@@ -119,7 +123,8 @@ export interface RegisterOptions {
 }
 
 export type AppEventKind =
-  | 'scale-up' | 'scale-down' | 'scale-out' | 'scale-in' | 'replace' | 'ready' | 'start-failed' | 'drain' | 'died' | 'manual';
+  | 'scale-up' | 'scale-down' | 'scale-out' | 'scale-in' | 'replace' | 'ready' | 'start-failed' | 'drain' | 'died' | 'manual'
+  | 'freeze' | 'thaw';
 
 /** Something that happened to an app's containers, and why; kept for people, never acted on. */
 export interface AppEvent {

@@ -8,7 +8,7 @@ import { invalidFields, type FieldProblem } from '../shared/errors.js';
 
 export { appDefaults, defaultMaxCpus, withScalingDefaults };
 
-const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale'] as const;
+const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter'] as const;
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -94,6 +94,7 @@ const checkers: Record<(typeof fields)[number], Checker> = {
   latencyTargetMs: intIn(1, 600_000),
   idleTimeout: intIn(1, 7 * 24 * 3600),
   autoscale: (v) => (typeof v === 'boolean' ? ok(v) : bad('true or false')),
+  freezeAfter: intIn(0, 7 * 24 * 3600),
   readinessPath: (v) => (v === null || (typeof v === 'string' && v.startsWith('/') && v.length <= 1024 && !/\s/.test(v)) ? ok(v) : bad('null or a path starting with "/", e.g. "/healthz"')),
 };
 

@@ -31,6 +31,8 @@ export interface RuntimeContainer {
   /** IP address the container is reachable at from this host, once running. */
   ip: string | null;
   exitCode: number | null;
+  /** Frozen (paused): running, but none of its processes is scheduled. */
+  paused?: boolean;
   /**
    * The container's main process as this host sees it, while running; it finds the container's
    * cgroup where its id alone does not. null when not running, or where the engine does not say (list).
@@ -43,6 +45,8 @@ export interface RuntimeEvent {
   id: string;
   labels: Record<string, string>;
   exitCode: number | null;
+  /** Frozen (paused): running, but none of its processes is scheduled. */
+  paused?: boolean;
 }
 
 export interface ContainerRuntime {
@@ -60,6 +64,13 @@ export interface ContainerRuntime {
   stop(id: string, timeoutMs: number): Promise<void>;
   /** Removes the container, killing it if needed. A container already gone is fine. */
   remove(id: string): Promise<void>;
+  /**
+   * Freezes every process of a running container (the cgroup freezer; `docker pause`): it keeps
+   * its memory and sockets and uses no CPU. Freezing a frozen container is fine.
+   */
+  freeze(id: string): Promise<void>;
+  /** Lets a frozen container run again. Thawing one that is not frozen is fine. */
+  thaw(id: string): Promise<void>;
   /** Changes the CPU quota of a running container, without a restart (scale-up). */
   update(id: string, change: { cpus: number }): Promise<void>;
   /**

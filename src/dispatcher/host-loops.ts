@@ -62,6 +62,8 @@ export class HostLoops {
           if (g) cache.observe(g);
           return;
         }
+        // Frozen by an earlier dispatcher: thawed, and frozen again when idle, by this one.
+        if (action.container.paused === true) await runtime.thaw(action.container.id);
         this.lifecycle.adopt(action.entry, app, action.container.id, ip);
         return;
       }

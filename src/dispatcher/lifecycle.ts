@@ -10,7 +10,7 @@ import { SingleFlight } from '../shared/single-flight.js';
 import { labelKeys, type ContainerSpec, type RuntimeEvent } from './container-runtime.js';
 import { appOf, gone, type DispatcherContext } from './context.js';
 import { recordEvent } from './events.js';
-import { drainDecision, expiryOf, metabolism, replacementLead, type MortalContainer } from './lifespan.js';
+import { drainDecision, dueForFreeze, expiryOf, metabolism, replacementLead, type FreezableContainer, type MortalContainer } from './lifespan.js';
 import { LocalContainer } from './local-container.js';
 import { waitReady } from './wait-ready.js';
 
@@ -151,6 +151,8 @@ export class ContainerLifecycle {
     const { store, cache, runtime } = ctx.deps;
     local.phase = 'stopping';
     const runtimeId = local.runtimeId;
+    // A frozen container cannot take its SIGTERM: thawed first, so it stops as any other.
+    if (local.frozen || local.freezing !== null) await this.thaw(local).catch(() => undefined);
     if (runtimeId !== null && move.stop === true) {
       await runtime.stop(runtimeId, ctx.s.stopTimeout).catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'stop failed'));
     }
@@ -243,6 +245,7 @@ export class ContainerLifecycle {
       mortal.push({ id: l.id, app: l.app, phase: l.phase, expiresAt: l.expiresAt, successor, wanted });
     }
     const plan = metabolism(mortal, now, { leadMs: (app) => this.leadMs(app), maxOverstayMs: ctx.s.startTimeout });
+    this.freezeIdle(now);
     if (plan.replace.length > 0 && this.replacing === null) {
       this.replacing = this.replaceAll(plan.replace)
         .catch((err: unknown) => ctx.log.error({ err }, 'registering replacements failed'))
@@ -251,6 +254,78 @@ export class ContainerLifecycle {
         });
     }
     for (const id of plan.drain) this.drainLogged(id, 'lifespan');
+  }
+
+  /** Freezes the ready containers idle for their app's freezeAfter (0: never). */
+  private freezeIdle(now: number): void {
+    const { ctx } = this;
+    const idle: FreezableContainer[] = [];
+    for (const l of ctx.locals.values()) {
+      const app = ctx.deps.cache.app(l.app);
+      if (app === undefined || l.phase !== 'ready') continue;
+      const lastActiveAt = Math.max(l.requests.lastRequestAt ?? 0, l.readyAt, l.thawedAt);
+      idle.push({
+        id: l.id, phase: l.phase, frozen: l.frozen || l.freezing !== null, inflight: l.inflight, held: ctx.held.get(l.id)?.size ?? 0,
+        lastActiveAt, freezeAfterMs: withScalingDefaults(app).freezeAfter * 1000,
+      });
+    }
+    for (const id of dueForFreeze(idle, now)) {
+      const local = ctx.locals.get(id);
+      if (local !== undefined) this.freeze(local, now - Math.max(local.requests.lastRequestAt ?? 0, local.readyAt, local.thawedAt));
+    }
+  }
+
+  /**
+   * Freezes a container: its processes stop being scheduled (no CPU), its memory and sockets stay,
+   * and the next request thaws it (thaw(), from the request path), in milliseconds instead of a
+   * cold start. It still ends at its lifespan or idle timeout like any other.
+   */
+  private freeze(local: LocalContainer, idleMs: number): void {
+    const { ctx } = this;
+    const runtimeId = local.runtimeId;
+    if (runtimeId === null || local.frozen || local.freezing !== null) return;
+    local.freezing = (async () => {
+      await ctx.deps.runtime.freeze(runtimeId);
+      local.frozen = true;
+    })()
+      .catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'could not freeze the container'))
+      .finally(() => {
+        local.freezing = null;
+      });
+    void local.freezing.then(async () => {
+      if (!local.frozen) return;
+      recordEvent(ctx, { app: local.app, kind: 'freeze', container: local.id, reason: `no request for ${Math.round(idleMs / 1000)} s` });
+      await this.markFrozen(local, ctx.deps.clock.now());
+    });
+  }
+
+  /**
+   * Lets a frozen container run again, once however many requests ask; a freeze under way is let
+   * finish first. The CMDB hears of it after the request goes on, not before.
+   */
+  async thaw(local: LocalContainer): Promise<void> {
+    const { ctx } = this;
+    if (local.freezing !== null) await local.freezing;
+    const runtimeId = local.runtimeId;
+    if (!local.frozen || runtimeId === null) return;
+    local.thawing ??= (async () => {
+      const begin = performance.now();
+      await ctx.deps.runtime.thaw(runtimeId);
+      local.frozen = false;
+      local.thawedAt = ctx.deps.clock.now();
+      const ms = performance.now() - begin;
+      ctx.metrics.thawSeconds.observe({ app: local.app }, ms / 1000);
+      recordEvent(ctx, { app: local.app, kind: 'thaw', container: local.id, reason: `a request came; thawed in ${Math.round(ms)} ms` });
+      void this.markFrozen(local, null);
+    })().finally(() => {
+      local.thawing = null;
+    });
+    await local.thawing;
+  }
+
+  private async markFrozen(local: LocalContainer, frozenAt: number | null): Promise<void> {
+    const next = await this.ctx.deps.store.transitionContainer(local.id, ['ready'], 'ready', { frozenAt }).catch(() => null);
+    if (next !== null) this.ctx.deps.cache.observe(next);
   }
 
   /**
@@ -417,6 +492,7 @@ export class ContainerLifecycle {
     if (local.cpus > app.cpus) local.lastScaleUpAt = now;
     ctx.locals.set(entry.id, local);
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
+    if (entry.frozenAt !== null && entry.frozenAt !== undefined) void this.markFrozen(local, null);
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);
     return local;
   }

@@ -58,6 +58,32 @@ export function replacementLead(recentStartsMs: readonly number[]): number {
   return 2 * Math.max(...recentStartsMs) + 1_000;
 }
 
+export interface FreezableContainer {
+  id: string;
+  phase: 'starting' | 'ready' | 'draining' | 'stopping';
+  frozen: boolean;
+  inflight: number;
+  held: number;
+  /** Its last request's end, or when it became ready or was last thawed, whichever is latest. */
+  lastActiveAt: number;
+  /** The app's freezeAfter in ms; 0: never. */
+  freezeAfterMs: number;
+}
+
+/**
+ * Ready containers idle long enough to be frozen. Example, freezeAfter 5 s: last request ended
+ * at t=10 s, nothing in flight: frozen at t=15 s; a request at t=20 s thaws it, and it is frozen
+ * again 5 s after that request ends.
+ */
+export function dueForFreeze(containers: Iterable<FreezableContainer>, now: number): string[] {
+  const due: string[] = [];
+  for (const c of containers) {
+    if (c.phase !== 'ready' || c.frozen || c.freezeAfterMs <= 0 || c.inflight > 0 || c.held > 0) continue;
+    if (now - c.lastActiveAt >= c.freezeAfterMs) due.push(c.id);
+  }
+  return due;
+}
+
 export interface DrainingContainer {
   inflight: number;
   drainingSince: number;

@@ -35,6 +35,12 @@ export class LocalContainer {
   quotaHeldUntil: number | null = null;
   /** Quota changes of this container, one after the other. */
   quotaChain: Promise<unknown> = Promise.resolve();
+  /** Frozen (cgroup freezer): requests thaw it first. */
+  frozen = false;
+  freezing: Promise<void> | null = null;
+  thawing: Promise<void> | null = null;
+  /** When it was last thawed (the clock's ms); idleness for freezing counts from then too. */
+  thawedAt = 0;
   /** After a replacement could not be registered, when to try again (the clock's ms). */
   replaceRetryAt = 0;
   /** Entry id of the replacement registered before its lifespan ends. */

@@ -10,6 +10,7 @@ export class DispatcherMetrics {
   readonly reconcileActions: Counter<'action'>;
   readonly events: Counter<'app' | 'kind'>;
   readonly applySeconds: Histogram<'kind'>;
+  readonly thawSeconds: Histogram<'app'>;
 
   constructor(registry: Registry, collect: { held(): number; containers(): Map<string, number> }) {
     this.requests = new Counter({ name: 'fc_dispatcher_requests_total', help: 'Requests the dispatcher answered, by app and status', labelNames: ['app', 'status'], registers: [registry] });
@@ -20,6 +21,7 @@ export class DispatcherMetrics {
     this.reconcileActions = new Counter({ name: 'fc_dispatcher_reconcile_actions_total', help: 'What reconciliation with the engine did', labelNames: ['action'], registers: [registry] });
     this.events = new Counter({ name: 'fc_dispatcher_events_total', help: 'Scaling decisions applied and lifecycle steps (scale-up, scale-down, scale-out, scale-in, replace, ready, drain, died, ...), by app and kind', labelNames: ['app', 'kind'], registers: [registry] });
     this.applySeconds = new Histogram({ name: 'fc_autoscaler_apply_seconds', help: 'Time from a scaling decision to its being applied (quota changed, entry registered, drain begun)', labelNames: ['kind'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
+    this.thawSeconds = new Histogram({ name: 'fc_dispatcher_thaw_seconds', help: 'Time to thaw a frozen container for a request', labelNames: ['app'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] });
     new Gauge({
       name: 'fc_dispatcher_held_requests', help: 'Requests waiting for a container to start', registers: [registry],
       collect() { this.set(collect.held()); },

@@ -56,11 +56,17 @@ export class RequestPath {
     const { ctx } = this;
     const local = ctx.locals.get(entryId);
     if (local !== undefined) {
-      if (local.phase === 'ready') return local;
+      if (local.phase === 'ready') {
+        if (local.frozen || local.freezing !== null) await this.lifecycle.thaw(local);
+        return local;
+      }
       // A draining container still takes requests routed to it before the proxies heard, for the
       // grace period; later ones go elsewhere (the proxy retries them).
       if (local.phase === 'draining') {
-        if (ctx.deps.clock.now() - (local.drainingSince ?? 0) <= ctx.s.drainGrace) return local;
+        if (ctx.deps.clock.now() - (local.drainingSince ?? 0) <= ctx.s.drainGrace) {
+          if (local.frozen || local.freezing !== null) await this.lifecycle.thaw(local);
+          return local;
+        }
         throw gone(entryId, 'is draining');
       }
       if (local.phase === 'stopping') throw gone(entryId, 'is being stopped');

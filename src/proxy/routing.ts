@@ -5,7 +5,8 @@ import type { ContainerEntry } from '../cmdb/types.js';
 export type RouteDecision = { kind: 'forward'; entry: ContainerEntry } | { kind: 'register' };
 
 /**
- * Chooses the entry a request goes to. Ready entries first, at random (as in the paper's design):
+ * Chooses the entry a request goes to. Ready entries first, at random (as in the paper's design),
+ * those not frozen before frozen ones (a frozen one answers too, after a thaw of a few ms):
  * an entry still starting gets no traffic while another is ready, so requests do not pile up in
  * front of a cold start. With none ready, requests go to an entry that is starting (or registered,
  * to be started), the oldest one, so that every request waits on the same start. With none live,
@@ -17,15 +18,17 @@ export function chooseEntry(
   usable: (entry: ContainerEntry) => boolean = () => true,
 ): RouteDecision {
   const ready: ContainerEntry[] = [];
+  const frozen: ContainerEntry[] = [];
   let pending: ContainerEntry | undefined;
   for (const e of entries) {
     if (!usable(e)) continue;
-    if (e.state === 'ready') ready.push(e);
+    if (e.state === 'ready') (e.frozenAt === null || e.frozenAt === undefined ? ready : frozen).push(e);
     else if (e.state === 'starting' || e.state === 'registered') {
       if (pending === undefined || rank(e) < rank(pending) || (rank(e) === rank(pending) && e.createdAt < pending.createdAt)) pending = e;
     }
   }
   if (ready.length > 0) return { kind: 'forward', entry: ready[Math.floor(random() * ready.length)] as ContainerEntry };
+  if (frozen.length > 0) return { kind: 'forward', entry: frozen[Math.floor(random() * frozen.length)] as ContainerEntry };
   if (pending !== undefined) return { kind: 'forward', entry: pending };
   return { kind: 'register' };
 }

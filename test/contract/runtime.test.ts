@@ -98,6 +98,35 @@ describe.each(flavours)('ContainerRuntime contract: %s', (_name, make) => {
     expect(await runtime.cpuStats(id)).toBeNull();
   });
 
+  it('freezes a container (it answers nothing, is still running and listed) and thaws it (it answers what waited)', async () => {
+    const s = spec();
+    const id = await runtime.create(s);
+    const started = await runtime.start(id);
+    await eventually(() => answer(started.ip as string, 8080), { timeout: 10_000, what: 'an answer' });
+    await runtime.freeze(id);
+    await runtime.freeze(id);
+    expect(await runtime.inspect(id)).toMatchObject({ running: true, paused: true });
+    const listed = await runtime.list({ [labelKeys.host]: hostId, [labelKeys.container]: s.labels[labelKeys.container] as string });
+    // Reconciliation must not take a frozen container for a dead one.
+    expect(listed[0]).toMatchObject({ id, running: true, paused: true });
+    let answered = false;
+    const waiting = answer(started.ip as string, 8080).then((body) => {
+      answered = true;
+      return body;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered).toBe(false);
+    await runtime.thaw(id);
+    expect(await waiting).toContain('Hello from FastContainer');
+    expect(await runtime.inspect(id)).toMatchObject({ running: true, paused: false });
+    await runtime.thaw(id);
+    // Frozen containers can still be removed.
+    await runtime.freeze(id);
+    await runtime.remove(id);
+    expect(await runtime.inspect(id)).toBeNull();
+    await runtime.thaw(id);
+  });
+
   it('names the image when it is missing', async () => {
     const err = await runtime.create(spec({ image: 'fastcontainer/absent:9' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FcError);

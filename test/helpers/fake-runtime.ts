@@ -29,6 +29,8 @@ interface FakeContainer {
   server: http.Server | undefined;
   timer: NodeJS.Timeout | undefined;
   cpus: number;
+  /** While frozen, requests wait for the thaw, as a frozen container's would. */
+  frozen: { thawed: Promise<void>; thaw: () => void } | undefined;
 }
 
 let nextAddress = Math.floor(Math.random() * 50_000);
@@ -51,7 +53,7 @@ export class FakeRuntime implements ContainerRuntime {
     }
     this.creates += 1;
     const id = randomBytes(32).toString('hex');
-    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus });
+    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus, frozen: undefined });
     return id;
   }
 
@@ -78,8 +80,9 @@ export class FakeRuntime implements ContainerRuntime {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.end(req.url === '/cgi-bin/whoami' ? `${id.slice(0, 12)}\n` : 'Hello from FastContainer (fake)\n');
         };
-        if (image.requestMs === undefined) answer();
-        else setTimeout(answer, image.requestMs);
+        const serve = () => (image.requestMs === undefined ? answer() : setTimeout(answer, image.requestMs));
+        if (c.frozen === undefined) serve();
+        else void c.frozen.thawed.then(serve);
       });
       c.server = server;
       c.timer = setTimeout(() => server.listen(c.spec.port, c.ip as string), image.listenAfterMs ?? 0);
@@ -89,7 +92,7 @@ export class FakeRuntime implements ContainerRuntime {
 
   private view(c: FakeContainer): RuntimeContainer {
     // The "container" runs in this process, so its process is this one.
-    return { id: c.id, name: c.spec.name, labels: c.spec.labels, running: c.running, ip: c.ip, exitCode: c.exitCode, pid: c.running ? process.pid : null };
+    return { id: c.id, name: c.spec.name, labels: c.spec.labels, running: c.running, paused: c.frozen !== undefined, ip: c.ip, exitCode: c.exitCode, pid: c.running ? process.pid : null };
   }
 
   async inspect(id: string): Promise<RuntimeContainer | null> {
@@ -124,6 +127,20 @@ export class FakeRuntime implements ContainerRuntime {
     if (c === undefined) return;
     this.halt(c, 137);
     this.containers.delete(id);
+  }
+
+  async freeze(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (c === undefined || !c.running || c.frozen !== undefined) return;
+    let thaw!: () => void;
+    const thawed = new Promise<void>((resolve) => (thaw = resolve));
+    c.frozen = { thawed, thaw };
+  }
+
+  async thaw(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    c?.frozen?.thaw();
+    if (c !== undefined) c.frozen = undefined;
   }
 
   async update(id: string, change: { cpus: number }): Promise<void> {

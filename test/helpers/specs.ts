@@ -21,6 +21,7 @@ export function appSpec(overrides: Partial<AppSpec> = {}): AppSpec {
     latencyTargetMs: 500,
     idleTimeout: 300,
     autoscale: true,
+    freezeAfter: 5,
     ...overrides,
   };
 }

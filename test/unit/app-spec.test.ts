@@ -63,6 +63,7 @@ describe('autoscaling fields', () => {
     ['maxCpus', 0.2, 'from cpus (0.5) to 64'], ['maxCpus', 65, 'to 64'], ['maxCpus', '1', 'from cpus'], ['maxCpus', Number.NaN, 'from cpus'],
     ['latencyTargetMs', 0, 'from 1 to 600000'], ['latencyTargetMs', 1.5, 'an integer'], ['latencyTargetMs', '500', 'an integer'],
     ['idleTimeout', 0, 'from 1 to'], ['idleTimeout', -5, 'from 1 to'], ['autoscale', 'yes', 'true or false'], ['autoscale', 1, 'true or false'],
+    ['freezeAfter', -1, 'from 0 to 604800'], ['freezeAfter', 2.5, 'an integer'], ['freezeAfter', '5', 'an integer'],
   ] as const)('refuses %s = %s', (field, value, allowed) => {
     const p = problemOf(() => parseNewApp({ ...base, [field]: value }));
     expect(p).toMatchObject({ field });

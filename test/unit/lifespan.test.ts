@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { drainDecision, expiryOf, metabolism, replacementLead, type MortalContainer } from '../../src/dispatcher/lifespan.js';
+import { drainDecision, dueForFreeze, expiryOf, metabolism, replacementLead, type FreezableContainer, type MortalContainer } from '../../src/dispatcher/lifespan.js';
 
 describe('drainDecision', () => {
   const policy = { graceMs: 1000, timeoutMs: 30_000 };
@@ -52,5 +52,20 @@ describe('replacementLead', () => {
   it('is 3 s before any start was measured, then twice the slowest recent start plus a second', () => {
     expect(replacementLead([])).toBe(3_000);
     expect(replacementLead([250, 310, 280])).toBe(1_620);
+  });
+});
+
+describe('dueForFreeze', () => {
+  const c = (o: Partial<FreezableContainer> = {}): FreezableContainer => ({ id: 'a', phase: 'ready', frozen: false, inflight: 0, held: 0, lastActiveAt: 10_000, freezeAfterMs: 5_000, ...o });
+  it.each<[string, FreezableContainer, number, string[]]>([
+    ['idle for freezeAfter: frozen', c(), 15_000, ['a']],
+    ['not yet idle long enough', c(), 14_999, []],
+    ['a request in flight (a long download): not frozen', c({ inflight: 1 }), 60_000, []],
+    ['requests held for it: not frozen', c({ held: 2 }), 60_000, []],
+    ['already frozen', c({ frozen: true }), 60_000, []],
+    ['freezeAfter 0: never', c({ freezeAfterMs: 0 }), 1e12, []],
+    ['draining: not frozen', c({ phase: 'draining' }), 60_000, []],
+  ])('%s', (_name, container, now, want) => {
+    expect(dueForFreeze([container], now)).toEqual(want);
   });
 });

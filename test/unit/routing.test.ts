@@ -3,7 +3,7 @@ import type { ContainerEntry, ContainerState } from '../../src/cmdb/types.js';
 import { chooseEntry, routingHost } from '../../src/proxy/routing.js';
 import { newContainer } from '../helpers/specs.js';
 
-const entry = (id: string, state: ContainerState, createdAt = 1): ContainerEntry => ({ ...newContainer('a', { id, state, createdAt }), rev: 1 });
+const entry = (id: string, state: ContainerState, createdAt = 1, frozenAt: number | null = null): ContainerEntry => ({ ...newContainer('a', { id, state, createdAt, frozenAt }), rev: 1 });
 
 describe('chooseEntry', () => {
   const cases: [string, ContainerEntry[], string][] = [
@@ -15,6 +15,8 @@ describe('chooseEntry', () => {
     ['starting beats registered', [entry('g', 'registered', 0), entry('s', 'starting', 5)], 's'],
     ['oldest of the pending', [entry('new', 'registered', 9), entry('old', 'registered', 3)], 'old'],
     ['draining is never chosen', [entry('d', 'draining'), entry('g', 'registered')], 'g'],
+    ['ready beats ready but frozen', [entry('f', 'ready', 1, 500), entry('r', 'ready')], 'r'],
+    ['ready but frozen beats starting (a thaw is quicker than a start)', [entry('s', 'starting'), entry('f', 'ready', 1, 500)], 'f'],
   ];
   it.each(cases)('%s', (_name, entries, want) => {
     const d = chooseEntry(entries, () => 0);

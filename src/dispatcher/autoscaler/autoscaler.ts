@@ -118,7 +118,8 @@ export class Autoscaler {
   }
 
   private async sample(l: LocalContainer): Promise<void> {
-    if (l.phase !== 'ready' || l.runtimeId === null) return;
+    // A frozen container's counters stand still: nothing to learn, and no reason to wake anything.
+    if (l.phase !== 'ready' || l.runtimeId === null || l.frozen) return;
     const { clock } = this.ctx.deps;
     if (clock.now() - l.sampledAt < MIN_SAMPLE_GAP_MS) return;
     l.sampledAt = clock.now();

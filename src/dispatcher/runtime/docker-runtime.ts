@@ -136,6 +136,7 @@ export class DockerRuntime implements ContainerRuntime {
         name: info.Name.replace(/^\//, ''),
         labels: info.Config.Labels ?? {},
         running: info.State.Running,
+        paused: info.State.Paused,
         ip: ip === '' ? null : ip,
         exitCode: info.State.Running ? null : info.State.ExitCode,
         pid: info.State.Running && info.State.Pid > 0 ? info.State.Pid : null,
@@ -159,7 +160,9 @@ export class DockerRuntime implements ContainerRuntime {
         id: r.Id,
         name: (r.Names[0] ?? '').replace(/^\//, ''),
         labels: r.Labels,
-        running: r.State === 'running',
+        // A frozen (paused) container is still running: reconciliation must not take it for dead.
+        running: r.State === 'running' || r.State === 'paused',
+        paused: r.State === 'paused',
         ip: ip === '' ? null : ip,
         exitCode: null,
         pid: null,
@@ -181,6 +184,24 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       // 409: removal already in progress.
       if (!isStatus(err, 404, 409)) throw engineError(`remove container ${id.slice(0, 12)}`, err);
+    }
+  }
+
+  async freeze(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).pause();
+    } catch (err) {
+      // Already paused: 409, or 500 with these words on older engines.
+      if (!isStatus(err, 409) && !/is already paused/.test(String((err as Error).message))) throw engineError(`freeze container ${id.slice(0, 12)}`, err);
+    }
+  }
+
+  async thaw(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).unpause();
+    } catch (err) {
+      // Not paused: 409, or 500 with these words on older engines; 404: gone.
+      if (!isStatus(err, 404, 409) && !/is not paused/.test(String((err as Error).message))) throw engineError(`thaw container ${id.slice(0, 12)}`, err);
     }
   }
 
