@@ -1,14 +1,15 @@
 // Runs benchmarks by name and writes each one's section to bench/results/<name>.md, then
 // bench/results/latest.md from all the sections there are (so running one keeps the others').
 // With no name: the quick comparisons (proxy-libs, warm-path, cold-start). The long ones run
-// only by name: autoscale (the paper's figures 3 and 4), recycle, metabolism, freeze. Times are
+// only by name: autoscale (the paper's figures 3 and 4), recycle, metabolism, freeze, burst. Times are
 // noisy on a shared machine: read the ratios, which compare paths measured side by side in the
 // same run.
 //
-//   node dist-bench/bench/run.js [proxy-libs] [warm-path] [cold-start] [autoscale] [recycle] [metabolism] [freeze]
+//   node dist-bench/bench/run.js [proxy-libs] [warm-path] [cold-start] [autoscale] [recycle] [metabolism] [freeze] [burst]
 
 import path from 'node:path';
 import { benchAutoscaleFigures } from './autoscale-figures.js';
+import { benchBurst } from './burst.js';
 import { benchColdStart } from './cold-start.js';
 import { benchFreeze } from './freeze.js';
 import { benchMetabolism } from './metabolism.js';
@@ -31,6 +32,7 @@ const benchmarks: Record<string, { title: string; run(): Promise<string> }> = {
   recycle: { title: 'Recycling under load: lifespan 10 s, 50 connections', run: benchRecycle },
   metabolism: { title: 'Metabolism at scale: thousands of container starts', run: benchMetabolism },
   freeze: { title: 'Freezing idle containers: request to first byte on a frozen container', run: benchFreeze },
+  burst: { title: `Burst: ${process.env.FC_BENCH_BURST_CONCURRENCY ?? 100} concurrent first requests to an app with no container`, run: benchBurst },
 };
 const quick = ['proxy-libs', 'warm-path', 'cold-start'];
 

@@ -9,6 +9,7 @@
 #   bash scripts/bench.sh recycle         # lifespan 10 s under 50 connections, FC_BENCH_RECYCLE_SECONDS (60)
 #   bash scripts/bench.sh metabolism      # FC_BENCH_METABOLISM_STARTS (5000) starts, at most FC_BENCH_METABOLISM_MAX_SECONDS (1800)
 #   bash scripts/bench.sh freeze          # FC_BENCH_FREEZE_RUNS (30) thaws of a frozen container (freezeAfter 1 s) vs warm and cold requests
+#   bash scripts/bench.sh burst           # FC_BENCH_BURST_RUNS (10) bursts of FC_BENCH_BURST_CONCURRENCY (100) first requests to a new app vs single cold starts
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh

@@ -11,7 +11,7 @@ import Docker from 'dockerode';
 import { resultsDir } from './plot.js';
 
 /** Sections of latest.md, in order. */
-export const sectionOrder = ['proxy-libs', 'warm-path', 'cold-start', 'autoscale', 'recycle', 'metabolism', 'freeze'] as const;
+export const sectionOrder = ['proxy-libs', 'warm-path', 'cold-start', 'autoscale', 'recycle', 'metabolism', 'freeze', 'burst'] as const;
 
 export interface Goal {
   goal: string;

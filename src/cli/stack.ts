@@ -71,7 +71,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     if (roles.includes('dispatcher')) {
       stack.dispatcher = await startDispatcher(config, { store, cache: stack.cache as CmdbCache, clock, logger, ...(o.runtime ? { runtime: o.runtime } : {}) });
     }
-    if (roles.includes('proxy')) stack.proxy = await startProxy(config, { store, cache: stack.cache as CmdbCache, clock, logger });
+    if (roles.includes('proxy')) {
+      // With the dispatcher in this process, the proxy calls it directly for this host's entries.
+      const local = stack.dispatcher?.dispatcher.local;
+      stack.proxy = await startProxy(config, { store, cache: stack.cache as CmdbCache, clock, logger, ...(local ? { local } : {}) });
+    }
     // Last, so that a CoreAPI answering means every role of this process is up.
     if (roles.includes('coreapi')) stack.coreapi = await startCoreApi(config, { store, clock, logger });
   } catch (err) {

@@ -14,7 +14,7 @@ import type { Timer } from '../shared/clock.js';
 import { FcError } from '../shared/errors.js';
 import { sendJson, sendProblem } from '../shared/http.js';
 import { serveMetrics } from '../shared/metrics.js';
-import { CONTAINER_HEADER } from '../shared/protocol.js';
+import { CONTAINER_HEADER, type LocalDispatch } from '../shared/protocol.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
 import { labelKeys } from './container-runtime.js';
 import { StartTimes, type DispatcherContext, type DispatcherDeps, type DispatcherSettings } from './context.js';
@@ -102,6 +102,11 @@ export class Dispatcher {
     if (typeof entryId === 'string') void this.requests.serve(entryId, req, res);
     else void this.serveOwn(req, res);
   };
+
+  /** This dispatcher as the proxy of the same process sees it: no HTTP hop (`fastcontainer up`). */
+  get local(): LocalDispatch {
+    return { hostId: this.ctx.s.hostId, serve: (entryId, req, res, headers, retryIfGone) => this.requests.serve(entryId, req, res, headers, retryIfGone) };
+  }
 
   ensureStarted(entryId: string): Promise<unknown> {
     return this.lifecycle.ensureStarted(entryId);

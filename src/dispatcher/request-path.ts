@@ -20,7 +20,12 @@ export class RequestPath {
     private readonly onSlow: (app: string) => void,
   ) {}
 
-  async serve(entryId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * One request for a container entry. Over HTTP the headers are the request's own; in process
+   * (the proxy's LocalDispatch) the proxy's, and a container found gone may be left to the proxy
+   * to retry elsewhere (retryIfGone) instead of answered.
+   */
+  async serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers?: string[], retryIfGone = false): Promise<{ status: number; retry: boolean }> {
     const { ctx } = this;
     const begin = performance.now();
     const abort = new AbortController();
@@ -30,10 +35,11 @@ export class RequestPath {
     res.once('close', onClose);
     let app = ctx.deps.cache.container(entryId)?.app ?? '';
     let status: number;
+    let retry = false;
     try {
       const local = await this.admit(entryId, abort.signal);
       app = local.app;
-      status = await this.forwardTo(local, req, res);
+      status = await this.forwardTo(local, req, res, headers);
     } catch (err) {
       if (abort.signal.aborted) {
         // The client went away while its request was held: nobody to answer, nothing wrong.
@@ -41,7 +47,8 @@ export class RequestPath {
       } else {
         const fc = toFcError(err);
         status = fc.status;
-        sendProblem(res, fc);
+        if (retryIfGone && fc.code === 'FC_ERR_CONTAINER_GONE' && !res.headersSent) retry = true;
+        else sendProblem(res, fc);
         if (fc.code === 'FC_ERR_INTERNAL') ctx.log.error({ err, container: entryId }, 'request failed');
       }
     } finally {
@@ -49,6 +56,7 @@ export class RequestPath {
     }
     ctx.metrics.requests.inc({ app, status: String(status) });
     ctx.metrics.requestSeconds.observe({ app }, (performance.now() - begin) / 1000);
+    return { status, retry };
   }
 
   /** Step 1: a ready (or still draining) container, starting it if needed. */
@@ -104,7 +112,7 @@ export class RequestPath {
    * download speed, which a visitor could slow down on purpose. A client gone before any answer
    * leaves nothing to measure.
    */
-  private async forwardTo(local: LocalContainer, req: IncomingMessage, res: ServerResponse): Promise<number> {
+  private async forwardTo(local: LocalContainer, req: IncomingMessage, res: ServerResponse, given?: string[]): Promise<number> {
     const pool = local.pool;
     if (pool === null) throw gone(local.id, 'has no connection pool');
     local.enter();
@@ -112,7 +120,7 @@ export class RequestPath {
     let status = 502;
     let headersAt = 0;
     try {
-      const headers = upstreamRequestHeaders(req, (name) => name.startsWith('x-fc-'), []);
+      const headers = given ?? upstreamRequestHeaders(req, (name) => name.startsWith('x-fc-'), []);
       ({ status, headersAt } = await forward({ pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}` }));
       return status;
     } finally {

@@ -5,6 +5,7 @@ import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
 import { listen, type Listening } from '../shared/http.js';
+import type { LocalDispatch } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import { UserProxy } from './proxy.js';
@@ -21,7 +22,7 @@ export interface ProxyRole {
 
 export async function startProxy(
   config: Pick<Config, 'proxyPort' | 'listenHost' | 'hostTimeout' | 'upstreamConnections'>,
-  deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger },
+  deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; local?: LocalDispatch },
 ): Promise<ProxyRole> {
   const logger = deps.logger.child({ role: 'proxy' });
   const proxy = new UserProxy({ ...deps, logger, registry: createRegistry('proxy') }, config);

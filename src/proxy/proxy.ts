@@ -16,7 +16,7 @@ import { forward, hasBody, upstreamRequestHeaders } from '../shared/forward.js';
 import { sendJson, sendProblem } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
 import { serveMetrics } from '../shared/metrics.js';
-import { CONTAINER_HEADER, ERROR_HEADER } from '../shared/protocol.js';
+import { CONTAINER_HEADER, ERROR_HEADER, type LocalDispatch } from '../shared/protocol.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { ProxyMetrics } from './metrics.js';
 import { chooseEntry, routingHost } from './routing.js';
@@ -33,6 +33,8 @@ export interface ProxyDeps {
   logger: Logger;
   registry: Registry;
   random?: () => number;
+  /** The dispatcher of this process, if any: requests for its host skip the HTTP hop. */
+  local?: LocalDispatch;
 }
 
 /** Headers a client may not set: the proxy sets them itself, or they are internal. */
@@ -147,6 +149,14 @@ export class UserProxy {
       const host = cache.host(entry.host);
       if (host === undefined) throw new FcError('FC_ERR_NO_COMPUTE_HOST', `host "${entry.host}" of container ${entry.id} is unknown`, { host: entry.host });
       const last = !retryable || attempt >= MAX_ATTEMPTS;
+      const local = this.deps.local;
+      if (local !== undefined && local.hostId === entry.host) {
+        // The dispatcher is in this process: called directly, one hop less.
+        const result = await local.serve(entry.id, req, res, upstreamRequestHeaders(req, untrusted, forwarded), !last);
+        if (!result.retry) return result.status;
+        this.metrics.retries.inc({ reason: 'container-gone' });
+        continue;
+      }
       try {
         const result = await forward({
           pool: this.poolFor(host.dispatcherUrl),

@@ -233,3 +233,78 @@ describe('headers', () => {
     expect(seen[0]!.body).toBe(body);
   });
 });
+
+describe('the proxy with a dispatcher in its own process (LocalDispatch)', () => {
+  let localStore: MemoryStore;
+  let localCache: CmdbCache;
+  let localProxy: UserProxy;
+  let server: Listening;
+  const calls: { entryId: string; headers: string[]; retryIfGone: boolean }[] = [];
+  const gone = new Set<string>();
+
+  beforeAll(async () => {
+    localStore = new MemoryStore();
+    localCache = await CmdbCache.open(localStore, silentLogger);
+    const local = {
+      hostId: 'here',
+      async serve(entryId: string, req: http.IncomingMessage, res: http.ServerResponse, headers: string[], retryIfGone: boolean) {
+        calls.push({ entryId, headers, retryIfGone });
+        if (gone.has(entryId) && retryIfGone) return { status: 503, retry: true };
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`served in process by ${entryId}`);
+        return { status: 200, retry: false };
+      },
+    };
+    localProxy = new UserProxy({ store: localStore, cache: localCache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy'), local }, { hostTimeout: 10_000, upstreamConnections: 16 });
+    server = await listen(localProxy.handle, 0, '127.0.0.1');
+    // A host id for this process, and one elsewhere whose dispatcher no one runs.
+    await localStore.heartbeatHost({ id: 'here', dispatcherUrl: 'http://127.0.0.1:1', capacity: 10, startedAt: Date.now(), heartbeatAt: Date.now() });
+    await localStore.createApp(appSpec({ name: 'near', hostnames: ['near.test'] }), Date.now());
+    await eventually(() => localCache.host('here') && localCache.app('near'));
+  });
+
+  afterAll(async () => {
+    await server?.destroy();
+    await localProxy?.destroy();
+    await localCache?.close();
+  });
+
+  afterEach(() => {
+    calls.length = 0;
+    gone.clear();
+  });
+
+  async function getNear(headers: Record<string, string> = {}) {
+    const res = await request(`${server.url}/`, { headers: { host: 'near.test', ...headers } });
+    return { status: res.statusCode, body: await res.body.text() };
+  }
+
+  it('calls the dispatcher directly, with the forwarded headers it sets and none the client forged', async () => {
+    const res = await getNear({ 'x-forwarded-for': '6.6.6.6', 'x-fc-container': 'someone-else' });
+    expect(res.status).toBe(200);
+    const [call] = calls;
+    expect(res.body).toBe(`served in process by ${call!.entryId}`);
+    const names = call!.headers.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    const values = Object.fromEntries(names.map((n, i) => [n, call!.headers[i * 2 + 1]]));
+    expect(values['x-forwarded-for']).toBe('127.0.0.1');
+    expect(values['x-forwarded-host']).toBe('near.test');
+    expect(names).not.toContain('x-fc-container');
+  });
+
+  it('tries another entry when the container went away before anything was sent', async () => {
+    await getNear();
+    const first = calls[0]!.entryId;
+    const other = (await localStore.registerContainer(newContainer('near', { host: 'here', state: 'ready' }))).entry;
+    await localStore.transitionContainer(first, ['registered', 'starting'], 'ready');
+    await eventually(() => localCache.container(other.id)?.state === 'ready' && localCache.container(first)?.state === 'ready');
+    gone.add(first);
+    calls.length = 0;
+    for (let i = 0; i < 5; i++) {
+      const res = await getNear();
+      expect(res).toEqual({ status: 200, body: `served in process by ${other.id}` });
+    }
+    // Every try but the last may be handed back for a retry.
+    expect(calls.every((c) => c.retryIfGone || c.entryId === other.id)).toBe(true);
+  });
+});
