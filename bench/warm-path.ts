@@ -59,7 +59,9 @@ export async function benchWarmPath(seconds: number, rounds: number): Promise<st
   const nginxRuns: LoadResult[] = [];
   const fcRuns: LoadResult[] = [];
   try {
-    await fc.api('POST', '/v1/apps', { name: 'warm', hostnames: ['warm.bench'], image: 'fastcontainer/php', volumes: [`${site}:/var/www/html:ro`], cpus: 2, memory: '512m', lifespan: 3600 });
+    // nginx reaches the container without the dispatcher, which would take it for idle and freeze
+    // it under nginx's load: no freezing, no autoscaling, for a comparison of the paths alone.
+    await fc.api('POST', '/v1/apps', { name: 'warm', hostnames: ['warm.bench'], image: 'fastcontainer/php', volumes: [`${site}:/var/www/html:ro`], cpus: 2, maxCpus: 2, memory: '512m', lifespan: 3600, freezeAfter: 0, autoscale: false });
     // The first request starts the container; wait for it, however long the start takes.
     const first = await request(fc.proxyUrl, { headers: { host: 'warm.bench' } });
     await first.body.dump();
