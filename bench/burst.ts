@@ -16,11 +16,12 @@
 // engine, so that runs do not pile up.
 
 import Docker from 'dockerode';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { startFastcontainer, type Fastcontainer } from './lib/fastcontainer.js';
 import { markdownTable, median } from './lib/load.js';
 import { displayPath, lineChartSpec, writePlot } from './lib/plot.js';
 import { fmt, goalsMarkdown, type Goal } from './lib/report.js';
+import { failureText, ok, timedGet, type Timed } from './lib/timed-get.js';
 import { quantile } from './lib/timeline.js';
 
 const GOAL_RATIO = 1.5;
@@ -31,12 +32,6 @@ const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 /** Every app of the benchmark: the image's default page, no autoscaling, no freezing. */
 const spec = { image: 'fastcontainer/php', autoscale: false, maxContainers: 4, freezeAfter: 0 };
 
-interface Timed {
-  /** ms from sending to the status and headers. */
-  ms: number;
-  status: number;
-  error: string | null;
-}
 
 interface Entry {
   id: string;
@@ -66,20 +61,7 @@ interface SingleRun {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ok = (t: Timed) => t.status === 200;
 
-/** One GET through the proxy with the app's Host, timed from sending to the first byte; the body is read. */
-async function timedGet(fc: Fastcontainer, host: string, agent: Agent): Promise<Timed> {
-  const t0 = performance.now();
-  try {
-    const res = await request(`${fc.proxyUrl}/`, { dispatcher: agent, headers: { host }, headersTimeout: 60_000, bodyTimeout: 60_000 });
-    const ms = performance.now() - t0;
-    await res.body.text();
-    return { ms, status: res.statusCode, error: null };
-  } catch (err) {
-    return { ms: performance.now() - t0, status: 0, error: String(err) };
-  }
-}
 
 /** `n` GETs sent at once, each on its own connection of a fresh agent. */
 async function burst(fc: Fastcontainer, host: string, n: number): Promise<Timed[]> {
@@ -131,16 +113,6 @@ function stats(xs: number[]): Stats | null {
   return { n: xs.length, min: Math.min(...xs), p50: quantile(xs, 0.5), p99: quantile(xs, 0.99), max: Math.max(...xs) };
 }
 
-function failureText(ts: Timed[]): string {
-  const bad = ts.filter((t) => !ok(t));
-  if (bad.length === 0) return '0';
-  const kinds = new Map<string, number>();
-  for (const t of bad) {
-    const k = t.error === null ? `status ${t.status}` : t.error.slice(0, 60);
-    kinds.set(k, (kinds.get(k) ?? 0) + 1);
-  }
-  return `**${bad.length}** (${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')})`;
-}
 
 export async function benchBurst(): Promise<string> {
   const runs = Number(process.env.FC_BENCH_BURST_RUNS ?? 10);

@@ -16,13 +16,13 @@
 // that is not frozen (the cold apps', freezeAfter 0) is the reference.
 
 import Docker from 'dockerode';
-import { request } from 'undici';
 import { CgroupCpu } from '../src/dispatcher/signals/cgroup.js';
 import { listEvents, warm } from './lib/app-watch.js';
 import { ApiError, startFastcontainer, type Fastcontainer } from './lib/fastcontainer.js';
 import { markdownTable } from './lib/load.js';
 import { displayPath, lineChartSpec, writePlot } from './lib/plot.js';
 import { fmt, goalsMarkdown, type Goal } from './lib/report.js';
+import { failureText, ok, timedGet, type Timed } from './lib/timed-get.js';
 import { quantile } from './lib/timeline.js';
 
 const APP = 'freeze';
@@ -37,12 +37,6 @@ const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 /** The same app spec for the frozen app and the cold ones: the image's default page, one container. */
 const spec = { image: 'fastcontainer/php', cpus: 0.5, maxCpus: 0.5, memory: '256m', lifespan: 3600, idleTimeout: 3600, minContainers: 0, maxContainers: 1, autoscale: false };
 
-interface Timed {
-  /** ms from sending to the status and headers. */
-  ms: number;
-  status: number;
-  error: string | null;
-}
 
 interface Entry {
   id: string;
@@ -62,18 +56,6 @@ interface CpuSample {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One GET through the proxy, timed from sending to the first byte; the body is read. */
-async function timedGet(fc: Fastcontainer, host: string): Promise<Timed> {
-  const t0 = performance.now();
-  try {
-    const res = await request(`${fc.proxyUrl}/`, { headers: { host }, headersTimeout: 60_000, bodyTimeout: 60_000 });
-    const ms = performance.now() - t0;
-    await res.body.text();
-    return { ms, status: res.statusCode, error: null };
-  } catch (err) {
-    return { ms: performance.now() - t0, status: 0, error: String(err) };
-  }
-}
 
 async function entries(fc: Fastcontainer, app: string): Promise<Entry[]> {
   return ((await fc.api('GET', `/v1/apps/${app}/containers`)) as { containers: Entry[] }).containers;
@@ -121,17 +103,6 @@ function stats(xs: number[]): Stats | null {
   return { n: xs.length, p50: quantile(xs, 0.5), p90: quantile(xs, 0.9), p99: quantile(xs, 0.99), max: Math.max(...xs) };
 }
 
-const ok = (t: Timed) => t.status === 200;
-const failureText = (ts: Timed[]) => {
-  const bad = ts.filter((t) => !ok(t));
-  if (bad.length === 0) return '0';
-  const kinds = new Map<string, number>();
-  for (const t of bad) {
-    const k = t.error === null ? `status ${t.status}` : t.error.slice(0, 60);
-    kinds.set(k, (kinds.get(k) ?? 0) + 1);
-  }
-  return `**${bad.length}** (${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')})`;
-};
 
 export async function benchFreeze(): Promise<string> {
   const runs = Number(process.env.FC_BENCH_FREEZE_RUNS ?? 30);
