@@ -287,15 +287,16 @@ export class ContainerLifecycle {
     local.freezing = (async () => {
       await ctx.deps.runtime.freeze(runtimeId);
       local.frozen = true;
+      local.frozenSince = ctx.deps.clock.now();
     })()
       .catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'could not freeze the container'))
       .finally(() => {
         local.freezing = null;
       });
-    void local.freezing.then(async () => {
+    void local.freezing.then(() => {
       if (!local.frozen) return;
       recordEvent(ctx, { app: local.app, kind: 'freeze', container: local.id, reason: `no request for ${Math.round(idleMs / 1000)} s` });
-      await this.markFrozen(local, ctx.deps.clock.now());
+      this.syncFrozen(local);
     });
   }
 
@@ -316,16 +317,26 @@ export class ContainerLifecycle {
       const ms = performance.now() - begin;
       ctx.metrics.thawSeconds.observe({ app: local.app }, ms / 1000);
       recordEvent(ctx, { app: local.app, kind: 'thaw', container: local.id, reason: `a request came; thawed in ${Math.round(ms)} ms` });
-      void this.markFrozen(local, null);
+      this.syncFrozen(local);
     })().finally(() => {
       local.thawing = null;
     });
     await local.thawing;
   }
 
-  private async markFrozen(local: LocalContainer, frozenAt: number | null): Promise<void> {
-    const next = await this.ctx.deps.store.transitionContainer(local.id, ['ready'], 'ready', { frozenAt }).catch(() => null);
-    if (next !== null) this.ctx.deps.cache.observe(next);
+  /**
+   * Tells the CMDB whether the container is frozen, as it is when the write goes out: writes run
+   * one after the other per container, so a freeze's write cannot land after a thaw's and undo
+   * it. Only a ready entry is changed (a drain meanwhile is never undone).
+   */
+  private syncFrozen(local: LocalContainer): void {
+    const { store, cache } = this.ctx.deps;
+    local.frozenSync = local.frozenSync.then(async () => {
+      const frozenAt = local.frozen ? local.frozenSince : null;
+      if ((cache.container(local.id)?.frozenAt ?? null) === frozenAt) return;
+      const next = await store.transitionContainer(local.id, ['ready'], 'ready', { frozenAt }).catch(() => null);
+      if (next !== null) cache.observe(next);
+    }).catch((err: unknown) => this.ctx.log.warn({ err, container: local.id }, 'could not record the container\'s frozen state'));
   }
 
   /**
@@ -492,7 +503,7 @@ export class ContainerLifecycle {
     if (local.cpus > app.cpus) local.lastScaleUpAt = now;
     ctx.locals.set(entry.id, local);
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
-    if (entry.frozenAt !== null && entry.frozenAt !== undefined) void this.markFrozen(local, null);
+    if (entry.frozenAt !== null && entry.frozenAt !== undefined) this.syncFrozen(local);
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);
     return local;
   }

@@ -39,6 +39,10 @@ export class LocalContainer {
   frozen = false;
   freezing: Promise<void> | null = null;
   thawing: Promise<void> | null = null;
+  /** Since when it is frozen (the clock's ms), while frozen. */
+  frozenSince = 0;
+  /** Writes of its frozen state to the CMDB, one after the other. */
+  frozenSync: Promise<void> = Promise.resolve();
   /** When it was last thawed (the clock's ms); idleness for freezing counts from then too. */
   thawedAt = 0;
   /** After a replacement could not be registered, when to try again (the clock's ms). */
