@@ -58,6 +58,11 @@ export interface ContainerEntry {
   /** Image the container was started from. */
   image: string | null;
   cpus: number | null;
+  /**
+   * When `cpus` was last set by hand (`app scale --cpus`); the dispatcher applies a quota change
+   * it has not seen yet. Its own changes (the autoscaler's) leave this alone.
+   */
+  cpusSetAt?: number | null;
   createdAt: number;
   startedAt: number | null;
   readyAt: number | null;

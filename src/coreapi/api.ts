@@ -235,7 +235,7 @@ export class CoreApi {
     for (const e of live) {
       let current: ContainerEntry | null = e;
       for (let attempt = 0; attempt < 3 && current !== null && liveStates.includes(current.state); attempt++) {
-        if ((await store.transitionContainer(current.id, [current.state], current.state, { cpus })) !== null) {
+        if ((await store.transitionContainer(current.id, [current.state], current.state, { cpus, cpusSetAt: clock.now() })) !== null) {
           changed += 1;
           break;
         }

@@ -62,9 +62,8 @@ export class HostLoops {
           if (g) cache.observe(g);
           return;
         }
-        // Frozen by an earlier dispatcher: thawed, and frozen again when idle, by this one.
-        if (action.container.paused === true) await runtime.thaw(action.container.id);
-        this.lifecycle.adopt(action.entry, app, action.container.id, ip);
+        // Frozen by an earlier dispatcher: adopted frozen, thawed by the next request.
+        this.lifecycle.adopt(action.entry, app, action.container.id, ip, action.container.paused === true);
         return;
       }
       case 'remove':
@@ -73,7 +72,7 @@ export class HostLoops {
         return;
       case 'reset': {
         const reset = await store.transitionContainer(action.entry.id, [action.entry.state], 'registered', {
-          address: null, runtimeId: null, startedAt: null, readyAt: null, expiresAt: null,
+          address: null, runtimeId: null, startedAt: null, readyAt: null, expiresAt: null, frozenAt: null,
         });
         if (reset) cache.observe(reset);
         return;

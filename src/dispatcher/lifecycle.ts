@@ -14,9 +14,20 @@ import { drainDecision, dueForFreeze, expiryOf, metabolism, replacementLead, typ
 import { LocalContainer } from './local-container.js';
 import { waitReady } from './wait-ready.js';
 
+/**
+ * Whether an entry carries a quota set by hand that this container has not taken yet. Only
+ * `cpusSetAt` says so: the entry's `cpus` also changes with the autoscaler's own steps, whose
+ * writes may reach this dispatcher after others (a frozen-state write carrying an older quota).
+ */
+function isNewManualQuota(entry: ContainerEntry, local: LocalContainer): boolean {
+  return entry.cpus !== null && entry.cpusSetAt != null && entry.cpusSetAt > local.manualQuotaSeen;
+}
+
 /** How long a quota set by hand holds before the autoscaler may bring it down. */
 const MANUAL_QUOTA_HOLD_MS = 60_000;
 /** After a replacement could not be registered (no room, the CMDB away), the next try. */
+/** How long a thaw may take before the container is given up. */
+const THAW_TIMEOUT_MS = 5_000;
 const REPLACE_RETRY_MS = 1_000;
 
 export class ContainerLifecycle {
@@ -84,7 +95,7 @@ export class ContainerLifecycle {
       // A starting or ready entry that this process is not running is a leftover of an earlier
       // dispatcher on this host: this process owns the host's entries, so it takes them over.
       const starting = await store.transitionContainer(entryId, liveStates, 'starting', {
-        startedAt: t0, image: app.image, cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null,
+        startedAt: t0, image: app.image, cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null, frozenAt: null,
         lastError: null, lastErrorCode: null, retryAt: null,
       });
       if (starting === null) throw gone(entryId, 'was drained or removed before it could start');
@@ -113,7 +124,7 @@ export class ContainerLifecycle {
       cache.observe(ready);
       local.markReady(address, expiresAt, ctx.s.containerConnections, readyAt);
       // A quota set by hand while it started (react() leaves containers not yet ready alone).
-      if (ready.cpus !== null && ready.cpus !== cpus) this.quotaByHand(local, ready.cpus);
+      if (isNewManualQuota(ready, local)) this.quotaByHand(local, ready);
       ctx.startTimes.record(app.name, readyAt - t0);
       ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
       ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
@@ -152,7 +163,11 @@ export class ContainerLifecycle {
     local.phase = 'stopping';
     const runtimeId = local.runtimeId;
     // A frozen container cannot take its SIGTERM: thawed first, so it stops as any other.
-    if (local.frozen || local.freezing !== null) await this.thaw(local).catch(() => undefined);
+    if (move.stop === true && runtimeId !== null && (local.frozen || local.freezing !== null)) {
+      if (local.freezing !== null) await local.freezing;
+      await ctx.deps.runtime.thaw(runtimeId).catch(() => undefined);
+      local.frozen = false;
+    }
     if (runtimeId !== null && move.stop === true) {
       await runtime.stop(runtimeId, ctx.s.stopTimeout).catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'stop failed'));
     }
@@ -289,7 +304,11 @@ export class ContainerLifecycle {
       local.frozen = true;
       local.frozenSince = ctx.deps.clock.now();
     })()
-      .catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'could not freeze the container'))
+      .catch(async (err: unknown) => {
+        // A pause that timed out may still have happened: thawed, to be sure of the state.
+        ctx.log.warn({ err, container: local.id }, 'could not freeze the container');
+        await ctx.deps.runtime.thaw(runtimeId).catch(() => undefined);
+      })
       .finally(() => {
         local.freezing = null;
       });
@@ -311,7 +330,26 @@ export class ContainerLifecycle {
     if (!local.frozen || runtimeId === null) return;
     local.thawing ??= (async () => {
       const begin = performance.now();
-      await ctx.deps.runtime.thaw(runtimeId);
+      let timer: { cancel(): void } | undefined;
+      try {
+        await Promise.race([
+          ctx.deps.runtime.thaw(runtimeId),
+          new Promise<never>((_, reject) => {
+            timer = ctx.deps.clock.setTimeout(() => reject(new FcError('FC_ERR_ENGINE', `the engine did not thaw container ${local.id} within ${THAW_TIMEOUT_MS} ms`)), THAW_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (err) {
+        // A container that cannot be thawed serves nobody: it goes, and the request goes elsewhere
+        // (or to a fresh container) like one for a container drained meanwhile.
+        ctx.log.warn({ err, container: local.id, app: local.app }, 'could not thaw the container; retiring it');
+        // Out of the live entries first, so the retry does not come back to it.
+        const marked = await ctx.deps.store.transitionContainer(local.id, ['ready'], 'draining').catch(() => null);
+        if (marked !== null) ctx.deps.cache.observe(marked);
+        void this.retireDead(local, `it could not be thawed: ${(err as Error).message}`);
+        throw gone(local.id, 'could not be thawed');
+      } finally {
+        timer?.cancel();
+      }
       local.frozen = false;
       local.thawedAt = ctx.deps.clock.now();
       const ms = performance.now() - begin;
@@ -410,7 +448,9 @@ export class ContainerLifecycle {
    * A quota set elsewhere (`fastcontainer app scale --cpus`): applied live, and held against the
    * autoscaler's scale-down for MANUAL_QUOTA_HOLD_MS.
    */
-  private quotaByHand(local: LocalContainer, cpus: number): void {
+  private quotaByHand(local: LocalContainer, entry: ContainerEntry): void {
+    const cpus = entry.cpus as number;
+    local.manualQuotaSeen = entry.cpusSetAt ?? 0;
     local.quotaHeldUntil = this.ctx.deps.clock.now() + MANUAL_QUOTA_HOLD_MS;
     void this.setQuota(local, cpus).catch((err: unknown) => this.ctx.log.warn({ err, container: local.id, cpus }, 'could not change the CPU quota'));
   }
@@ -453,8 +493,8 @@ export class ContainerLifecycle {
     const local = ctx.locals.get(id);
     if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
       this.drainLogged(id, change.op === 'delete' ? 'removed' : 'requested');
-    } else if (local?.phase === 'ready' && change.op === 'put' && change.value.state === 'ready' && change.value.cpus !== null && change.value.cpus !== local.cpus) {
-      this.quotaByHand(local, change.value.cpus);
+    } else if (local?.phase === 'ready' && change.op === 'put' && change.value.state === 'ready' && isNewManualQuota(change.value, local)) {
+      this.quotaByHand(local, change.value);
     } else if (change.op === 'put' && change.value.state === 'registered') {
       this.warmStart(change.value);
     }
@@ -492,7 +532,7 @@ export class ContainerLifecycle {
   }
 
   /** Tracks a running container found at reconciliation as this host's, ready to serve. */
-  adopt(entry: ContainerEntry, app: App, runtimeId: string, ip: string): LocalContainer {
+  adopt(entry: ContainerEntry, app: App, runtimeId: string, ip: string, frozen = false): LocalContainer {
     const { ctx } = this;
     const local = new LocalContainer(entry.id, app.name, entry.cpus ?? app.cpus);
     local.runtimeId = runtimeId;
@@ -501,9 +541,14 @@ export class ContainerLifecycle {
     // scaled up before the restart is not brought down before the usual delay.
     local.markReady(`${ip}:${app.port}`, entry.expiresAt ?? expiryOf(now, app.lifespan), ctx.s.containerConnections, now);
     if (local.cpus > app.cpus) local.lastScaleUpAt = now;
+    local.manualQuotaSeen = entry.cpusSetAt ?? 0;
+    if (frozen) {
+      local.frozen = true;
+      local.frozenSince = entry.frozenAt ?? now;
+    }
     ctx.locals.set(entry.id, local);
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
-    if (entry.frozenAt !== null && entry.frozenAt !== undefined) this.syncFrozen(local);
+    if ((entry.frozenAt ?? null) !== (frozen ? local.frozenSince : null)) this.syncFrozen(local);
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);
     return local;
   }

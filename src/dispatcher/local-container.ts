@@ -31,6 +31,8 @@ export class LocalContainer {
   lastScaleDownAt: number | null = null;
   /** Set once a scale-down of this container had to be undone; null: the policy's delay. */
   scaleDownDelayMs: number | null = null;
+  /** The `cpusSetAt` of the last quota set by hand this container took. */
+  manualQuotaSeen = 0;
   /** A quota set by hand holds until then (the clock's ms). */
   quotaHeldUntil: number | null = null;
   /** Quota changes of this container, one after the other. */

@@ -64,15 +64,13 @@ export class RequestPath {
     const { ctx } = this;
     const local = ctx.locals.get(entryId);
     if (local !== undefined) {
-      if (local.phase === 'ready') {
-        if (local.frozen || local.freezing !== null) await this.lifecycle.thaw(local);
-        return local;
-      }
+      if (local.phase === 'ready' && (local.frozen || local.freezing !== null)) return this.afterThaw(entryId, local, signal);
+      if (local.phase === 'ready') return local;
       // A draining container still takes requests routed to it before the proxies heard, for the
       // grace period; later ones go elsewhere (the proxy retries them).
       if (local.phase === 'draining') {
         if (ctx.deps.clock.now() - (local.drainingSince ?? 0) <= ctx.s.drainGrace) {
-          if (local.frozen || local.freezing !== null) await this.lifecycle.thaw(local);
+          if (local.frozen || local.freezing !== null) return this.afterThaw(entryId, local, signal);
           return local;
         }
         throw gone(entryId, 'is draining');
@@ -94,6 +92,16 @@ export class RequestPath {
     } finally {
       if (queue.size === 0 && !this.lifecycle.starting(entryId)) ctx.held.delete(entryId);
     }
+  }
+
+  /**
+   * Thaws a frozen container, then admits the request again from the start: while it waited, the
+   * container may have begun draining or been retired, or the client may have gone.
+   */
+  private async afterThaw(entryId: string, local: LocalContainer, signal: AbortSignal): Promise<LocalContainer> {
+    await this.lifecycle.thaw(local);
+    if (signal.aborted) throw signal.reason;
+    return this.admit(entryId, signal);
   }
 
   /** Within the back-off after a failed start, answer with that failure instead of trying again. */

@@ -41,6 +41,8 @@ export class FakeRuntime implements ContainerRuntime {
   readonly images = new Map<string, FakeImage>([['fastcontainer/hello', {}]]);
   private readonly watchers = new Set<{ labels: Record<string, string>; onEvent: (e: RuntimeEvent) => void }>();
   creates = 0;
+  /** Set, thaw() fails as an engine that cannot unpause would (a stuck cgroup freezer). */
+  failThaw = false;
 
   async ping(): Promise<void> {}
 
@@ -138,6 +140,7 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   async thaw(id: string): Promise<void> {
+    if (this.failThaw) throw new FcError('FC_ERR_ENGINE', 'the engine failed to unpause the container');
     const c = this.containers.get(id);
     c?.frozen?.thaw();
     if (c !== undefined) c.frozen = undefined;

@@ -190,3 +190,19 @@ describe('the embedded CMDB', () => {
     expect(runtime.containers.size).toBe(0);
   });
 });
+
+describe('freezing', () => {
+  it('gives up a container that cannot be thawed: the request is served by a fresh one, not failed', async () => {
+    const s = await stack();
+    await app(s, { name: 'stuck', hostnames: ['stuck.test'], freezeAfter: 1, autoscale: false });
+    expect((await s.get('stuck.test', '/cgi-bin/whoami')).status).toBe(200);
+    const first = running()[0]!;
+    await eventually(() => first.frozen !== undefined, { timeout: 5_000, what: 'the container to be frozen' });
+    runtime.failThaw = true;
+    const answer = await s.get('stuck.test', '/cgi-bin/whoami');
+    runtime.failThaw = false;
+    expect(answer.status, answer.body).toBe(200);
+    expect(answer.body.trim()).not.toBe(first.id.slice(0, 12));
+    await eventually(() => !runtime.containers.has(first.id), { timeout: 5_000, what: 'the stuck container to be removed' });
+  });
+});

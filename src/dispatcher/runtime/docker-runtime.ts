@@ -191,8 +191,8 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       await this.docker.getContainer(id).pause();
     } catch (err) {
-      // Already paused: 409, or 500 with these words on older engines.
-      if (!isStatus(err, 409) && !/is already paused/.test(String((err as Error).message))) throw engineError(`freeze container ${id.slice(0, 12)}`, err);
+      // Already paused is fine; a 409 for anything else (not running, restarting) is not.
+      if (!/is already paused/.test(String((err as Error).message))) throw engineError(`freeze container ${id.slice(0, 12)}`, err);
     }
   }
 
