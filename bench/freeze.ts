@@ -146,6 +146,10 @@ export async function benchFreeze(): Promise<string> {
         const still = (await entries(fc, APP)).find((e) => e.id === frozen.id);
         frozenCpu.push({ ...cpu, stayedFrozen: still?.frozenAt === frozen.frozenAt });
       }
+      // Left frozen at least freezeAfter (1 s): a container thawed sooner waits longer before its
+      // next freeze (the dispatcher's back-off against churn), which would slow the runs down.
+      const frozenFor = Date.now() - frozen.frozenAt;
+      if (frozenFor < 1_100) await new Promise((r) => setTimeout(r, 1_100 - frozenFor));
       thaw.push(await timedGet(fc, HOST));
       warmed.push(await timedGet(fc, HOST));
       lastEnd = Date.now();
@@ -206,7 +210,7 @@ export async function benchFreeze(): Promise<string> {
     { goal: 'a frozen container uses no CPU', met: cpuMet, detail: `cpuacct usage over 1 s while frozen: ${list(frozenCpu.map((c) => c.deltaNs))} ns (under ${NO_CPU_NS} ns counts as none); docker inspect State.Paused: ${pausedText(frozenCpu.map((c) => c.paused))}` },
   ];
   return [
-    `fastcontainer/php (its default page), 0.5 of a core, 256 MiB, one container (minContainers 0, maxContainers 1, autoscale off, lifespan and idleTimeout 3600 s). **thaw**: freezeAfter 1 s; each run waits until the container entry shows \`frozenAt\` (polled every ${POLL_MS} ms), then sends one GET through the proxy; **warm**: the same GET right after it; **cold**: the first request of a newly registered app with the same spec (freezeAfter 0), a new app each run. Time from sending to the first byte (undici \`request\` resolving with status and headers), then the body is read; latencies of 200 answers only. Requests one at a time, on loopback.`,
+    `fastcontainer/php (its default page), 0.5 of a core, 256 MiB, one container (minContainers 0, maxContainers 1, autoscale off, lifespan and idleTimeout 3600 s). **thaw**: freezeAfter 1 s; each run waits until the container entry shows \`frozenAt\` (polled every ${POLL_MS} ms) and has been frozen at least 1.1 s, then sends one GET through the proxy; **warm**: the same GET right after it; **cold**: the first request of a newly registered app with the same spec (freezeAfter 0), a new app each run. Time from sending to the first byte (undici \`request\` resolving with status and headers), then the body is read; latencies of 200 answers only. Requests one at a time, on loopback.`,
     '',
     markdownTable(
       ['request', 'n', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'p50 ratio to cold', 'failures (non-200)'],

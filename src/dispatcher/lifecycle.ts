@@ -10,7 +10,7 @@ import { SingleFlight } from '../shared/single-flight.js';
 import { labelKeys, type ContainerSpec, type RuntimeEvent } from './container-runtime.js';
 import { appOf, gone, type DispatcherContext } from './context.js';
 import { recordEvent } from './events.js';
-import { drainDecision, dueForFreeze, expiryOf, metabolism, replacementLead, type FreezableContainer, type MortalContainer } from './lifespan.js';
+import { drainDecision, dueForFreeze, expiryOf, freezeBackoffAfterThaw, metabolism, replacementLead, type FreezableContainer, type MortalContainer } from './lifespan.js';
 import { LocalContainer } from './local-container.js';
 import { waitReady } from './wait-ready.js';
 
@@ -281,7 +281,7 @@ export class ContainerLifecycle {
       const lastActiveAt = Math.max(l.requests.lastRequestAt ?? 0, l.readyAt, l.thawedAt);
       idle.push({
         id: l.id, phase: l.phase, frozen: l.frozen || l.freezing !== null, inflight: l.inflight, held: ctx.held.get(l.id)?.size ?? 0,
-        lastActiveAt, freezeAfterMs: withScalingDefaults(app).freezeAfter * 1000,
+        lastActiveAt, freezeAfterMs: withScalingDefaults(app).freezeAfter * 1000 * l.freezeBackoff,
       });
     }
     for (const id of dueForFreeze(idle, now)) {
@@ -352,6 +352,8 @@ export class ContainerLifecycle {
       }
       local.frozen = false;
       local.thawedAt = ctx.deps.clock.now();
+      const app = ctx.deps.cache.app(local.app);
+      if (app !== undefined) local.freezeBackoff = freezeBackoffAfterThaw(local.freezeBackoff, local.thawedAt - local.frozenSince, withScalingDefaults(app).freezeAfter * 1000);
       const ms = performance.now() - begin;
       ctx.metrics.thawSeconds.observe({ app: local.app }, ms / 1000);
       recordEvent(ctx, { app: local.app, kind: 'thaw', container: local.id, reason: `a request came; thawed in ${Math.round(ms)} ms` });

@@ -84,6 +84,17 @@ export function dueForFreeze(containers: Iterable<FreezableContainer>, now: numb
   return due;
 }
 
+/**
+ * The multiplier of a container's freezeAfter after a thaw: doubled (up to 16) when it was
+ * frozen for less than its freezeAfter (a request comes about as often as it freezes: freezing
+ * buys nothing and costs a pause, a thaw and their writes each time), back to 1 after a longer
+ * sleep. Example, freezeAfter 5 s, a request every 6 s: frozen 1 s each time, so it waits 10 s,
+ * then 20 s, and stays warm; once requests stop for longer, it freezes after 5 s again.
+ */
+export function freezeBackoffAfterThaw(backoff: number, frozenForMs: number, freezeAfterMs: number): number {
+  return frozenForMs < freezeAfterMs ? Math.min(16, backoff * 2) : 1;
+}
+
 export interface DrainingContainer {
   inflight: number;
   drainingSince: number;

@@ -41,6 +41,8 @@ export class LocalContainer {
   frozen = false;
   freezing: Promise<void> | null = null;
   thawing: Promise<void> | null = null;
+  /** Its app's freezeAfter is multiplied by this (freezeBackoffAfterThaw). */
+  freezeBackoff = 1;
   /** Since when it is frozen (the clock's ms), while frozen. */
   frozenSince = 0;
   /** Writes of its frozen state to the CMDB, one after the other. */

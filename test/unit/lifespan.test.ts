@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { drainDecision, dueForFreeze, expiryOf, metabolism, replacementLead, type FreezableContainer, type MortalContainer } from '../../src/dispatcher/lifespan.js';
+import { drainDecision, dueForFreeze, expiryOf, freezeBackoffAfterThaw, metabolism, replacementLead, type FreezableContainer, type MortalContainer } from '../../src/dispatcher/lifespan.js';
 
 describe('drainDecision', () => {
   const policy = { graceMs: 1000, timeoutMs: 30_000 };
@@ -67,5 +67,16 @@ describe('dueForFreeze', () => {
     ['draining: not frozen', c({ phase: 'draining' }), 60_000, []],
   ])('%s', (_name, container, now, want) => {
     expect(dueForFreeze([container], now)).toEqual(want);
+  });
+});
+
+describe('freezeBackoffAfterThaw', () => {
+  it.each([
+    ['thawed soon after freezing: waits twice as long next time', 1, 1_000, 5_000, 2],
+    ['again: four times', 2, 1_000, 5_000, 4],
+    ['never past 16', 16, 1_000, 5_000, 16],
+    ['slept longer than freezeAfter: back to 1', 8, 60_000, 5_000, 1],
+  ] as const)('%s', (_name, backoff, frozenFor, freezeAfter, want) => {
+    expect(freezeBackoffAfterThaw(backoff, frozenFor, freezeAfter)).toBe(want);
   });
 });
