@@ -164,7 +164,6 @@ export async function benchBurst(): Promise<string> {
   const ref = ss?.p50 ?? null;
   const ratio = (v: number | null | undefined) => (v === null || v === undefined || ref === null ? null : v / ref);
   const burstFailures = allBurst.filter((t) => !ok(t)).length;
-  const singleFailures = allSingle.filter((t) => !ok(t)).length;
   const started = bursts.map((b) => `${b.entries}/${b.engine}`).join(', ');
   const oneEach = bursts.length > 0 && bursts.every((b) => b.entries === 1 && b.engine === 1);
   const starts = bursts.map((b) => b.startMs).filter((x): x is number => x !== null);

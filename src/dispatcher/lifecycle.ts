@@ -1,45 +1,39 @@
 // The life of the containers on this host: start (once, however many requests ask), ready,
 // drain, stop and remove; lifespans; reactions to CMDB changes (drains asked for elsewhere, app
-// deletions, new entries to start ahead of their first request) and to containers that die.
+// deletions, quotas set by hand, new entries to start ahead of their first request) and to
+// containers that die. Metabolism (renewal.ts), freezing (freezer.ts) and quotas (quotas.ts) are
+// files of their own that this one wires in.
 
 import { withScalingDefaults } from '../cmdb/app-defaults.js';
-import { placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type Change, type ContainerEntry, type ContainerPatch, type ContainerState } from '../cmdb/types.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { labelKeys, type ContainerSpec, type RuntimeEvent } from './container-runtime.js';
 import { appOf, gone, type DispatcherContext } from './context.js';
 import { recordEvent } from './events.js';
-import { drainDecision, dueForFreeze, expiryOf, freezeBackoffAfterThaw, metabolism, replacementLead, type FreezableContainer, type MortalContainer } from './lifespan.js';
+import { Freezer } from './freezer.js';
+import { drainDecision, expiryOf } from './lifespan.js';
 import { LocalContainer } from './local-container.js';
+import { isNewManualQuota, Quotas } from './quotas.js';
+import { Renewal } from './renewal.js';
 import { waitReady } from './wait-ready.js';
-
-/**
- * Whether an entry carries a quota set by hand that this container has not taken yet. Only
- * `cpusSetAt` says so: the entry's `cpus` also changes with the autoscaler's own steps, whose
- * writes may reach this dispatcher after others (a frozen-state write carrying an older quota).
- */
-function isNewManualQuota(entry: ContainerEntry, local: LocalContainer): boolean {
-  return entry.cpus !== null && entry.cpusSetAt != null && entry.cpusSetAt > local.manualQuotaSeen;
-}
-
-/** How long a quota set by hand holds before the autoscaler may bring it down. */
-const MANUAL_QUOTA_HOLD_MS = 60_000;
-/** After a replacement could not be registered (no room, the CMDB away), the next try. */
-/** How long a thaw may take before the container is given up. */
-const THAW_TIMEOUT_MS = 5_000;
-const REPLACE_RETRY_MS = 1_000;
 
 export class ContainerLifecycle {
   private readonly starts = new SingleFlight<string, LocalContainer>();
   private readonly drains = new SingleFlight<string, void>();
-  private replacing: Promise<void> | null = null;
+  readonly freezer: Freezer;
+  readonly quotas: Quotas;
+  private readonly renewal: Renewal;
 
-  constructor(private readonly ctx: DispatcherContext) {}
+  constructor(private readonly ctx: DispatcherContext) {
+    this.freezer = new Freezer(ctx, (local, why) => this.retireDead(local, why));
+    this.quotas = new Quotas(ctx);
+    this.renewal = new Renewal(ctx, { drain: (id, reason) => this.drainLogged(id, reason), observeNew: (entry) => this.observeNew(entry) });
+  }
 
   /** Waits for replacements being registered (at close). */
-  async settle(): Promise<void> {
-    await this.replacing;
+  settle(): Promise<void> {
+    return this.renewal.settle();
   }
 
   /** Whether a start of this entry is under way. */
@@ -124,7 +118,7 @@ export class ContainerLifecycle {
       cache.observe(ready);
       local.markReady(address, expiresAt, ctx.s.containerConnections, readyAt);
       // A quota set by hand while it started (react() leaves containers not yet ready alone).
-      if (isNewManualQuota(ready, local)) this.quotaByHand(local, ready);
+      if (isNewManualQuota(ready, local)) this.quotas.byHand(local, ready);
       ctx.startTimes.record(app.name, readyAt - t0);
       ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
       ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
@@ -163,11 +157,7 @@ export class ContainerLifecycle {
     local.phase = 'stopping';
     const runtimeId = local.runtimeId;
     // A frozen container cannot take its SIGTERM: thawed first, so it stops as any other.
-    if (move.stop === true && runtimeId !== null && (local.frozen || local.freezing !== null)) {
-      if (local.freezing !== null) await local.freezing;
-      await ctx.deps.runtime.thaw(runtimeId).catch(() => undefined);
-      local.frozen = false;
-    }
+    if (move.stop === true) await this.freezer.thawToStop(local);
     if (runtimeId !== null && move.stop === true) {
       await runtime.stop(runtimeId, ctx.s.stopTimeout).catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'stop failed'));
     }
@@ -225,216 +215,12 @@ export class ContainerLifecycle {
     void this.drain(entryId, reason).catch((err: unknown) => this.ctx.log.error({ err, container: entryId }, 'drain failed'));
   }
 
-  /**
-   * Lifespans and metabolism, every tick: replacements registered ahead of the end of containers
-   * still wanted, and containers whose lifespan is over drained once their replacement is ready.
-   */
+  /** Lifespans, metabolism and freezing, every tick. */
   checkLifespans(): void {
-    const { ctx } = this;
-    if (ctx.closed) return;
-    const { cache, clock } = ctx.deps;
-    const now = clock.now();
-    const mortal: MortalContainer[] = [];
-    for (const l of ctx.locals.values()) {
-      if (l.phase !== 'ready' || l.expiresAt === null) continue;
-      const stored = cache.app(l.app);
-      const app = stored === undefined ? undefined : withScalingDefaults(stored);
-      let successor: MortalContainer['successor'] = null;
-      if (l.successor !== null && cache.container(l.successor) === undefined) {
-        // Its replacement went (died, removed): another may be registered.
-        l.successor = null;
-      }
-      if (l.successor !== null) {
-        const state = cache.container(l.successor)?.state;
-        successor = state === 'ready' ? 'ready' : state === 'registered' || state === 'starting' ? 'pending' : 'gone';
-      } else if (now < l.replaceRetryAt) {
-        // The last try to register one failed: not again before the retry time.
-        successor = 'gone';
-      }
-      let wanted = false;
-      if (app !== undefined) {
-        const lastRequestAt = l.requests.lastRequestAt;
-        const busy = l.inflight > 0 || (lastRequestAt !== null && now - lastRequestAt < app.idleTimeout * 1000);
-        wanted = busy || this.lastingOthers(app, l.id, now) < app.minContainers;
-      }
-      mortal.push({ id: l.id, app: l.app, phase: l.phase, expiresAt: l.expiresAt, successor, wanted });
-    }
-    const plan = metabolism(mortal, now, { leadMs: (app) => this.leadMs(app), maxOverstayMs: ctx.s.startTimeout });
-    this.freezeIdle(now);
-    if (plan.replace.length > 0 && this.replacing === null) {
-      this.replacing = this.replaceAll(plan.replace)
-        .catch((err: unknown) => ctx.log.error({ err }, 'registering replacements failed'))
-        .finally(() => {
-          this.replacing = null;
-        });
-    }
-    for (const id of plan.drain) this.drainLogged(id, 'lifespan');
-  }
-
-  /** Freezes the ready containers idle for their app's freezeAfter (0: never). */
-  private freezeIdle(now: number): void {
-    const { ctx } = this;
-    const idle: FreezableContainer[] = [];
-    for (const l of ctx.locals.values()) {
-      const app = ctx.deps.cache.app(l.app);
-      if (app === undefined || l.phase !== 'ready') continue;
-      const lastActiveAt = Math.max(l.requests.lastRequestAt ?? 0, l.readyAt, l.thawedAt);
-      idle.push({
-        id: l.id, phase: l.phase, frozen: l.frozen || l.freezing !== null, inflight: l.inflight, held: ctx.held.get(l.id)?.size ?? 0,
-        lastActiveAt, freezeAfterMs: withScalingDefaults(app).freezeAfter * 1000 * l.freezeBackoff,
-      });
-    }
-    for (const id of dueForFreeze(idle, now)) {
-      const local = ctx.locals.get(id);
-      if (local !== undefined) this.freeze(local, now - Math.max(local.requests.lastRequestAt ?? 0, local.readyAt, local.thawedAt));
-    }
-  }
-
-  /**
-   * Freezes a container: its processes stop being scheduled (no CPU), its memory and sockets stay,
-   * and the next request thaws it (thaw(), from the request path), in milliseconds instead of a
-   * cold start. It still ends at its lifespan or idle timeout like any other.
-   */
-  private freeze(local: LocalContainer, idleMs: number): void {
-    const { ctx } = this;
-    const runtimeId = local.runtimeId;
-    if (runtimeId === null || local.frozen || local.freezing !== null) return;
-    local.freezing = (async () => {
-      await ctx.deps.runtime.freeze(runtimeId);
-      local.frozen = true;
-      local.frozenSince = ctx.deps.clock.now();
-    })()
-      .catch(async (err: unknown) => {
-        // A pause that timed out may still have happened: thawed, to be sure of the state.
-        ctx.log.warn({ err, container: local.id }, 'could not freeze the container');
-        await ctx.deps.runtime.thaw(runtimeId).catch(() => undefined);
-      })
-      .finally(() => {
-        local.freezing = null;
-      });
-    void local.freezing.then(() => {
-      if (!local.frozen) return;
-      recordEvent(ctx, { app: local.app, kind: 'freeze', container: local.id, reason: `no request for ${Math.round(idleMs / 1000)} s` });
-      this.syncFrozen(local);
-    });
-  }
-
-  /**
-   * Lets a frozen container run again, once however many requests ask; a freeze under way is let
-   * finish first. The CMDB hears of it after the request goes on, not before.
-   */
-  async thaw(local: LocalContainer): Promise<void> {
-    const { ctx } = this;
-    if (local.freezing !== null) await local.freezing;
-    const runtimeId = local.runtimeId;
-    if (!local.frozen || runtimeId === null) return;
-    local.thawing ??= (async () => {
-      const begin = performance.now();
-      let timer: { cancel(): void } | undefined;
-      try {
-        await Promise.race([
-          ctx.deps.runtime.thaw(runtimeId),
-          new Promise<never>((_, reject) => {
-            timer = ctx.deps.clock.setTimeout(() => reject(new FcError('FC_ERR_ENGINE', `the engine did not thaw container ${local.id} within ${THAW_TIMEOUT_MS} ms`)), THAW_TIMEOUT_MS);
-          }),
-        ]);
-      } catch (err) {
-        // A container that cannot be thawed serves nobody: it goes, and the request goes elsewhere
-        // (or to a fresh container) like one for a container drained meanwhile.
-        ctx.log.warn({ err, container: local.id, app: local.app }, 'could not thaw the container; retiring it');
-        // Out of the live entries first, so the retry does not come back to it.
-        const marked = await ctx.deps.store.transitionContainer(local.id, ['ready'], 'draining').catch(() => null);
-        if (marked !== null) ctx.deps.cache.observe(marked);
-        void this.retireDead(local, `it could not be thawed: ${(err as Error).message}`);
-        throw gone(local.id, 'could not be thawed');
-      } finally {
-        timer?.cancel();
-      }
-      local.frozen = false;
-      local.thawedAt = ctx.deps.clock.now();
-      const app = ctx.deps.cache.app(local.app);
-      if (app !== undefined) local.freezeBackoff = freezeBackoffAfterThaw(local.freezeBackoff, local.thawedAt - local.frozenSince, withScalingDefaults(app).freezeAfter * 1000);
-      const ms = performance.now() - begin;
-      ctx.metrics.thawSeconds.observe({ app: local.app }, ms / 1000);
-      recordEvent(ctx, { app: local.app, kind: 'thaw', container: local.id, reason: `a request came; thawed in ${Math.round(ms)} ms` });
-      this.syncFrozen(local);
-    })().finally(() => {
-      local.thawing = null;
-    });
-    await local.thawing;
-  }
-
-  /**
-   * Tells the CMDB whether the container is frozen, as it is when the write goes out: writes run
-   * one after the other per container, so a freeze's write cannot land after a thaw's and undo
-   * it. Only a ready entry is changed (a drain meanwhile is never undone).
-   */
-  private syncFrozen(local: LocalContainer): void {
-    const { store, cache } = this.ctx.deps;
-    local.frozenSync = local.frozenSync.then(async () => {
-      const frozenAt = local.frozen ? local.frozenSince : null;
-      if ((cache.container(local.id)?.frozenAt ?? null) === frozenAt) return;
-      const next = await store.transitionContainer(local.id, ['ready'], 'ready', { frozenAt }).catch(() => null);
-      if (next !== null) cache.observe(next);
-    }).catch((err: unknown) => this.ctx.log.warn({ err, container: local.id }, 'could not record the container\'s frozen state'));
-  }
-
-  /**
-   * How long before its end a container of this app gets its replacement: from the measured
-   * starts, but at most half the lifespan (a replacement still starting at the end is waited for).
-   */
-  private leadMs(appName: string): number {
-    const app = this.ctx.deps.cache.app(appName);
-    const lead = replacementLead(this.ctx.startTimes.recent(appName));
-    return app === undefined ? lead : Math.min(lead, (app.lifespan * 1000) / 2);
-  }
-
-  /**
-   * The app's containers, other than this one, that will still be there after this one's end:
-   * ready ones not ending within the lead time, and those coming up. A replacement coming up
-   * counts for the container it replaces, so two containers ending together both get one.
-   */
-  private lastingOthers(app: App, selfId: string, now: number): number {
-    const lead = this.leadMs(app.name);
-    let n = 0;
-    for (const e of this.ctx.deps.cache.containersOf(app.name)) {
-      if (e.id === selfId || !liveStates.includes(e.state)) continue;
-      if (e.state !== 'ready' || e.expiresAt === null || e.expiresAt - now > lead) n += 1;
-    }
-    return n;
-  }
-
-  /**
-   * Registers the replacements of containers whose lifespan is ending (make before break), one
-   * after the other so that each sees the entries the one before added.
-   */
-  private async replaceAll(ids: readonly string[]): Promise<void> {
-    for (const id of ids) await this.replace(id);
-  }
-
-  private async replace(entryId: string): Promise<void> {
-    const { ctx } = this;
-    const local = ctx.locals.get(entryId);
-    const app = local === undefined ? undefined : ctx.deps.cache.app(local.app);
-    if (local === undefined || app === undefined || local.successor !== null) return;
-    const { cache, clock } = ctx.deps;
-    const live = [...cache.containersOf(app.name)].filter((e) => liveStates.includes(e.state));
-    // Each ready container may have one replacement beside it, beyond maxContainers if need be, while
-    // it still serves. The fewer-than guard makes a dispatcher that decided on an older view add
-    // nothing: it tries again at the next tick, with the view the other's entry is in.
-    const surge = live.filter((e) => e.state === 'ready').length;
-    try {
-      const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live.length + 1, surge });
-      this.observeNew(entry);
-      if (!created) return;
-      local.successor = entry.id;
-      const left = Math.max(0, (local.expiresAt ?? 0) - clock.now());
-      recordEvent(ctx, { app: app.name, kind: 'replace', container: entryId, reason: `lifespan ends in ${left} ms; replacement ${entry.id} on host ${entry.host}`, from: live.length, to: live.length + 1 });
-    } catch (err) {
-      local.replaceRetryAt = clock.now() + REPLACE_RETRY_MS;
-      const fc = toFcError(err);
-      ctx.log.warn({ container: entryId, app: app.name, code: fc.code, err: fc.message }, 'could not register a replacement; trying again shortly (the container is drained at its end if none comes)');
-    }
+    if (this.ctx.closed) return;
+    const now = this.ctx.deps.clock.now();
+    this.renewal.tick(now);
+    this.freezer.freezeIdle(now);
   }
 
   /**
@@ -446,47 +232,6 @@ export class ContainerLifecycle {
     if (entry.host === this.ctx.s.hostId && entry.state === 'registered') this.warmStart(entry);
   }
 
-  /**
-   * A quota set elsewhere (`fastcontainer app scale --cpus`): applied live, and held against the
-   * autoscaler's scale-down for MANUAL_QUOTA_HOLD_MS.
-   */
-  private quotaByHand(local: LocalContainer, entry: ContainerEntry): void {
-    const cpus = entry.cpus as number;
-    local.manualQuotaSeen = entry.cpusSetAt ?? 0;
-    local.quotaHeldUntil = this.ctx.deps.clock.now() + MANUAL_QUOTA_HOLD_MS;
-    void this.setQuota(local, cpus).catch((err: unknown) => this.ctx.log.warn({ err, container: local.id, cpus }, 'could not change the CPU quota'));
-  }
-
-  /**
-   * Changes a running container's CPU quota live (no restart) and records it in its entry. The
-   * quota is written to the container's cgroup first, where it takes effect at once, then given to
-   * the engine so its record agrees (and, where the cgroup files cannot be written, through the
-   * engine alone). The CPU window starts over: throttling measured under the old quota says
-   * nothing of the new one. Resolves with the performance.now() at which the quota took effect.
-   */
-  setQuota(local: LocalContainer, cpus: number): Promise<number> {
-    // One change at a time per container, so the cgroup, the engine and the CMDB end up agreeing.
-    const next = local.quotaChain.then(() => this.applyQuota(local, cpus));
-    local.quotaChain = next.catch(() => undefined);
-    return next;
-  }
-
-  private async applyQuota(local: LocalContainer, cpus: number): Promise<number> {
-    const { ctx } = this;
-    const runtimeId = local.runtimeId;
-    if (runtimeId === null) return performance.now();
-    const direct = await ctx.cgroup.writeQuota(runtimeId, cpus, local.pid);
-    const engine = ctx.deps.runtime.update(runtimeId, { cpus });
-    if (!direct) await engine;
-    const effectiveAt = performance.now();
-    local.cpus = cpus;
-    local.cpu.reset();
-    if (direct) await engine.catch((err: unknown) => ctx.log.warn({ err, container: local.id, cpus }, 'the engine did not take the new CPU quota (the cgroup has it)'));
-    const next = await ctx.deps.store.transitionContainer(local.id, ['ready'], 'ready', { cpus }).catch(() => null);
-    if (next !== null) ctx.deps.cache.observe(next);
-    return effectiveAt;
-  }
-
   /** Reacts to CMDB changes made elsewhere: drains asked for through the API, app deletions, warm starts. */
   react(change: Change): void {
     const { ctx } = this;
@@ -496,7 +241,7 @@ export class ContainerLifecycle {
     if (local !== undefined && (change.op === 'delete' || change.value.state === 'draining') && local.phase === 'ready') {
       this.drainLogged(id, change.op === 'delete' ? 'removed' : 'requested');
     } else if (local?.phase === 'ready' && change.op === 'put' && change.value.state === 'ready' && isNewManualQuota(change.value, local)) {
-      this.quotaByHand(local, change.value);
+      this.quotas.byHand(local, change.value);
     } else if (change.op === 'put' && change.value.state === 'registered') {
       this.warmStart(change.value);
     }
@@ -550,7 +295,7 @@ export class ContainerLifecycle {
     }
     ctx.locals.set(entry.id, local);
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
-    if ((entry.frozenAt ?? null) !== (frozen ? local.frozenSince : null)) this.syncFrozen(local);
+    if ((entry.frozenAt ?? null) !== (frozen ? local.frozenSince : null)) this.freezer.sync(local);
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);
     return local;
   }

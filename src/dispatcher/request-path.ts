@@ -99,7 +99,7 @@ export class RequestPath {
    * container may have begun draining or been retired, or the client may have gone.
    */
   private async afterThaw(entryId: string, local: LocalContainer, signal: AbortSignal): Promise<LocalContainer> {
-    await this.lifecycle.thaw(local);
+    await this.lifecycle.freezer.thaw(local);
     if (signal.aborted) throw signal.reason;
     return this.admit(entryId, signal);
   }

@@ -184,7 +184,7 @@ export class Autoscaler {
           const local = ctx.locals.get(d.container);
           // Decided on a quota that has changed since (by hand, meanwhile): decided on nothing.
           if (local === undefined || local.phase !== 'ready' || local.cpus !== d.from) return;
-          effectiveMs = (await this.lifecycle.setQuota(local, d.to)) - decidedPerf;
+          effectiveMs = (await this.lifecycle.quotas.set(local, d.to)) - decidedPerf;
           if (d.kind === 'scale-down') local.lastScaleDownAt = decidedAt;
           else {
             local.lastScaleUpAt = decidedAt;
