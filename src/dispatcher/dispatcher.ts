@@ -2,7 +2,8 @@
 // container entry it is for (header x-fc-container). This class only wires the concerns together,
 // each a file of its own:
 //   request-path.ts  admit (start if needed, hold within a cap and a deadline), forward, record
-//   lifecycle.ts     start once, ready, drain, retire; lifespans; reactions to CMDB changes and deaths
+//   lifecycle.ts     start once, ready, drain, retire; reactions to CMDB changes and deaths, wiring
+//                    renewal.ts (make-before-break metabolism), freezer.ts, quotas.ts
 //   host-loops.ts    heartbeat, reconciliation with the engine, dead hosts, minContainers
 //   autoscaler/      the signals' loop (autoscaler.ts) and the pure decision (decide.ts)
 //   signals/         per-container windows of requests and cgroup CPU counters
