@@ -12,6 +12,12 @@
 #   bash scripts/bench.sh burst           # FC_BENCH_BURST_RUNS (10) bursts of FC_BENCH_BURST_CONCURRENCY (100) first requests to a new app vs single cold starts
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# One benchmark at a time on this machine: two loads at once would measure each other.
+exec 9>"${TMPDIR:-/tmp}/fastcontainer-bench.lock"
+if ! flock -n 9; then
+  echo "[bench] another benchmark is running on this machine; waiting for it..." >&2
+  flock 9
+fi
 bash scripts/setup.sh
 if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
   echo "[bench] installing nginx-light (for the warm-path comparison)..." >&2
