@@ -49,10 +49,29 @@ export interface RuntimeEvent {
   paused?: boolean;
 }
 
+/** What a runtime keeps made ahead of need (network sandboxes), bounded and counted. */
+export interface WarmStats {
+  /** Made and waiting. */
+  ready: number;
+  /** Starts that used one. */
+  hits: number;
+  /** Starts that found none. */
+  misses: number;
+  /** Ones that could not be made. */
+  failures: number;
+}
+
 export interface ContainerRuntime {
   readonly name: string;
   /** Checks the engine answers; throws an FcError saying how to fix it if not. */
   ping(): Promise<void>;
+  /**
+   * After the dispatcher's first reconciliation: removes what an earlier process kept ahead of
+   * need and left unused, and starts making it anew.
+   */
+  prepare(): Promise<void>;
+  /** null where nothing is kept ahead of need. */
+  warmStats(): WarmStats | null;
   /** Creates the container without starting it. Throws FC_ERR_IMAGE_NOT_FOUND or FC_ERR_START_FAILED. */
   create(spec: ContainerSpec): Promise<string>;
   /** Starts a created container and returns it with its IP. Throws FC_ERR_START_FAILED. */

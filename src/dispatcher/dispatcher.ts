@@ -58,6 +58,7 @@ export class Dispatcher {
         for (const l of locals.values()) byPhase.set(l.phase, (byPhase.get(l.phase) ?? 0) + 1);
         return byPhase;
       },
+      warm: () => deps.runtime.warmStats(),
     });
     this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes(),
       cgroup: new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }),
@@ -73,6 +74,7 @@ export class Dispatcher {
     await this.deps.runtime.ping();
     this.ctx.startedAt = this.deps.clock.now();
     await this.loops.reconcile();
+    await this.deps.runtime.prepare();
   }
 
   /**

@@ -10,6 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import { Dispatcher } from './dispatcher.js';
+import { labelKeys } from './container-runtime.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 
 export { Dispatcher } from './dispatcher.js';
@@ -22,6 +23,7 @@ export type DispatcherConfig = Pick<
   | 'dispatcherPort' | 'listenHost' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
+  | 'sandboxPool' | 'sandboxImage'
 >;
 
 export interface DispatcherRole {
@@ -36,7 +38,16 @@ export async function startDispatcher(
   deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; runtime?: ContainerRuntime },
 ): Promise<DispatcherRole> {
   const logger = deps.logger.child({ role: 'dispatcher' });
-  const runtime = deps.runtime ?? new DockerRuntime({ dockerHost: config.dockerHost, network: config.dockerNetwork });
+  const runtime = deps.runtime ?? new DockerRuntime({
+    dockerHost: config.dockerHost,
+    network: config.dockerNetwork,
+    sandboxes: {
+      size: config.sandboxPool,
+      image: config.sandboxImage,
+      labels: { [labelKeys.managed]: 'true', [labelKeys.host]: config.hostId },
+      warn: (message, err) => logger.warn({ err }, message),
+    },
+  });
   const dispatcher = new Dispatcher({ ...deps, runtime, logger, registry: createRegistry('dispatcher') }, config);
   await dispatcher.prepare();
   let listening: Listening;

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { latencyBuckets } from '../shared/metrics.js';
+import type { WarmStats } from './container-runtime.js';
 
 export class DispatcherMetrics {
   readonly requests: Counter<'app' | 'status'>;
@@ -12,7 +13,7 @@ export class DispatcherMetrics {
   readonly applySeconds: Histogram<'kind'>;
   readonly thawSeconds: Histogram<'app'>;
 
-  constructor(registry: Registry, collect: { held(): number; containers(): Map<string, number> }) {
+  constructor(registry: Registry, collect: { held(): number; containers(): Map<string, number>; warm(): WarmStats | null }) {
     this.requests = new Counter({ name: 'fc_dispatcher_requests_total', help: 'Requests the dispatcher answered, by app and status', labelNames: ['app', 'status'], registers: [registry] });
     this.requestSeconds = new Histogram({ name: 'fc_dispatcher_request_seconds', help: 'Time from a request reaching the dispatcher to the end of its answer, including any cold start', labelNames: ['app'], buckets: latencyBuckets, registers: [registry] });
     this.coldStarts = new Counter({ name: 'fc_dispatcher_cold_starts_total', help: 'Container starts, by app and result', labelNames: ['app', 'result'], registers: [registry] });
@@ -31,6 +32,21 @@ export class DispatcherMetrics {
       collect() {
         this.reset();
         for (const [phase, n] of collect.containers()) this.set({ phase }, n);
+      },
+    });
+      new Gauge({
+      name: 'fc_dispatcher_sandboxes', help: 'Network sandboxes made ahead of need and waiting for a container (bounded by FC_SANDBOX_POOL)', registers: [registry],
+      collect() { this.set(collect.warm()?.ready ?? 0); },
+    });
+    new Gauge({
+      name: 'fc_dispatcher_sandbox_starts', help: 'Container starts that used a network sandbox made ahead of need (hit), found none (miss); sandboxes that could not be made (failure)', labelNames: ['result'], registers: [registry],
+      collect() {
+        const w = collect.warm();
+        this.reset();
+        if (w === null) return;
+        this.set({ result: 'hit' }, w.hits);
+        this.set({ result: 'miss' }, w.misses);
+        this.set({ result: 'failure' }, w.failures);
       },
     });
   }

@@ -58,7 +58,8 @@ export async function waitReady(o: WaitReadyOptions): Promise<void> {
     if (left <= 0) {
       throw new FcError('FC_ERR_START_FAILED', `${o.what} did not accept connections on port ${o.port} in time`, { port: o.port }, { retryAfter: 5 });
     }
-    if (polls % CHECK_EVERY === 0) await o.check();
+    // Not before the first try: the engine round trip would only delay a container that is up.
+    if (polls > 0 && polls % CHECK_EVERY === 0) await o.check();
     polls += 1;
     if (await tryConnect(o.ip, o.port, Math.min(1000, left))) {
       if (o.readinessPath === null || (await tryHttp(o.ip, o.port, o.readinessPath, o.hostHeader, Math.min(2000, left)))) return;

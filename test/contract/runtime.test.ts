@@ -1,9 +1,10 @@
 // One contract, two container runtimes: the Docker engine and the tests' in-process fake.
 
 import { request } from 'undici';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys, type ContainerRuntime, type ContainerSpec } from '../../src/dispatcher/container-runtime.js';
-import { DockerRuntime } from '../../src/dispatcher/runtime/docker-runtime.js';
+import { DockerRuntime, type DockerRuntimeOptions } from '../../src/dispatcher/runtime/docker-runtime.js';
+import { sandboxLabels } from '../../src/dispatcher/runtime/network-sandboxes.js';
 import { FcError } from '../../src/shared/errors.js';
 import { docker, removeContainersOfHost } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
@@ -22,8 +23,21 @@ const hostId = uniqueName('fctest-host');
 const fake = new FakeRuntime();
 fake.images.set('fake/crash', { exit: { code: 3, output: 'boom' } });
 
+const warnings: string[] = [];
+/** A Docker runtime for this file's host, keeping `size` network sandboxes ahead of need. */
+function withSandboxes(size: number, more: Partial<NonNullable<DockerRuntimeOptions['sandboxes']>> = {}): DockerRuntime {
+  return new DockerRuntime({
+    dockerHost: 'unix:///var/run/docker.sock',
+    network: 'bridge',
+    sandboxes: { size, image: 'fastcontainer/hello', labels: { [labelKeys.managed]: 'true', [labelKeys.host]: hostId }, warn: (m) => warnings.push(m), ...more },
+  });
+}
+const dockerCrashing = { image: 'fastcontainer/hello', command: ['/bin/busybox', 'sh', '-c', 'echo boom; exit 3'] };
+
 const flavours: [string, () => Flavour][] = [
-  ['docker', () => ({ runtime: new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge' }), crashing: { image: 'fastcontainer/hello', command: ['/bin/busybox', 'sh', '-c', 'echo boom; exit 3'] }, engineStats: true })],
+  ['docker', () => ({ runtime: new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge' }), crashing: dockerCrashing, engineStats: true })],
+  // The same contract when containers join network sandboxes made ahead of need.
+  ['docker with network sandboxes', () => ({ runtime: withSandboxes(2), crashing: dockerCrashing, engineStats: true })],
   ['fake', () => ({ runtime: fake, crashing: { image: 'fake/crash', command: null }, engineStats: false })],
 ];
 
@@ -57,6 +71,8 @@ afterAll(async () => {
 
 describe.each(flavours)('ContainerRuntime contract: %s', (_name, make) => {
   const { runtime, crashing, engineStats } = make();
+  beforeAll(() => runtime.prepare());
+  afterAll(() => runtime.close());
 
   it('creates and starts a container that answers on its address, with its labels', async () => {
     const s = spec();
@@ -161,5 +177,84 @@ describe('Docker runtime specifics', () => {
     // Live: the same process kept running.
     expect(after.State.Pid).toBe(before.State.Pid);
     await runtime.remove(id);
+  });
+});
+
+describe('Docker network sandboxes', () => {
+  const sandboxesOfHost = async () => (await docker.listContainers({ all: true, filters: { label: [`${labelKeys.host}=${hostId}`, `${sandboxLabels.role}=sandbox`] } })).map((c) => c.Id);
+  const sandboxOf = async (id: string) => (await docker.getContainer(id).inspect()).HostConfig.NetworkMode?.replace(/^container:/, '') ?? '';
+
+  it('gives each container a made-ahead namespace of its own, kept bounded, and removes it with the container', async () => {
+    const runtime = withSandboxes(2);
+    await runtime.prepare();
+    await eventually(async () => ((await runtime.warmStats())?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'two sandboxes ready' });
+    const a = await runtime.create(spec());
+    const b = await runtime.create(spec());
+    const [ia, ib] = [await runtime.start(a), await runtime.start(b)];
+    const [sa, sb] = [await sandboxOf(a), await sandboxOf(b)];
+    // Each joined a different sandbox: two namespaces, two addresses, each answering for its own container.
+    expect(sa).toMatch(/^[0-9a-f]{64}$/);
+    expect(sb).toMatch(/^[0-9a-f]{64}$/);
+    expect(sa).not.toBe(sb);
+    expect(ia.ip).not.toBe(ib.ip);
+    expect(await eventually(() => answer(ia.ip as string, 8080), { timeout: 10_000, what: 'a answers' })).toContain('Hello from FastContainer');
+    expect((await runtime.inspect(a))?.ip).toBe(ia.ip);
+    // The engine's listing shows the app containers with their sandbox's address, never the sandboxes.
+    const listed = await runtime.list({ [labelKeys.host]: hostId });
+    expect(listed.map((c) => c.id).sort()).toEqual([a, b].sort());
+    expect(listed.find((c) => c.id === a)?.ip).toBe(ia.ip);
+    expect(runtime.warmStats()).toMatchObject({ hits: 2, misses: 0 });
+    // The sandbox itself has no privileges and almost nothing to use.
+    const sandbox = await docker.getContainer(sa).inspect();
+    expect(sandbox.Config.User).toBe('65534:65534');
+    expect(sandbox.HostConfig).toMatchObject({ CapDrop: ['ALL'], ReadonlyRootfs: true, Memory: 16 * 1024 * 1024, PidsLimit: 4, Privileged: false });
+    // Refilled to the bound, never beyond: 2 waiting + 2 joined.
+    await eventually(async () => (runtime.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the pool refilled' });
+    expect((await sandboxesOfHost()).length).toBe(4);
+    await runtime.remove(a);
+    expect(await sandboxesOfHost()).not.toContain(sa);
+    await runtime.remove(b);
+    await runtime.close();
+    // Closing removes the waiting ones: nothing of this runtime is left.
+    expect(await sandboxesOfHost()).toEqual([]);
+  });
+
+  it('hands out no dead sandbox, and a later process removes the unused ones an earlier left but keeps the joined', async () => {
+    const first = withSandboxes(2);
+    await first.prepare();
+    await eventually(async () => (first.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'two sandboxes ready' });
+    // Something kills a waiting sandbox (an operator, the OOM killer): the pool drops it and makes another.
+    const watching = first.watch({ [labelKeys.host]: hostId }, () => undefined);
+    const waiting = await sandboxesOfHost();
+    await docker.getContainer(waiting[0] as string).kill();
+    await eventually(async () => (!(await sandboxesOfHost()).includes(waiting[0] as string) && first.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the dead sandbox replaced' });
+    const id = await first.create(spec());
+    const { ip } = await first.start(id);
+    expect(await eventually(() => answer(ip as string, 8080), { timeout: 10_000, what: 'an answer' })).toContain('Hello');
+    watching();
+    // The process goes away without closing (kill -9); the next one on this host prepares.
+    const second = withSandboxes(1);
+    await second.prepare();
+    const left = await sandboxesOfHost();
+    expect(left).toContain(await sandboxOf(id));
+    expect(left.length).toBeLessThanOrEqual(2);
+    expect((await second.inspect(id))?.ip).toBe(ip);
+    await second.remove(id);
+    await second.close();
+    expect(await sandboxesOfHost()).toEqual([]);
+  });
+
+  it('starts containers without a sandbox when none can be made, and says why', async () => {
+    const runtime = withSandboxes(1, { image: 'fastcontainer/no-such-image' });
+    warnings.length = 0;
+    await runtime.prepare();
+    await eventually(async () => (runtime.warmStats()?.failures === 1 ? true : undefined), { timeout: 10_000, what: 'the failure counted' });
+    expect(warnings.join('\n')).toMatch(/could not make a network sandbox/);
+    const id = await runtime.create(spec());
+    const { ip } = await runtime.start(id);
+    expect(await eventually(() => answer(ip as string, 8080), { timeout: 10_000, what: 'an answer' })).toContain('Hello');
+    expect(runtime.warmStats()).toMatchObject({ ready: 0, hits: 0, misses: 1 });
+    await runtime.remove(id);
+    await runtime.close();
   });
 });

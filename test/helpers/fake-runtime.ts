@@ -181,6 +181,12 @@ export class FakeRuntime implements ContainerRuntime {
     return this.containers.get(id)?.cpus;
   }
 
+  async prepare(): Promise<void> {}
+
+  warmStats(): null {
+    return null;
+  }
+
   async close(): Promise<void> {
     this.watchers.clear();
     for (const c of this.containers.values()) this.halt(c, 137);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys } from '../../src/dispatcher/container-runtime.js';
+import { sandboxLabels } from '../../src/dispatcher/runtime/network-sandboxes.js';
 import { docker } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
 import { eventually } from '../helpers/wait.js';
@@ -56,7 +57,7 @@ async function whoami(): Promise<string> {
 
 async function clusterContainers() {
   const all = await docker.listContainers({ all: true, filters: { label: [`${labelKeys.managed}=true`] } });
-  return all.filter((c) => (c.Labels[labelKeys.host] ?? '').startsWith(`${name}-host-`));
+  return all.filter((c) => (c.Labels[labelKeys.host] ?? '').startsWith(`${name}-host-`) && c.Labels[sandboxLabels.role] !== 'sandbox');
 }
 
 beforeAll(async () => {

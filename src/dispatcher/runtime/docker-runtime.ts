@@ -4,8 +4,9 @@
 
 import Docker from 'dockerode';
 import { FcError } from '../../shared/errors.js';
-import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } from '../container-runtime.js';
+import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent, WarmStats } from '../container-runtime.js';
 import type { CpuCounters } from '../signals/cgroup.js';
+import { SandboxPool, sandboxLabels, type Sandbox, type SandboxPoolOptions } from './network-sandboxes.js';
 
 /** CFS period; the quota is cpus times this. */
 const CPU_PERIOD_US = 100_000;
@@ -17,6 +18,8 @@ export interface DockerRuntimeOptions {
   /** DOCKER_HOST form: unix:///var/run/docker.sock or tcp://host:2375. */
   dockerHost: string;
   network: string;
+  /** Network sandboxes made ahead of need (network-sandboxes.ts); none if absent. */
+  sandboxes?: Omit<SandboxPoolOptions, 'network'>;
 }
 
 export function dockerConnection(dockerHost: string): Docker.DockerOptions {
@@ -63,10 +66,30 @@ export class DockerRuntime implements ContainerRuntime {
   /** A second client without a timeout, for the long-lived event stream. */
   private readonly events: Docker;
   private readonly watchers = new Set<NodeJS.ReadableStream>();
+  private readonly sandboxes: SandboxPool;
+  /** The sandbox each container this process made joined. */
+  private readonly joined = new Map<string, string>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ ...dockerConnection(options.dockerHost), timeout: ENGINE_TIMEOUT_MS });
     this.events = new Docker(dockerConnection(options.dockerHost));
+    this.sandboxes = new SandboxPool(this.docker, {
+      size: 0, image: '', labels: {}, warn: () => undefined, ...options.sandboxes, network: options.network,
+    });
+  }
+
+  async prepare(): Promise<void> {
+    if (!this.sandboxes.enabled) return;
+    const joined = new Set<string>();
+    for (const c of await this.docker.listContainers({ all: true, filters: { label: [sandboxLabels.joined] } })) {
+      const id = c.Labels[sandboxLabels.joined];
+      if (id !== undefined) joined.add(id);
+    }
+    await this.sandboxes.prepare(joined);
+  }
+
+  warmStats(): WarmStats | null {
+    return this.sandboxes.enabled ? this.sandboxes.stats() : null;
   }
 
   async ping(): Promise<void> {
@@ -78,6 +101,19 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async create(spec: ContainerSpec): Promise<string> {
+    const sandbox = this.sandboxes.take();
+    try {
+      const id = await this.createIn(spec, sandbox);
+      if (sandbox !== null) this.joined.set(id, sandbox.id);
+      return id;
+    } catch (err) {
+      if (sandbox !== null) this.sandboxes.discard(sandbox);
+      throw err;
+    }
+  }
+
+  /** Creates the container in a network namespace of its own: a sandbox's, or a new one. */
+  private async createIn(spec: ContainerSpec, sandbox: Sandbox | null): Promise<string> {
     try {
       const container = await this.docker.createContainer({
         name: spec.name,
@@ -85,10 +121,10 @@ export class DockerRuntime implements ContainerRuntime {
         // The app's command replaces the image's entrypoint and command both, as Kubernetes' does.
         ...(spec.command === null ? {} : { Entrypoint: spec.command, Cmd: [] }),
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-        Labels: spec.labels,
-        ExposedPorts: { [`${spec.port}/tcp`]: {} },
+        Labels: sandbox === null ? spec.labels : { ...spec.labels, [sandboxLabels.joined]: sandbox.id },
+        ...(sandbox === null ? { ExposedPorts: { [`${spec.port}/tcp`]: {} } } : {}),
         HostConfig: {
-          NetworkMode: this.options.network,
+          NetworkMode: sandbox === null ? this.options.network : `container:${sandbox.id}`,
           Binds: spec.volumes,
           CpuPeriod: CPU_PERIOD_US,
           CpuQuota: Math.round(spec.cpus * CPU_PERIOD_US),
@@ -120,6 +156,8 @@ export class DockerRuntime implements ContainerRuntime {
         throw new FcError('FC_ERR_START_FAILED', `Docker could not start container ${id.slice(0, 12)}: ${engineMessage(err)}`, {}, { cause: err, retryAfter: 5 });
       }
     }
+    // The next sandbox is made now that this start is done, not during it.
+    this.sandboxes.refill();
     const info = await this.inspect(id);
     if (info === null) throw new FcError('FC_ERR_START_FAILED', `container ${id.slice(0, 12)} vanished as it started`, {}, { retryAfter: 5 });
     return info;
@@ -130,7 +168,8 @@ export class DockerRuntime implements ContainerRuntime {
       const info = await this.docker.getContainer(id).inspect();
       const networks = info.NetworkSettings.Networks as Record<string, { IPAddress?: string }>;
       const legacy = (info.NetworkSettings as { IPAddress?: string }).IPAddress;
-      const ip = networks[this.options.network]?.IPAddress || legacy || null;
+      const mode = info.HostConfig.NetworkMode ?? '';
+      const ip = mode.startsWith('container:') ? await this.sandboxes.ipOf(mode.slice('container:'.length)) : networks[this.options.network]?.IPAddress || legacy || null;
       return {
         id: info.Id,
         name: info.Name.replace(/^\//, ''),
@@ -153,9 +192,11 @@ export class DockerRuntime implements ContainerRuntime {
       .catch((err: unknown) => {
         throw engineError('list containers', err);
       });
-    return rows.map((r) => {
+    const containers = rows.filter((r) => r.Labels[sandboxLabels.role] !== 'sandbox');
+    return Promise.all(containers.map(async (r) => {
       const networks = (r.NetworkSettings?.Networks ?? {}) as Record<string, { IPAddress?: string }>;
-      const ip = networks[this.options.network]?.IPAddress ?? '';
+      const sandbox = r.Labels[sandboxLabels.joined];
+      const ip = (sandbox === undefined ? networks[this.options.network]?.IPAddress : await this.sandboxes.ipOf(sandbox)) ?? '';
       return {
         id: r.Id,
         name: (r.Names[0] ?? '').replace(/^\//, ''),
@@ -167,7 +208,7 @@ export class DockerRuntime implements ContainerRuntime {
         exitCode: null,
         pid: null,
       };
-    });
+    }));
   }
 
   async stop(id: string, timeoutMs: number): Promise<void> {
@@ -179,12 +220,16 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async remove(id: string): Promise<void> {
+    // The sandbox it joined goes with it; for a container an earlier process made, its label says which.
+    const sandbox = this.joined.get(id) ?? (await this.docker.getContainer(id).inspect().then((i) => i.Config.Labels?.[sandboxLabels.joined], () => undefined));
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
       // 409: removal already in progress.
       if (!isStatus(err, 404, 409)) throw engineError(`remove container ${id.slice(0, 12)}`, err);
     }
+    this.joined.delete(id);
+    if (sandbox !== undefined) await this.sandboxes.release(sandbox);
   }
 
   async freeze(id: string): Promise<void> {
@@ -276,6 +321,10 @@ export class DockerRuntime implements ContainerRuntime {
                 if (e.time !== undefined) since = e.time;
                 const attributes = e.Actor?.Attributes ?? {};
                 const { exitCode, ...rest } = attributes;
+                if (rest[sandboxLabels.role] === 'sandbox') {
+                  this.sandboxes.died(e.Actor?.ID ?? e.id ?? '');
+                  continue;
+                }
                 onEvent({
                   type: (e.Action ?? e.status) === 'oom' ? 'oom' : 'die',
                   id: e.Actor?.ID ?? e.id ?? '',
@@ -304,6 +353,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async close(): Promise<void> {
+    await this.sandboxes.close();
     for (const s of this.watchers) (s as unknown as { destroy(): void }).destroy();
     this.watchers.clear();
   }
