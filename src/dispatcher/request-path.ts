@@ -28,20 +28,29 @@ export class RequestPath {
   async serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers?: string[], retryIfGone = false): Promise<{ status: number; retry: boolean }> {
     const { ctx } = this;
     const begin = performance.now();
-    const abort = new AbortController();
+    // Only a request that may be held (its container starting or frozen) needs to hear of its
+    // client going away meanwhile; one for a ready container goes straight on (forward() notices).
+    let abort: AbortController | undefined;
     const onClose = () => {
-      if (!res.writableFinished) abort.abort(new Error('client went away'));
+      if (!res.writableFinished) abort?.abort(new Error('client went away'));
     };
-    res.once('close', onClose);
-    let app = ctx.deps.cache.container(entryId)?.app ?? '';
+    let app = '';
     let status: number;
     let retry = false;
     try {
-      const local = await this.admit(entryId, abort.signal);
+      let local = this.readyNow(entryId);
+      if (local === undefined) {
+        app = ctx.deps.cache.container(entryId)?.app ?? '';
+        abort = new AbortController();
+        res.once('close', onClose);
+        local = await this.admit(entryId, abort.signal);
+        res.off('close', onClose);
+      }
       app = local.app;
       status = await this.forwardTo(local, req, res, headers);
     } catch (err) {
-      if (abort.signal.aborted) {
+      res.off('close', onClose);
+      if (abort?.signal.aborted === true) {
         // The client went away while its request was held: nobody to answer, nothing wrong.
         status = 499;
       } else {
@@ -51,12 +60,16 @@ export class RequestPath {
         else sendProblem(res, fc);
         if (fc.code === 'FC_ERR_INTERNAL') ctx.log.error({ err, container: entryId }, 'request failed');
       }
-    } finally {
-      res.off('close', onClose);
     }
     ctx.metrics.requests.inc({ app, status: String(status) });
     ctx.metrics.requestSeconds.observe({ app }, (performance.now() - begin) / 1000);
     return { status, retry };
+  }
+
+  /** The container, if it is ready and awake: the common case, which needs no admission. */
+  private readyNow(entryId: string): LocalContainer | undefined {
+    const local = this.ctx.locals.get(entryId);
+    return local !== undefined && local.phase === 'ready' && !local.frozen && local.freezing === null ? local : undefined;
   }
 
   /** Step 1: a ready (or still draining) container, starting it if needed. */

@@ -108,9 +108,12 @@ export function isHopByHop(name: string, connectionTokens: ReadonlySet<string>):
   return hopByHop.has(name) || connectionTokens.has(name);
 }
 
-export function connectionTokens(value: string | string[] | undefined): Set<string> {
+/** Shared by every message without a Connection header (most): never written to. */
+const noTokens: ReadonlySet<string> = new Set();
+
+export function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return noTokens;
   const tokens = new Set<string>();
-  if (value === undefined) return tokens;
   for (const v of Array.isArray(value) ? value : [value]) {
     for (const t of v.split(',')) {
       const token = t.trim().toLowerCase();

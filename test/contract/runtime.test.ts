@@ -212,7 +212,7 @@ describe('Docker network sandboxes', () => {
     await eventually(async () => (runtime.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the pool refilled' });
     expect((await sandboxesOfHost()).length).toBe(4);
     await runtime.remove(a);
-    expect(await sandboxesOfHost()).not.toContain(sa);
+    await eventually(async () => (!(await sandboxesOfHost()).includes(sa) ? true : undefined), { timeout: 10_000, what: 'the sandbox removed with its container' });
     await runtime.remove(b);
     await runtime.close();
     // Closing removes the waiting ones: nothing of this runtime is left.

@@ -229,7 +229,7 @@ export class DockerRuntime implements ContainerRuntime {
       if (!isStatus(err, 404, 409)) throw engineError(`remove container ${id.slice(0, 12)}`, err);
     }
     this.joined.delete(id);
-    if (sandbox !== undefined) await this.sandboxes.release(sandbox);
+    if (sandbox !== undefined) this.sandboxes.release(sandbox);
   }
 
   async freeze(id: string): Promise<void> {

@@ -44,6 +44,7 @@ export class SandboxPool {
   private retryAt = 0;
   private closed = false;
   private readonly counts = { hits: 0, misses: 0, failures: 0 };
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(private readonly docker: Docker, private readonly o: SandboxPoolOptions) {}
 
@@ -91,10 +92,11 @@ export class SandboxPool {
     }
   }
 
-  /** Removes the sandbox a removed container had joined. */
-  async release(id: string): Promise<void> {
+  /** Removes the sandbox a removed container had joined, in the background (close() waits for it). */
+  release(id: string): void {
     this.ips.delete(id);
-    await this.removeQuietly(id);
+    const removal = this.removeQuietly(id).finally(() => this.releasing.delete(removal));
+    this.releasing.add(removal);
   }
 
   /** Makes sandboxes until `size` are ready, one at a time; does nothing if already doing so. */
@@ -134,7 +136,7 @@ export class SandboxPool {
     this.closed = true;
     await this.filling?.catch(() => undefined);
     const unused = this.ready.splice(0);
-    await Promise.all(unused.map((s) => this.removeQuietly(s.id)));
+    await Promise.all([...unused.map((s) => this.removeQuietly(s.id)), ...this.releasing]);
   }
 
   private async make(): Promise<Sandbox> {
