@@ -175,7 +175,7 @@ export const options = {
     ...duration(1000, 600_000),
   },
   readyPollInterval: {
-    env: 'FC_READY_POLL_INTERVAL', flag: 'ready-poll-interval', default: 5, roles: ['dispatcher'],
+    env: 'FC_READY_POLL_INTERVAL', flag: 'ready-poll-interval', default: 2, roles: ['dispatcher'],
     doc: 'How often a starting container\'s port is tried.',
     ...duration(1, 1000),
   },
