@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { latencyBuckets } from '../shared/metrics.js';
+import { latencyBuckets, RequestRecorder } from '../shared/metrics.js';
 import type { WarmStats } from './container-runtime.js';
 
 export class DispatcherMetrics {
@@ -12,10 +12,13 @@ export class DispatcherMetrics {
   readonly events: Counter<'app' | 'kind'>;
   readonly applySeconds: Histogram<'kind'>;
   readonly thawSeconds: Histogram<'app'>;
+  /** requests and requestSeconds, per request. */
+  readonly recorder: RequestRecorder;
 
   constructor(registry: Registry, collect: { held(): number; containers(): Map<string, number>; warm(): WarmStats | null }) {
     this.requests = new Counter({ name: 'fc_dispatcher_requests_total', help: 'Requests the dispatcher answered, by app and status', labelNames: ['app', 'status'], registers: [registry] });
     this.requestSeconds = new Histogram({ name: 'fc_dispatcher_request_seconds', help: 'Time from a request reaching the dispatcher to the end of its answer, including any cold start', labelNames: ['app'], buckets: latencyBuckets, registers: [registry] });
+    this.recorder = new RequestRecorder(this.requests, this.requestSeconds);
     this.coldStarts = new Counter({ name: 'fc_dispatcher_cold_starts_total', help: 'Container starts, by app and result', labelNames: ['app', 'result'], registers: [registry] });
     this.coldStartSeconds = new Histogram({ name: 'fc_dispatcher_cold_start_seconds', help: 'Time from a start to the container accepting connections', labelNames: ['app'], buckets: latencyBuckets, registers: [registry] });
     this.drains = new Counter({ name: 'fc_dispatcher_drains_total', help: 'Containers drained and removed, by app and reason', labelNames: ['app', 'reason'], registers: [registry] });

@@ -61,8 +61,7 @@ export class RequestPath {
         if (fc.code === 'FC_ERR_INTERNAL') ctx.log.error({ err, container: entryId }, 'request failed');
       }
     }
-    ctx.metrics.requests.inc({ app, status: String(status) });
-    ctx.metrics.requestSeconds.observe({ app }, (performance.now() - begin) / 1000);
+    ctx.metrics.recorder.record(app, status, (performance.now() - begin) / 1000);
     return { status, retry };
   }
 

@@ -90,8 +90,7 @@ export class UserProxy {
       sendProblem(res, fc);
       if (fc.code === 'FC_ERR_INTERNAL') this.deps.logger.error({ err, host }, 'request failed');
     }
-    this.metrics.requests.inc({ app: app?.name ?? '', status: String(status) });
-    this.metrics.requestSeconds.observe({ app: app?.name ?? '' }, (performance.now() - begin) / 1000);
+    this.metrics.recorder.record(app?.name ?? '', status, (performance.now() - begin) / 1000);
   }
 
   /**
