@@ -9,15 +9,18 @@
 #   fastcontainer/php    Debian bookworm + Apache 2.4 + mod_php (prefork) made
 #                        with mmdebstrap, config from images/php/, port 8080,
 #                        runs as www-data.
+#   fastcontainer/static Debian bookworm + nginx (nginx-light) made with mmdebstrap,
+#                        config from images/static/, serves /var/www/html on port
+#                        8080 as www-data, no access log, symlinks not followed.
 #
-# Usage: scripts/build-images.sh [--force] [--verbose] [hello|php ...]
+# Usage: scripts/build-images.sh [--force] [--verbose] [hello|php|static ...]
 #
 # Idempotent: an image that already exists (docker image inspect) and was built from the
 # current sources (a hash of images/<name>, kept as a label) is skipped unless --force is given;
 # one built from older sources is rebuilt. With no image names, all images are built.
 set -euo pipefail
 
-ALL_IMAGES=(hello php)
+ALL_IMAGES=(hello php static)
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IMAGES_DIR="$REPO_ROOT/images"
 SUITE="${FASTCONTAINER_DEBIAN_SUITE:-bookworm}"
@@ -299,6 +302,100 @@ HOOK
     --change "LABEL fastcontainer.sources=$(sources_hash "$src")" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENTRYPOINT ["/usr/local/bin/fastcontainer-apache"]' \
+    --change 'EXPOSE 8080' \
+    --change 'USER www-data' \
+    --change 'WORKDIR /var/www/html' \
+    "$dir/rootfs-nodev.tar" "$image"
+  new_id="$(docker image inspect -f '{{.Id}}' "$image")"
+  remove_old_image "$old_id" "$new_id"
+  log "built $image in $((SECONDS - t0))s"
+}
+
+# ----------------------------------------------------- fastcontainer/static --
+build_static() {
+  local image="fastcontainer/static" src="$IMAGES_DIR/static"
+  local f
+  for f in nginx.conf index.html; do
+    [[ -f "$src/$f" ]] || die "missing $src/$f (image sources)"
+  done
+  require_deb mmdebstrap "creates the Debian $SUITE root filesystem for $image"
+  require_cmd mmdebstrap mmdebstrap
+
+  local t0=$SECONDS dir="$WORK/static"
+  mkdir -p "$dir"
+  log "building $image with mmdebstrap (downloads packages from ${MIRROR%/debian}; takes a minute)..."
+
+  # The customize hook runs after all packages are installed; $1 is the chroot.
+  local hook
+  hook=$(cat <<'HOOK'
+set -e
+root="$1"
+ch() { chroot "$root" "$@"; }
+# Default document root: only our index.html (Debian's welcome page is removed).
+rm -f "$root/var/www/html/"index.nginx-debian.html
+chown -R root:root "$root/var/www/html"
+chmod 0755 "$root/var/www/html"
+chmod 0644 "$root/var/www/html/index.html" "$root/etc/nginx/fastcontainer.conf"
+# Debian's site, module and log setup is not used (see fastcontainer.conf); in case something
+# still writes to the default log paths, they point at stdout/stderr.
+rm -rf "$root/var/log/nginx"
+mkdir -p "$root/var/log/nginx"
+ln -sfT /proc/self/fd/2 "$root/var/log/nginx/error.log"
+ln -sfT /proc/self/fd/1 "$root/var/log/nginx/access.log"
+# The configuration is checked as the user it runs as, with the flags the entrypoint uses.
+ch setpriv --reuid=www-data --regid=www-data --clear-groups \
+  /usr/sbin/nginx -e stderr -c /etc/nginx/fastcontainer.conf -t -q
+rm -rf "$root/tmp/"nginx-*
+# Do not ship the build host's identity; docker provides these at run time.
+: >"$root/etc/hostname"
+rm -f "$root/etc/resolv.conf"
+rm -rf "$root/var/cache/apt/"*.bin "$root/var/cache/debconf/"*-old "$root/var/lib/apt/lists/"* \
+       "$root/var/log/apt/"* "$root/var/log/"*.log
+HOOK
+)
+
+  # The essential variant has no apt in the image: the site's files are all it serves. mmdebstrap's
+  # merged-usr hook lays out /usr as bookworm wants without the usrmerge package, which would
+  # bring Perl (45 MB) into the image.
+  local merged_usr=()
+  [[ -d /usr/share/mmdebstrap/hooks/merged-usr ]] && merged_usr=(--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr)
+  run_logged "$dir/mmdebstrap.log" mmdebstrap \
+    --variant=essential \
+    "${merged_usr[@]}" \
+    --include=nginx-light \
+    --aptopt='Acquire::Languages "none"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/lintian/*' \
+    --dpkgopt='path-exclude=/usr/share/linda/*' \
+    --dpkgopt='path-exclude=/usr/share/groff/*' \
+    --skip=cleanup/run \
+    --customize-hook="upload $src/nginx.conf /etc/nginx/fastcontainer.conf" \
+    --customize-hook="upload $src/index.html /var/www/html/index.html" \
+    --customize-hook="$hook" \
+    "$SUITE" "$dir/rootfs.tar" \
+    "deb $MIRROR $SUITE main" \
+    "deb $MIRROR $SUITE-updates main" \
+    "deb $SECURITY_MIRROR $SUITE-security main"
+  log "rootfs ready after $((SECONDS - t0))s ($(du -m "$dir/rootfs.tar" | cut -f1) MB tar); importing into docker..."
+
+  # /dev is provided by the container runtime; do not import device nodes.
+  mmtarfilter --path-exclude='/dev/*' <"$dir/rootfs.tar" >"$dir/rootfs-nodev.tar"
+  rm -f "$dir/rootfs.tar"
+
+  local old_id new_id
+  old_id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
+  # nginx is PID 1: its master reaps its workers, and SIGTERM (docker stop) is its fast shutdown.
+  run_logged "$dir/import.log" docker import \
+    --message "fastcontainer static image (Debian $SUITE, nginx-light)" \
+    --change 'LABEL fastcontainer.image=static' \
+    --change "LABEL fastcontainer.sources=$(sources_hash "$src")" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENTRYPOINT ["/usr/sbin/nginx", "-e", "stderr", "-c", "/etc/nginx/fastcontainer.conf"]' \
     --change 'EXPOSE 8080' \
     --change 'USER www-data' \
     --change 'WORKDIR /var/www/html' \

@@ -1,5 +1,6 @@
 // A whole fastcontainer (`fastcontainer up`, the built CLI) in a child process for benchmarks,
-// on free loopback ports, with its own host id (the label on its containers) and state dir.
+// on free loopback ports, with its own host id (the label on its containers) and state dir; and
+// a lone proxy (`fastcontainer proxy`) beside it on the same Redis CMDB, for the multi-host path.
 // FC_BENCH_BIN points at another build's bin/fastcontainer.js (e.g. a copy of the last commit).
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -49,6 +50,21 @@ export interface FastcontainerOptions {
   env?: Record<string, string>;
 }
 
+async function untilHealthy(url: string, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const res = await request(url);
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${what} did not start`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<Fastcontainer> {
   const [proxyPort, apiPort, dispatcherPort] = [await freePort(), await freePort(), await freePort()];
   const hostId = `fcbench-${randomBytes(4).toString('hex')}`;
@@ -71,18 +87,7 @@ export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<
   });
   // The CoreAPI starts last: once it answers, the proxy and the dispatcher do too.
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      const res = await request(`${apiUrl}/healthz`);
-      await res.body.dump();
-      if (res.statusCode === 200) break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('fastcontainer up did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await untilHealthy(`${apiUrl}/healthz`, child, 'fastcontainer up');
   return {
     proxyUrl: `http://127.0.0.1:${proxyPort}`,
     apiUrl,
@@ -120,4 +125,25 @@ export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<
       }
     },
   };
+}
+
+/**
+ * `fastcontainer proxy` on its own, in a child process, on a free loopback port: it reaches the
+ * dispatchers registered in the Redis CMDB at `redisUrl` under `prefix` over HTTP, as a proxy on
+ * another machine would (start `up` with the same REDIS_URL and FC_REDIS_PREFIX for one).
+ */
+export async function startProxyRole(o: { redisUrl: string; prefix: string; env?: Record<string, string> }): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [bin, 'proxy'], {
+    env: { ...process.env, REDIS_URL: o.redisUrl, FC_REDIS_PREFIX: o.prefix, FC_LISTEN_HOST: '127.0.0.1', FC_PROXY_PORT: String(port), FC_LOG_LEVEL: 'warn', ...o.env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await untilHealthy(`${url}/healthz`, child, 'fastcontainer proxy');
+  } catch (err) {
+    await stop(child);
+    throw err;
+  }
+  return { url, stop: () => stop(child) };
 }
