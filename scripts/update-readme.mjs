@@ -1,5 +1,5 @@
 // Regenerates the README's configuration and error tables from the code, and copies in the last
-// benchmark results (bench/results/latest.md) if there are any (npm run docs). The unit tests
+// benchmark results (bench/RESULTS.md) if there are any (npm run docs). The unit tests
 // fail when the README and the code disagree.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
@@ -13,10 +13,11 @@ const errors = [
 ].join('\n');
 
 const sections = [['config', configMarkdownTable()], ['errors', errors]];
-const bench = new URL('../bench/results/latest.md', import.meta.url);
+const bench = new URL('../bench/RESULTS.md', import.meta.url);
 if (existsSync(bench)) {
   // Without the file's own title; its sections become subsections of the README's.
-  const text = readFileSync(bench, 'utf8').replace(/^# .*\n+/, '').replace(/^### /gm, '##### ').replace(/^## /gm, '#### ').trim();
+  // Plots are linked from bench/, the README is one folder up.
+  const text = readFileSync(bench, 'utf8').replace(/^# .*\n+/, '').replace(/^### /gm, '##### ').replace(/^## /gm, '#### ').replace(/\]\(results\//g, '](bench/results/').trim();
   sections.push(['bench', text]);
 }
 

@@ -1,5 +1,5 @@
 // Results as markdown: each benchmark writes its own section, bench/results/<name>.md, saying
-// when, on what and by which command it ran and whether each of its goals is met; latest.md is
+// when, on what and by which command it ran and whether each of its goals is met; bench/RESULTS.md is
 // every section there is, in a fixed order, so running one benchmark keeps the others' results.
 
 import { execFileSync } from 'node:child_process';
@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { resultsDir } from './plot.js';
 
-/** Sections of latest.md, in order. */
-export const sectionOrder = ['proxy-libs', 'warm-path', 'cold-start', 'autoscale', 'recycle', 'metabolism', 'freeze', 'burst'] as const;
+/** Sections of RESULTS.md, in order. */
+export const sectionOrder = ['proxy-libs', 'warm-path', 'cold-start', 'autoscale', 'recycle', 'metabolism', 'freeze', 'burst', 'many-tenants'] as const;
 
 export interface Goal {
   goal: string;
@@ -67,11 +67,21 @@ export async function writeSection(name: string, title: string, body: string): P
   return text;
 }
 
-/** Rebuilds latest.md from the section files there are. */
+/** Where every section is joined: bench/RESULTS.md (the README links it and copies it in). */
+export const resultsFile = path.join(resultsDir, '..', 'RESULTS.md');
+
+/**
+ * Rebuilds bench/RESULTS.md from the section files there are, each plot a section names shown
+ * under it (the sections name them by path, e.g. `bench/results/fig3.png`).
+ */
 export function writeLatest(): string {
-  const parts = sectionOrder.map((n) => path.join(resultsDir, `${n}.md`)).filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8').trim());
-  const text = `# Benchmark results\n\nEach section comes from its own run (\`bash scripts/bench.sh <name>\`) and says when, on what machine and with which command it ran. Times are noisy on a shared machine: read the ratios, which compare paths measured side by side in the same run.\n\n${parts.join('\n\n')}\n`;
-  writeFileSync(path.join(resultsDir, 'latest.md'), text);
+  const parts = sectionOrder.map((n) => path.join(resultsDir, `${n}.md`)).filter((f) => existsSync(f)).map((f) => {
+    const text = readFileSync(f, 'utf8').trim();
+    const plots = [...new Set([...text.matchAll(/`bench\/results\/([\w.-]+)\.png`/g)].map((m) => m[1] as string))];
+    return [text, ...plots.map((p) => `![${p}](results/${p}.png)`)].join('\n\n');
+  });
+  const text = `# Benchmark results\n\nWritten by \`npm run bench\` (\`bash scripts/bench.sh [name ...]\`): each section comes from its own run and says when, on what machine and with which command it ran, and whether each of its goals is met. Times are noisy on a shared machine: read the ratios, which compare paths measured side by side in the same run.\n\n${parts.join('\n\n')}\n`;
+  writeFileSync(resultsFile, text);
   return text;
 }
 

@@ -5,10 +5,10 @@
 import { CmdbCache } from '../cmdb/cache.js';
 import { openStore } from '../cmdb/index.js';
 import type { Store } from '../cmdb/types.js';
-import { startCoreApi, type CoreApiRole } from '../coreapi/index.js';
-import { startDispatcher, type DispatcherRole } from '../dispatcher/index.js';
+import type { CoreApiRole } from '../coreapi/index.js';
+import type { DispatcherRole } from '../dispatcher/index.js';
 import type { ContainerRuntime } from '../dispatcher/container-runtime.js';
-import { startProxy, type ProxyRole } from '../proxy/index.js';
+import type { ProxyRole } from '../proxy/index.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
 import { FcError } from '../shared/errors.js';
@@ -68,16 +68,23 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
   try {
     if (roles.includes('proxy') || roles.includes('dispatcher')) stack.cache = await CmdbCache.open(store, logger);
+    // Each role's code is loaded only when the process runs that role: a proxy on its own does
+    // not carry the Docker client and the CoreAPI (about 7 MB of a proxy process's memory).
     if (roles.includes('dispatcher')) {
+      const { startDispatcher } = await import('../dispatcher/index.js');
       stack.dispatcher = await startDispatcher(config, { store, cache: stack.cache as CmdbCache, clock, logger, ...(o.runtime ? { runtime: o.runtime } : {}) });
     }
     if (roles.includes('proxy')) {
       // With the dispatcher in this process, the proxy calls it directly for this host's entries.
       const local = stack.dispatcher?.dispatcher.local;
+      const { startProxy } = await import('../proxy/index.js');
       stack.proxy = await startProxy(config, { store, cache: stack.cache as CmdbCache, clock, logger, ...(local ? { local } : {}) });
     }
     // Last, so that a CoreAPI answering means every role of this process is up.
-    if (roles.includes('coreapi')) stack.coreapi = await startCoreApi(config, { store, clock, logger });
+    if (roles.includes('coreapi')) {
+      const { startCoreApi } = await import('../coreapi/index.js');
+      stack.coreapi = await startCoreApi(config, { store, clock, logger });
+    }
   } catch (err) {
     await stack.destroy().catch(() => undefined);
     throw err;

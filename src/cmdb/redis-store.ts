@@ -17,10 +17,18 @@ import {
 } from './types.js';
 
 const scriptNames = [
-  'create-app', 'update-app', 'delete-app', 'register-container', 'transition-container', 'put-host', 'remove-host', 'snapshot',
-  'append-event',
+  'create-app', 'update-app', 'delete-app', 'register-container', 'transition-container', 'put-host', 'remove-host', 'append-event',
 ] as const;
 type ScriptName = (typeof scriptNames)[number];
+
+/**
+ * Keys per MGET of a snapshot, and MGETs in flight. Small chunks: a chunk waiting to be parsed
+ * when the young generation is collected is copied, and if it waits again, kept until a full GC;
+ * with 1,000-key chunks the sync of 100,000 apps ended with about 25 MB more heap (and RSS) than
+ * with 100. A few in flight, so that Redis always has the next one to answer.
+ */
+const SNAPSHOT_CHUNK = 100;
+const SNAPSHOT_IN_FLIGHT = 4;
 
 interface Script {
   source: string;
@@ -217,15 +225,41 @@ export class RedisStore implements Store {
     return out;
   }
 
+  /**
+   * The whole CMDB, read in pieces so that neither Redis nor this process holds it all at once
+   * (100,000 apps are about 45 MB of JSON): first the revision and every id, in one MULTI, then
+   * the objects, SNAPSHOT_CHUNK keys per MGET, a few MGETs in flight, each chunk parsed as it
+   * arrives. Objects are read after the revision, so each is at least as new as `rev` and carries
+   * its own: one written meanwhile may be newer, one deleted meanwhile is missing, one created
+   * meanwhile is not listed. Each of those has a change with a higher revision than `rev`, which
+   * a cache subscribed before the snapshot applies after it (see Snapshot).
+   */
   async snapshot(): Promise<Snapshot> {
     const k = this.keys;
-    const reply = (await this.run('snapshot', [k.rev, k.apps, k.containers, k.hosts], [k.prefixes.app, k.prefixes.container, k.prefixes.host])) as [number, string[], string[], string[]];
+    const [rev, apps, containers, hosts] = (await this.exec(
+      this.redis.multi().get(k.rev).smembers(k.apps).smembers(k.containers).smembers(k.hosts),
+    )) as [string | null, string[], string[], string[]];
     return {
-      rev: Number(reply[0]),
-      apps: reply[1].map((j) => JSON.parse(j) as App),
-      containers: reply[2].map((j) => JSON.parse(j) as ContainerEntry),
-      hosts: reply[3].map((j) => JSON.parse(j) as ComputeHost),
+      rev: Number(rev ?? 0),
+      apps: await this.readChunked<App>(apps, k.app),
+      containers: await this.readChunked<ContainerEntry>(containers, k.container),
+      hosts: await this.readChunked<ComputeHost>(hosts, k.host),
     };
+  }
+
+  /** The objects of these ids that still exist, SNAPSHOT_CHUNK per MGET, SNAPSHOT_IN_FLIGHT at a time. */
+  private async readChunked<T>(ids: string[], key: (id: string) => string): Promise<T[]> {
+    const out: T[] = [];
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      while (next < ids.length) {
+        const chunk = ids.slice(next, (next += SNAPSHOT_CHUNK)).map(key);
+        const values = await this.call(() => this.redis.mget(chunk));
+        for (const v of values) if (v !== null) out.push(JSON.parse(v) as T);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SNAPSHOT_IN_FLIGHT, Math.ceil(ids.length / SNAPSHOT_CHUNK)) }, reader));
+    return out;
   }
 
   async subscribe(listener: ChangeListener): Promise<Subscription> {

@@ -100,8 +100,16 @@ export type Change =
   | { kind: 'host'; op: 'put'; rev: number; value: ComputeHost }
   | { kind: 'host'; op: 'delete'; rev: number; id: string; value: ComputeHost };
 
+/**
+ * The whole CMDB for a cache to start from. It need not be read at one instant (Redis reads it in
+ * chunks): every object in it is at least as new as `rev` and carries its own revision, and
+ * whatever changed after `rev` (an object written, deleted or created while the snapshot was
+ * read) has a change with a higher revision. A cache that subscribed before asking for the
+ * snapshot and applies those changes after it, each only if newer than what it holds, ends up
+ * exact (CmdbCache).
+ */
 export interface Snapshot {
-  /** The CMDB revision the snapshot was taken at: changes with a higher rev are newer. */
+  /** Every change up to this revision is in the snapshot; changes with a higher rev may not be. */
   rev: number;
   apps: App[];
   containers: ContainerEntry[];

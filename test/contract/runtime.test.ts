@@ -231,8 +231,10 @@ describe('Docker network sandboxes', () => {
     const id = await first.create(spec());
     const { ip } = await first.start(id);
     expect(await eventually(() => answer(ip as string, 8080), { timeout: 10_000, what: 'an answer' })).toContain('Hello');
+    // The start is followed by a refill; once it is done the process goes quiet, and then away
+    // without closing (kill -9): the next one on this host prepares.
+    await eventually(async () => (first.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the refill after the start' });
     watching();
-    // The process goes away without closing (kill -9); the next one on this host prepares.
     const second = withSandboxes(1);
     await second.prepare();
     const left = await sandboxesOfHost();

@@ -395,6 +395,96 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       }
     });
 
+    it('syncs a cache exactly while the store is written to during its snapshot', async () => {
+      const n = 5_000; // Redis reads this many apps in 50 chunks
+      for (let at = 0; at < n; at += 500) {
+        await Promise.all(Array.from({ length: 500 }, (_, k) => store.createApp(appSpec({ name: `t${at + k}`, hostnames: [`t${at + k}.test`] }), 1)));
+      }
+      await store.updateApp(appSpec({ name: 't0', hostnames: ['t0.test', 'moving.test'] }), 2);
+      // Writers, until told to stop. One passes the name moving.test from app to app; four others
+      // each change the names of apps of their own, delete apps and create them again, and add
+      // and remove entries.
+      let stop = false;
+      const revs: number[] = [];
+      const pick = (from: number, count: number) => from + Math.floor(Math.random() * count);
+      // The memory store answers at once: let timers and the cache's sync run between writes.
+      const breathe = () => new Promise((r) => setImmediate(r));
+      const mover = async () => {
+        let owner = 0;
+        while (!stop) {
+          const next = pick(1, n / 5 - 1);
+          if (next === owner) continue;
+          revs.push((await store.updateApp(appSpec({ name: `t${owner}`, hostnames: [`t${owner}.test`] }), 3)).rev);
+          revs.push((await store.updateApp(appSpec({ name: `t${next}`, hostnames: [`t${next}.test`, 'moving.test'] }), 3)).rev);
+          owner = next;
+          await breathe();
+        }
+      };
+      const changer = async (band: number) => {
+        for (let w = 0; !stop; w++) {
+          const i = pick((band * n) / 5, n / 5);
+          const roll = Math.random();
+          if (roll < 0.5) {
+            revs.push((await store.updateApp(appSpec({ name: `t${i}`, hostnames: [`t${i}.test`, `v${w}.t${i}.test`] }), 3)).rev);
+          } else if (roll < 0.8) {
+            revs.push((await store.deleteApp(`t${i}`)).rev + 1);
+            revs.push((await store.createApp(appSpec({ name: `t${i}`, hostnames: [`t${i}.test`, `again${w}.t${i}.test`] }), 4)).rev);
+          } else {
+            const entry = (await store.registerContainer(newContainer(`t${i}`))).entry;
+            revs.push(entry.rev);
+            if (Math.random() < 0.5) revs.push((await store.transitionContainer(entry.id, ['registered'], 'gone'))!.rev);
+          }
+          await breathe();
+        }
+      };
+      const writers = Promise.all([mover(), changer(1), changer(2), changer(3), changer(4)]);
+      let written: number[] = [];
+      let cache: CmdbCache | undefined;
+      try {
+        await eventually(() => revs.length > 0, { what: 'the writers to begin' });
+        cache = await CmdbCache.open(store, silentLogger);
+        written = [...revs];
+      } finally {
+        stop = true;
+        await writers;
+      }
+      try {
+        // Writes the snapshot did not cover (newer than its revision) were made while it was read.
+        if (store.kind === 'redis') expect(written.filter((r) => r > cache!.snapshotRev).length).toBeGreaterThan(10);
+        const marker = await store.heartbeatHost({ id: 'marker', dispatcherUrl: 'http://x:1', capacity: 1, startedAt: 1, heartbeatAt: 1 });
+        await eventually(() => cache!.host('marker')?.rev === marker.rev, { what: 'the cache to catch up' });
+        const apps = await store.listApps();
+        expect(cache.allApps().length).toBe(apps.length);
+        for (const a of apps) {
+          expect(cache.app(a.name)).toEqual(a);
+          for (const h of a.hostnames) expect(cache.appForHostname(h)?.name).toBe(a.name);
+        }
+        expect(cache.allContainers().map((c) => `${c.id}@${c.rev}`).sort()).toEqual((await store.listContainers()).map((c) => `${c.id}@${c.rev}`).sort());
+      } finally {
+        await cache.close();
+      }
+    });
+
+    it('syncs a cache with an app of 100,000 host names and an app of 8 MB', async () => {
+      const names = Array.from({ length: 100_000 }, (_, i) => `h${i}.many.test`);
+      await store.createApp(appSpec({ name: 'many', hostnames: names }), 1);
+      await store.createApp(appSpec({ name: 'huge', hostnames: ['huge.test'], env: { BIG: 'x'.repeat(8 * 2 ** 20) } }), 1);
+      await store.createApp(appSpec({ name: 'plain', hostnames: ['plain.test'] }), 1);
+      const cache = await CmdbCache.open(store, silentLogger);
+      try {
+        expect(cache.appForHostname('h0.many.test')?.name).toBe('many');
+        expect(cache.appForHostname('h99999.many.test')?.name).toBe('many');
+        expect(cache.app('huge')?.env.BIG?.length).toBe(8 * 2 ** 20);
+        expect(cache.appForHostname('plain.test')?.name).toBe('plain');
+        // Giving the names up releases them all.
+        await store.updateApp(appSpec({ name: 'many', hostnames: ['few.test'] }), 2);
+        await eventually(() => cache.appForHostname('few.test'), { what: 'the update in the cache' });
+        expect(cache.appForHostname('h5.many.test')).toBeUndefined();
+      } finally {
+        await cache.close();
+      }
+    });
+
     it('never lets an older write undo a newer one in the cache', async () => {
       await store.createApp(appSpec({ name: 'a' }), 1);
       const cache = await CmdbCache.open(store, silentLogger);

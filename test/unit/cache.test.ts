@@ -1,0 +1,105 @@
+// The CMDB cache against snapshots read in pieces (as RedisStore reads them): each object may be
+// of a different moment, and the changes made while the snapshot was read arrive around it. The
+// cache must end up exactly where the CMDB is.
+
+import { describe, expect, it } from 'vitest';
+import { CmdbCache } from '../../src/cmdb/cache.js';
+import type { App, Change, ChangeListener, Snapshot, Store } from '../../src/cmdb/types.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { appSpec } from '../helpers/specs.js';
+
+const app = (name: string, rev: number, hostnames: string[], overrides: Partial<App> = {}): App => ({
+  ...appSpec({ name, hostnames }), rev, createdAt: 1, updatedAt: rev, ...overrides,
+});
+
+const put = (value: App): Change => ({ kind: 'app', op: 'put', rev: value.rev, value });
+const del = (value: App, rev: number): Change => ({ kind: 'app', op: 'delete', rev, id: value.name, value });
+
+/** A store whose snapshot is `snapshot`, with `during` published while it is read. */
+function scriptedStore(snapshot: Snapshot, during: Change[]): Store & { publish(c: Change): void } {
+  let listener: ChangeListener | undefined;
+  return {
+    kind: 'memory',
+    async subscribe(l: ChangeListener) {
+      listener = l;
+      return { unsubscribe: async () => {} };
+    },
+    async snapshot() {
+      for (const c of during) listener?.onChange(structuredClone(c));
+      return structuredClone(snapshot);
+    },
+    publish(c: Change) {
+      listener?.onChange(structuredClone(c));
+    },
+  } as unknown as Store & { publish(c: Change): void };
+}
+
+describe('CmdbCache with a snapshot read in pieces', () => {
+  // At rev 10 the snapshot begins. Then a (rev 11) gives up shop.test and b (rev 12) takes it.
+  // The snapshot read a before its change and b after its own.
+  const aBefore = app('a', 8, ['shop.test']);
+  const aAfter = app('a', 11, ['a.test']);
+  const bAfter = app('b', 12, ['shop.test', 'b.test']);
+
+  it.each([
+    ['a read first', [aBefore, bAfter]],
+    ['b read first', [bAfter, aBefore]],
+  ])('a host name moved between apps meanwhile ends with its new app (%s)', async (_name, apps) => {
+    const store = scriptedStore({ rev: 10, apps, containers: [], hosts: [] }, [put(aAfter), put(bAfter)]);
+    const cache = await CmdbCache.open(store, silentLogger);
+    expect(cache.appForHostname('shop.test')?.name).toBe('b');
+    expect(cache.appForHostname('a.test')?.name).toBe('a');
+    expect(cache.appForHostname('b.test')?.name).toBe('b');
+    expect(cache.app('a')?.hostnames).toEqual(['a.test']);
+    // Later, b is deleted: the name goes with it, a keeps its own.
+    store.publish(del(bAfter, 13));
+    expect(cache.appForHostname('shop.test')).toBeUndefined();
+    expect(cache.appForHostname('a.test')?.name).toBe('a');
+    await cache.close();
+  });
+
+  it('drops an app deleted before its piece was read, and ignores a late write of it', async () => {
+    const gone = app('gone', 9, ['gone.test']);
+    const store = scriptedStore({ rev: 10, apps: [], containers: [], hosts: [] }, [del(gone, 11)]);
+    const cache = await CmdbCache.open(store, silentLogger);
+    store.publish(put(gone));
+    expect(cache.app('gone')).toBeUndefined();
+    expect(cache.appForHostname('gone.test')).toBeUndefined();
+    await cache.close();
+  });
+
+  it('keeps an app read newer than its change, and adds one created meanwhile', async () => {
+    const updated = app('u', 12, ['u2.test']);
+    const created = app('c', 11, ['c.test']);
+    const store = scriptedStore({ rev: 10, apps: [updated], containers: [], hosts: [] }, [put(created), put(updated)]);
+    const cache = await CmdbCache.open(store, silentLogger);
+    expect(cache.app('u')?.rev).toBe(12);
+    expect(cache.appForHostname('u2.test')?.name).toBe('u');
+    expect(cache.appForHostname('c.test')?.name).toBe('c');
+    // An older write of u arriving late does not undo the newer one.
+    store.publish(put(app('u', 10, ['u1.test'])));
+    expect(cache.appForHostname('u1.test')).toBeUndefined();
+    expect(cache.app('u')?.hostnames).toEqual(['u2.test']);
+    await cache.close();
+  });
+});
+
+describe('CmdbCache holds apps compactly', () => {
+  it('shares an empty env, frozen, and keeps an app\'s own env as it is', async () => {
+    const apps = [app('a', 1, ['a.test']), app('b', 2, ['b.test']), app('e', 3, ['e.test'], { env: { APP_ENV: 'production' } })];
+    const cache = await CmdbCache.open(scriptedStore({ rev: 3, apps, containers: [], hosts: [] }, []), silentLogger);
+    const [a, b, e] = ['a', 'b', 'e'].map((n) => cache.app(n) as App) as [App, App, App];
+    expect(a.env).toBe(b.env);
+    expect(Object.isFrozen(a.env)).toBe(true);
+    expect(() => {
+      a.env.X = '1';
+    }).toThrow(TypeError);
+    expect(b.env).toEqual({});
+    expect(e.env).toEqual({ APP_ENV: 'production' });
+    expect(Object.isFrozen(e.env)).toBe(false);
+    expect(a.volumes).toEqual([]);
+    expect(a.volumes).toBe(b.volumes);
+    expect({ ...a, rev: 0, name: '', hostnames: [], updatedAt: 0 }).toEqual({ ...appSpec(), rev: 0, name: '', hostnames: [], createdAt: 1, updatedAt: 0 });
+    await cache.close();
+  });
+});
