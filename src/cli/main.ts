@@ -385,11 +385,14 @@ async function ps(config: Config, app: string | boolean | string[] | undefined):
 
 const psHead = ['CONTAINER', 'APP', 'STATE', 'HOST', 'AGE', 'LEFT', 'CPU', 'INFLIGHT', 'P95', 'THROTTLED', 'ADDRESS', 'LAST ERROR'];
 
-/** The rows of `ps`: CPU is the quota the dispatcher measured under, else the entry's; "-" without stats. */
+/**
+ * The rows of `ps`: CPU is the quota the dispatcher measured under, else the entry's (also when a
+ * quota was set by hand after the last stats, which are up to 2 s old); "-" without stats.
+ */
 export function psRows(now: number, containers: ListedContainer[]): string[][] {
   return containers.map((c) => {
     const st = c.stats ?? null;
-    const cpus = st?.cpus ?? c.cpus;
+    const cpus = st !== null && (c.cpusSetAt ?? 0) <= st.at ? st.cpus : c.cpus;
     return [
       c.id, c.app, c.state === 'ready' && c.frozenAt != null ? 'frozen' : c.state, c.host, formatDuration(now - c.createdAt),
       c.expiresAt === null ? '-' : formatDuration(Math.max(0, c.expiresAt - now)),

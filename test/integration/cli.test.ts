@@ -128,7 +128,7 @@ describe('scaling commands', () => {
     expect(ps.stdout).toMatch(/CONTAINER\s+APP\s+STATE\s+HOST\s+AGE\s+LEFT\s+CPU\s+INFLIGHT\s+P95\s+THROTTLED\s+ADDRESS/);
     const rows = ps.stdout.split('\n').filter((l) => l.startsWith('cliscale-'));
     expect(rows).toHaveLength(2);
-    for (const row of rows) expect(row).toMatch(/\s0\.4\s+(-|\d+)\s+(-|\d+ms)\s+(-|\d+%)\s/);
+    for (const row of rows) expect(row, ps.stdout).toMatch(/\s0\.4\s+(-|\d+)\s+(-|\d+ms)\s+(-|\d+%)\s/);
 
     const events = await cli('events', 'cliscale', '--limit', '5');
     expect(events, events.stderr).toMatchObject({ code: 0 });

@@ -82,6 +82,11 @@ describe('psRows', () => {
     expect(noCpus?.slice(6, 10)).toEqual(['-', '-', '-', '-']);
     const idle = psRows(now, [{ ...entry('ready'), stats: { ...stats, p95Ms: null, throttledShare: null } }])[0];
     expect(idle?.slice(6, 10)).toEqual(['0.75', '4', '-', '-']);
+    // A quota set by hand after the stats were taken: the entry's, not the stale measured one.
+    const setSince = psRows(now, [{ ...entry('ready', { cpus: 1.5, cpusSetAt: 1_500 }), stats }])[0];
+    expect(setSince?.[6]).toBe('1.5');
+    const setBefore = psRows(now, [{ ...entry('ready', { cpus: 1.5, cpusSetAt: 500 }), stats }])[0];
+    expect(setBefore?.[6]).toBe('0.75');
   });
 });
 
