@@ -237,6 +237,9 @@ export async function benchBurst(): Promise<string> {
     '',
     goalsMarkdown(goals),
     '',
+    ...(goals.some((g) => g.met === false) && bs !== null && ws !== null
+      ? [`Why the ratio stops there: after the start, serving the ${concurrency} held requests takes ${fmt(bs.p99 - bs.min, 0)} ms (burst p99 − first answer), about what the same ${concurrency} take on the running container (warm burst p99 ${fmt(ws.p99, 0)} ms): the container's 0.5 of a core running PHP, not the dispatcher (one start per burst, every request held and released at once). Network sandboxes halved the single cold start this ratio divides by, so the ratio grew while the burst's own p99 fell. Meeting it would take more CPU for a container that starts under a queue (a start-up quota boost), which the app's limits do not give today.`, '']
+      : []),
     `Plot: \`${displayPath(out.png)}\` (\`.svg\`, data \`.csv\`: per run, the burst's p50, p99 and first answer beside that run's single cold start, and the goal's line).`,
   ].join('\n');
 }
