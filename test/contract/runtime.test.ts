@@ -207,6 +207,7 @@ describe('Docker network sandboxes', () => {
     // The sandbox itself has no privileges and almost nothing to use.
     const sandbox = await docker.getContainer(sa).inspect();
     expect(sandbox.Config.User).toBe('65534:65534');
+    expect(sandbox.Name).toMatch(/^\/fc-sandbox-[0-9a-f]{10}$/);
     expect(sandbox.HostConfig).toMatchObject({ CapDrop: ['ALL'], ReadonlyRootfs: true, Memory: 16 * 1024 * 1024, PidsLimit: 4, Privileged: false });
     // Refilled to the bound, never beyond: 2 waiting + 2 joined.
     await eventually(async () => (runtime.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the pool refilled' });

@@ -7,6 +7,7 @@
 // during one, which it would slow down), and labelled so a later process removes what an earlier
 // one left behind.
 
+import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { WarmStats } from '../container-runtime.js';
 
@@ -141,6 +142,8 @@ export class SandboxPool {
 
   private async make(): Promise<Sandbox> {
     const c = await this.docker.createContainer({
+      // Named so that `docker ps` says what it is.
+      name: `fc-sandbox-${randomBytes(5).toString('hex')}`,
       Image: this.o.image,
       Entrypoint: ['/bin/busybox', 'sleep', '2147483647'],
       Cmd: [],
