@@ -1,7 +1,7 @@
 // One contract, two container runtimes: the Docker engine and the tests' in-process fake.
 
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { labelKeys, type ContainerRuntime, type ContainerSpec } from '../../src/dispatcher/container-runtime.js';
 import { DockerRuntime, type DockerRuntimeOptions } from '../../src/dispatcher/runtime/docker-runtime.js';
 import { sandboxLabels } from '../../src/dispatcher/runtime/network-sandboxes.js';
@@ -184,10 +184,14 @@ describe('Docker network sandboxes', () => {
   const sandboxesOfHost = async () => (await docker.listContainers({ all: true, filters: { label: [`${labelKeys.host}=${hostId}`, `${sandboxLabels.role}=sandbox`] } })).map((c) => c.Id);
   const sandboxOf = async (id: string) => (await docker.getContainer(id).inspect()).HostConfig.NetworkMode?.replace(/^container:/, '') ?? '';
 
+  // Generous waits: the engine is shared with the other test files' starts.
+  const slow = { timeout: 30_000 };
+
   it('gives each container a made-ahead namespace of its own, kept bounded, and removes it with the container', async () => {
     const runtime = withSandboxes(2);
+    onTestFinished(() => runtime.close());
     await runtime.prepare();
-    await eventually(async () => ((await runtime.warmStats())?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'two sandboxes ready' });
+    await eventually(async () => ((await runtime.warmStats())?.ready === 2 ? true : undefined), { ...slow, what: 'two sandboxes ready' });
     const a = await runtime.create(spec());
     const b = await runtime.create(spec());
     const [ia, ib] = [await runtime.start(a), await runtime.start(b)];
@@ -210,10 +214,10 @@ describe('Docker network sandboxes', () => {
     expect(sandbox.Name).toMatch(/^\/fc-sandbox-[0-9a-f]{10}$/);
     expect(sandbox.HostConfig).toMatchObject({ CapDrop: ['ALL'], ReadonlyRootfs: true, Memory: 16 * 1024 * 1024, PidsLimit: 4, Privileged: false });
     // Refilled to the bound, never beyond: 2 waiting + 2 joined.
-    await eventually(async () => (runtime.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the pool refilled' });
+    await eventually(async () => (runtime.warmStats()?.ready === 2 ? true : undefined), { ...slow, what: 'the pool refilled' });
     expect((await sandboxesOfHost()).length).toBe(4);
     await runtime.remove(a);
-    await eventually(async () => (!(await sandboxesOfHost()).includes(sa) ? true : undefined), { timeout: 10_000, what: 'the sandbox removed with its container' });
+    await eventually(async () => (!(await sandboxesOfHost()).includes(sa) ? true : undefined), { ...slow, what: 'the sandbox removed with its container' });
     await runtime.remove(b);
     await runtime.close();
     // Closing removes the waiting ones: nothing of this runtime is left.
@@ -222,19 +226,20 @@ describe('Docker network sandboxes', () => {
 
   it('hands out no dead sandbox, and a later process removes the unused ones an earlier left but keeps the joined', async () => {
     const first = withSandboxes(2);
+    onTestFinished(() => first.close());
     await first.prepare();
-    await eventually(async () => (first.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'two sandboxes ready' });
+    await eventually(async () => (first.warmStats()?.ready === 2 ? true : undefined), { ...slow, what: 'two sandboxes ready' });
     // Something kills a waiting sandbox (an operator, the OOM killer): the pool drops it and makes another.
     const watching = first.watch({ [labelKeys.host]: hostId }, () => undefined);
     const waiting = await sandboxesOfHost();
     await docker.getContainer(waiting[0] as string).kill();
-    await eventually(async () => (!(await sandboxesOfHost()).includes(waiting[0] as string) && first.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the dead sandbox replaced' });
+    await eventually(async () => (!(await sandboxesOfHost()).includes(waiting[0] as string) && first.warmStats()?.ready === 2 ? true : undefined), { ...slow, what: 'the dead sandbox replaced' });
     const id = await first.create(spec());
     const { ip } = await first.start(id);
     expect(await eventually(() => answer(ip as string, 8080), { timeout: 10_000, what: 'an answer' })).toContain('Hello');
     // The start is followed by a refill; once it is done the process goes quiet, and then away
     // without closing (kill -9): the next one on this host prepares.
-    await eventually(async () => (first.warmStats()?.ready === 2 ? true : undefined), { timeout: 10_000, what: 'the refill after the start' });
+    await eventually(async () => (first.warmStats()?.ready === 2 ? true : undefined), { ...slow, what: 'the refill after the start' });
     watching();
     const second = withSandboxes(1);
     await second.prepare();
@@ -249,6 +254,7 @@ describe('Docker network sandboxes', () => {
 
   it('starts containers without a sandbox when none can be made, and says why', async () => {
     const runtime = withSandboxes(1, { image: 'fastcontainer/no-such-image' });
+    onTestFinished(() => runtime.close());
     warnings.length = 0;
     await runtime.prepare();
     await eventually(async () => (runtime.warmStats()?.failures === 1 ? true : undefined), { timeout: 10_000, what: 'the failure counted' });

@@ -112,7 +112,8 @@ export class SandboxPool {
         } catch (err) {
           this.counts.failures += 1;
           this.retryAt = Date.now() + RETRY_MS;
-          this.o.warn('could not make a network sandbox; containers start without one until it works', err);
+          this.o.warn(`could not make a network sandbox; containers start without one until it works (next try in ${RETRY_MS / 1000} s)`, err);
+          setTimeout(() => this.refill(), RETRY_MS).unref();
           return;
         }
       }
