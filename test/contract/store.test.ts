@@ -449,8 +449,9 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
         await writers;
       }
       try {
-        // Writes the snapshot did not cover (newer than its revision) were made while it was read.
-        if (store.kind === 'redis') expect(written.filter((r) => r > cache!.snapshotRev).length).toBeGreaterThan(10);
+        // Writes the snapshot did not cover (newer than its revision) were made while it was read
+        // (how many depends on the machine's load: 7 to dozens were seen).
+        if (store.kind === 'redis') expect(written.filter((r) => r > cache!.snapshotRev).length).toBeGreaterThan(0);
         const marker = await store.heartbeatHost({ id: 'marker', dispatcherUrl: 'http://x:1', capacity: 1, startedAt: 1, heartbeatAt: 1 });
         await eventually(() => cache!.host('marker')?.rev === marker.rev, { what: 'the cache to catch up' });
         const apps = await store.listApps();
