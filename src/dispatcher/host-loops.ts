@@ -3,7 +3,7 @@
 // which also sweeps hosts gone silent and keeps every app's minContainers.
 
 import { newContainerEntry, newContainerId } from '../cmdb/placement.js';
-import { liveStates } from '../cmdb/types.js';
+import { liveStates, type App } from '../cmdb/types.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { labelKeys } from './container-runtime.js';
 import { appOf, type DispatcherContext } from './context.js';
@@ -122,9 +122,12 @@ export class HostLoops {
       const { ctx } = this;
       const { cache, store, clock } = ctx.deps;
       if (ctx.closed) return;
-      let mine = cache.allContainers().filter((c) => c.host === ctx.s.hostId && c.state !== 'gone').length;
-      for (const app of cache.allApps()) {
-        if (app.minContainers === 0) continue;
+      let mine = 0;
+      for (const c of cache.eachContainer()) if (c.host === ctx.s.hostId && c.state !== 'gone') mine += 1;
+      // Only the apps with a minimum are taken out (the loop below waits on the store), not all.
+      const wanting: App[] = [];
+      for (const a of cache.eachApp()) if (a.minContainers > 0) wanting.push(a);
+      for (const app of wanting) {
         let live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state)).length;
         while (live < app.minContainers && mine < ctx.s.hostCapacity) {
           const fresh = newContainerEntry(app, ctx.s.hostId, clock.now(), newContainerId(app.name));
@@ -135,7 +138,7 @@ export class HostLoops {
           mine += 1;
         }
       }
-      for (const c of cache.allContainers()) if (c.host === ctx.s.hostId && c.state === 'registered') this.lifecycle.warmStart(c);
+      for (const c of cache.eachContainer()) if (c.host === ctx.s.hostId && c.state === 'registered') this.lifecycle.warmStart(c);
     });
   }
 }

@@ -113,7 +113,7 @@ export class UserProxy {
     if (req.method !== 'GET') return false;
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
-      sendJson(res, 200, { status: 'ok', role: 'proxy', apps: this.deps.cache.allApps().length, cmdbRev: this.deps.cache.snapshotRev });
+      sendJson(res, 200, { status: 'ok', role: 'proxy', apps: this.deps.cache.appCount, cmdbRev: this.deps.cache.snapshotRev });
       return true;
     }
     if (path === '/metrics') {

@@ -103,3 +103,20 @@ describe('CmdbCache holds apps compactly', () => {
     await cache.close();
   });
 });
+
+describe('CmdbCache views without copies', () => {
+  it('counts and walks the apps it holds, following puts and deletes', async () => {
+    const a = app('a', 2, ['a.test']);
+    const b = app('b', 3, ['b.test']);
+    const store = scriptedStore({ rev: 3, apps: [a, b], containers: [], hosts: [] }, []);
+    const cache = await CmdbCache.open(store, silentLogger);
+    expect(cache.appCount).toBe(2);
+    expect([...cache.eachApp()].map((x) => x.name).sort()).toEqual(['a', 'b']);
+    store.publish(del(a, 4));
+    store.publish(put(app('c', 5, ['c.test'])));
+    expect(cache.appCount).toBe(2);
+    expect([...cache.eachApp()].map((x) => x.name).sort()).toEqual(['b', 'c']);
+    expect([...cache.eachContainer()]).toEqual([]);
+    await cache.close();
+  });
+});
