@@ -36,6 +36,7 @@ import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import type { App, AppSpec, NewContainer, Store } from '../src/cmdb/types.js';
+import { appSpec } from '../test/helpers/specs.js';
 import { importDist, type CmdbModule, type LoggerModule } from './lib/dist.js';
 import { freePort, startFastcontainer, type Fastcontainer } from './lib/fastcontainer.js';
 import { load, markdownTable, median, type LoadResult } from './lib/load.js';
@@ -103,26 +104,14 @@ async function startRedis(): Promise<OwnRedis> {
 }
 
 function tenantSpec(i: number): AppSpec {
-  return {
+  return appSpec({
     name: tenantName(i),
     hostnames: tenantHostnames(i),
     image: 'fastcontainer/php',
-    command: null,
-    port: 8080,
     env: i % 10 === 0 ? { APP_ENV: 'production' } : {},
     volumes: [`/srv/sites/${tenantName(i)}:/var/www/html:ro`],
-    cpus: 0.5,
     memory: 256 * 2 ** 20,
-    lifespan: 600,
-    minContainers: 0,
-    maxContainers: 4,
-    readinessPath: null,
-    maxCpus: 1,
-    latencyTargetMs: 500,
-    idleTimeout: 300,
-    autoscale: true,
-    freezeAfter: 5,
-  };
+  });
 }
 
 const BENCH_HOST = 'bench-host';

@@ -23,8 +23,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { request } from 'undici';
+import { dropPrefix } from '../test/helpers/redis.js';
 import { startFastcontainer, startProxyRole, type Fastcontainer } from './lib/fastcontainer.js';
 import { load, markdownTable, median, type LoadResult } from './lib/load.js';
 import { goalsMarkdown, type Goal } from './lib/report.js';
@@ -111,21 +111,6 @@ async function body(url: string, host: string): Promise<{ status: number; text: 
   return { status: res.statusCode, text: await res.body.text() };
 }
 
-async function dropRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
 interface Row {
   image: Image;
   path: Path;
@@ -205,7 +190,7 @@ export async function benchWarmPath(seconds: number, rounds: number): Promise<st
   } finally {
     await lone?.stop();
     await fc?.stop();
-    await dropRedisPrefix(prefix).catch(() => undefined);
+    await dropPrefix(prefix).catch(() => undefined);
     for (const site of sites.values()) rmSync(site, { recursive: true, force: true });
   }
   return report(rows, rounds, leftovers, loadBefore);

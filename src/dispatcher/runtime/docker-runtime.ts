@@ -67,8 +67,8 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly events: Docker;
   private readonly watchers = new Set<NodeJS.ReadableStream>();
   private readonly sandboxes: SandboxPool;
-  /** The sandbox each container this process made joined. */
-  private readonly joined = new Map<string, string>();
+  /** The sandbox each container this process made joined; null: it made its own namespace. */
+  private readonly joined = new Map<string, string | null>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ ...dockerConnection(options.dockerHost), timeout: ENGINE_TIMEOUT_MS });
@@ -104,7 +104,7 @@ export class DockerRuntime implements ContainerRuntime {
     const sandbox = this.sandboxes.take();
     try {
       const id = await this.createIn(spec, sandbox);
-      if (sandbox !== null) this.joined.set(id, sandbox.id);
+      this.joined.set(id, sandbox?.id ?? null);
       return id;
     } catch (err) {
       if (sandbox !== null) this.sandboxes.discard(sandbox);
@@ -221,7 +221,8 @@ export class DockerRuntime implements ContainerRuntime {
 
   async remove(id: string): Promise<void> {
     // The sandbox it joined goes with it; for a container an earlier process made, its label says which.
-    const sandbox = this.joined.get(id) ?? (await this.docker.getContainer(id).inspect().then((i) => i.Config.Labels?.[sandboxLabels.joined], () => undefined));
+    const known = this.joined.get(id);
+    const sandbox = known !== undefined ? known : await this.docker.getContainer(id).inspect().then((i) => i.Config.Labels?.[sandboxLabels.joined] ?? null, () => null);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
@@ -229,7 +230,7 @@ export class DockerRuntime implements ContainerRuntime {
       if (!isStatus(err, 404, 409)) throw engineError(`remove container ${id.slice(0, 12)}`, err);
     }
     this.joined.delete(id);
-    if (sandbox !== undefined) this.sandboxes.release(sandbox);
+    if (sandbox !== null) this.sandboxes.release(sandbox);
   }
 
   async freeze(id: string): Promise<void> {
