@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { appDefaults, parseAppPatch, parseMemory, parseNewApp, specOf, withScalingDefaults } from '../../src/coreapi/app-spec.js';
+import { appDefaults, parseAppPatch as parsePatch, parseMemory, parseNewApp as parseNew, specOf, withScalingDefaults } from '../../src/coreapi/app-spec.js';
 import { FcError } from '../../src/shared/errors.js';
+
+/** The operator's rules these tests run under: volumes from /srv (any app) or /pool/<app>. */
+const rules = { volumeRoots: ['/srv', '/pool/{app}'] };
+const parseNewApp = (body: unknown) => parseNew(body, rules);
+const parseAppPatch = (current: Parameters<typeof parsePatch>[0], body: unknown) => parsePatch(current, body, rules);
 
 function problemOf(fn: () => unknown): Record<string, unknown> {
   try {
