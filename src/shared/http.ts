@@ -39,7 +39,8 @@ export const MAX_JSON_DEPTH = 32;
  * does not. Walks with a stack of its own: a body nested 100,000 deep must not overflow Node's.
  */
 export function tooDeep(value: unknown, max = MAX_JSON_DEPTH): string | undefined {
-  const stack: { v: unknown; depth: number; path: string[] }[] = [{ v: value, depth: 0, path: [] }];
+  // A body that is not an object has no field names: its path starts at "(body)".
+  const stack: { v: unknown; depth: number; path: string[] }[] = [{ v: value, depth: 0, path: Array.isArray(value) ? ['(body)'] : [] }];
   while (stack.length > 0) {
     const { v, depth, path } = stack.pop() as { v: unknown; depth: number; path: string[] };
     if (v === null || typeof v !== 'object') continue;
