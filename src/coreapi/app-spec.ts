@@ -168,12 +168,13 @@ function unknownFields(body: Record<string, unknown>): FieldProblem[] {
  */
 function mergeSecrets(current: Record<string, string>, change: unknown): unknown {
   if (change === null || typeof change !== 'object' || Array.isArray(change)) return change;
-  const out: Record<string, unknown> = { ...current };
+  // A Map, not assignments: a key named __proto__ is a key like any other here.
+  const out = new Map<string, unknown>(Object.entries(current));
   for (const [k, v] of Object.entries(change as Record<string, unknown>)) {
-    if (v === null) delete out[k];
-    else out[k] = v;
+    if (v === null) out.delete(k);
+    else out.set(k, v);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 function validate(candidate: Record<string, unknown>, problems: FieldProblem[], rules: SpecRules): AppSpec {

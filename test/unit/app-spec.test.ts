@@ -162,6 +162,8 @@ describe('what a tenant may ask for', () => {
     const current = parseNewApp({ ...base, secrets: { A: '1', B: '2' } });
     expect(parseAppPatch(current, { secrets: { B: null, C: '3' } }).secrets).toEqual({ A: '1', C: '3' });
     expect(parseAppPatch(current, { cpus: 0.25 }).secrets).toEqual({ A: '1', B: '2' });
+    const odd = parseAppPatch(current, JSON.parse('{"secrets": {"__proto__": "p"}}'));
+    expect(Object.entries(odd.secrets)).toEqual([['A', '1'], ['B', '2'], ['__proto__', 'p']]);
     expect(problemOf(() => parseAppPatch(current, { secrets: { A: 5 } }))).toMatchObject({ field: 'secrets', value: { A: '***', B: '***' } });
   });
 
