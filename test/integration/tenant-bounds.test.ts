@@ -23,7 +23,7 @@ beforeAll(async () => {
   dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'fctest-bounds-')));
   pool = path.join(dir, 'datapool');
   for (const app of ['blog', 'shop']) mkdirSync(path.join(pool, app, 'site'), { recursive: true, mode: 0o755 });
-  writeFileSync(path.join(pool, 'blog', 'site', 'index.php'), '<?php echo "blog; password ", getenv("DB_PASSWORD") === "pa55-w0rd" ? "set" : "missing", "; root ", is_writable("/") ? "writable" : "read-only";');
+  writeFileSync(path.join(pool, 'blog', 'site', 'index.php'), '<?php echo "blog; password ", getenv("DB_PASSWORD") === "pa55-w0rd" ? "set" : "missing", "; image files ", is_writable("/var/log/apache2") ? "writable" : "read-only", "; tmp ", is_writable("/tmp") ? "writable" : "read-only";');
   writeFileSync(path.join(pool, 'shop', 'site', 'index.php'), '<?php echo "the shop\'s own files";');
   for (const d of [dir, pool]) chmodSync(d, 0o755);
   t = await startTestStack({ env: { FC_VOLUME_ROOTS: `${pool}/{app}` } });
@@ -45,7 +45,8 @@ describe('volumes', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(JSON.stringify(res.body)).not.toContain('pa55-w0rd');
     const page = await t.get('blog.test');
-    expect(page.body).toBe('blog; password set; root read-only');
+    // /var/log/apache2 belongs to www-data in the image: only a read-only root keeps it from being written.
+    expect(page.body).toBe('blog; password set; image files read-only; tmp writable');
     const [c] = await containersOf('blog');
     const info = await docker.getContainer(c?.Id as string).inspect();
     expect(info.HostConfig.ReadonlyRootfs).toBe(true);
