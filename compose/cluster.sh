@@ -117,7 +117,7 @@ status() {
     if alive "$pid"; then echo "$(basename "$f" .pid): running (pid $pid)"; else echo "$(basename "$f" .pid): not running"; fi
   done
   if curl -fs -o /dev/null "http://127.0.0.1:$((BASE + 1))/healthz"; then
-    FC_API_URL="http://127.0.0.1:$((BASE + 1))" node "$BIN" hosts
+    FC_API_URL="http://127.0.0.1:$((BASE + 1))" FC_STATE_DIR="$DIR" node "$BIN" hosts
   fi
 }
 

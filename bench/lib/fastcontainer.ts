@@ -80,6 +80,8 @@ export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<
       FC_HOST_ID: hostId,
       FC_API_TOKEN: TOKEN,
       FC_STATE_DIR: stateDir,
+      // The benchmarks keep their sites in temporary directories, shared by their apps.
+      FC_VOLUME_ROOTS: os.tmpdir(),
       FC_LOG_LEVEL: 'warn',
       ...o.env,
     },

@@ -15,7 +15,8 @@ export class ApiClient {
   async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (method !== 'GET' && this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    // Reads need a token too (the read token or the admin one).
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     let res;
     try {
       res = await request(`${this.baseUrl}${path}`, { method, headers, body: body === undefined ? null : JSON.stringify(body), headersTimeout: 30_000 });

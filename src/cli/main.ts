@@ -1,7 +1,7 @@
 // The `fastcontainer` command: runs the roles (up, proxy, dispatcher, coreapi) and talks to the
 // CoreAPI (app, ps, events). Options come from flags and env vars, described once in shared/config.ts.
 
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import type { App, AppEvent, ContainerEntry, ContainerStats, ComputeHost } from 
 import { findApiToken, tokenPath } from '../shared/api-token.js';
 import { configMarkdownTable, loadConfig, parseArgsOptions, type Config } from '../shared/config.js';
 import { FcError, describeFieldProblem, type FieldProblem } from '../shared/errors.js';
+import { APP_PLACEHOLDER, rootsOf } from '../shared/volumes.js';
 import { createLogger } from '../shared/logger.js';
 import { ApiClient, ApiError } from './api-client.js';
 import { startStack, type Stack, type StackRole } from './stack.js';
@@ -25,12 +26,16 @@ Run the system:
 
 Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
   app create <name> --hostname <host> [--hostname ...] --image <image> [--port 8080]
-             [--env KEY=VALUE ...] [--volume /host:/container[:ro] ...] [--cpus 0.5] [--memory 256m]
+             [--env KEY=VALUE ...] [--secret KEY=VALUE ...] [--volume /host/path:/container[:ro] ...]
+             [--cpus 0.5] [--memory 256m] [--user UID[:GID]] [--read-only-rootfs]
              [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
              [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)] [--freeze-after 5 (s, 0: never)]
              [--no-autoscale | --autoscale true|false]
   app create --file spec.json
+  app update <name> [any create option] [--unset-secret KEY ...]
+                         change only what is given; secrets are set or unset key by key
   app ls | app show <name> | app rm <name>
+                         reads show secrets by key only (secretKeys)
   app scale <name> [--containers N] [--cpus X]
                          set the live containers to N (0 to max) and/or every live container's
                          CPU quota to X cores (cpus to maxCpus), now; the autoscaler may change it again
@@ -47,6 +52,10 @@ const appFlags = {
   image: { type: 'string' },
   port: { type: 'string' },
   env: { type: 'string', multiple: true },
+  secret: { type: 'string', multiple: true },
+  'unset-secret': { type: 'string', multiple: true },
+  user: { type: 'string' },
+  'read-only-rootfs': { type: 'boolean' },
   volume: { type: 'string', multiple: true },
   cpus: { type: 'string' },
   memory: { type: 'string' },
@@ -134,7 +143,7 @@ function report(err: unknown): number {
 
 function configText(config: Config): string {
   return Object.entries(config)
-    .map(([k, v]) => `${k} = ${k === 'apiToken' && v !== '' ? '(set)' : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k} = ${(k === 'apiToken' || k === 'apiReadToken') && v !== '' ? '(set)' : JSON.stringify(v)}`)
     .join('\n');
 }
 
@@ -142,7 +151,7 @@ async function runRoles(config: Config, roles: StackRole[]): Promise<number> {
   const logger = createLogger(config.logLevel);
   const stack = await startStack({ config, roles, logger });
   if (roles.length === 3) printBanner(stack, config);
-  if (config.demo && stack.coreapi !== undefined) await ensureDemoApp(stack.coreapi.listening.url, stack.coreapi.token.token);
+  if (config.demo && stack.coreapi !== undefined) await ensureDemoApp(stack.coreapi.listening.url, stack.coreapi.token.token, demoSite(config));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -170,7 +179,8 @@ function printBanner(stack: Stack, config: Config): void {
     '',
     `fastcontainer is up on this host (CMDB: ${config.redisUrl === '' ? 'embedded, in this process' : `Redis at ${config.redisUrl}`})`,
     `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
-    `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}`,
+    `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}` +
+      ` (read-only: ${stack.coreapi?.readToken.source === 'FC_API_READ_TOKEN' ? 'as set in FC_API_READ_TOKEN' : `in ${stack.coreapi?.readToken.source ?? tokenPath(config.stateDir, 'read')}`})`,
     `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"`,
   ];
   if (config.demo) {
@@ -180,13 +190,28 @@ function printBanner(stack: Stack, config: Config): void {
   process.stderr.write(lines.join('\n'));
 }
 
-export function demoSpec(): Record<string, unknown> {
+/**
+ * The demo site's files, copied from examples/demo-site into the demo app's directory under the
+ * first volume root (by default <state dir>/datapool/demo/site): apps mount only from there.
+ */
+function demoSite(config: Config): string {
+  const configured = config.volumeRoots[0];
+  if (configured === undefined) throw new FcError('FC_ERR_CONFIG', 'the demo app needs a volume root for its site, and FC_VOLUME_ROOTS is none');
+  const root = rootsOf([configured], 'demo')[0] as string;
+  // Under a root shared by every app, the demo keeps to a directory named for it all the same.
+  const site = configured.split('/').includes(APP_PLACEHOLDER) ? path.join(root, 'site') : path.join(root, 'demo', 'site');
+  mkdirSync(site, { recursive: true, mode: 0o755 });
+  cpSync(path.join(repoRoot, 'examples', 'demo-site'), site, { recursive: true, force: true });
+  return site;
+}
+
+export function demoSpec(site: string): Record<string, unknown> {
   return {
     name: 'demo',
     hostnames: ['demo.localhost'],
     image: 'fastcontainer/php',
     port: 8080,
-    volumes: [`${path.join(repoRoot, 'examples', 'demo-site')}:/var/www/html:ro`],
+    volumes: [`${site}:/var/www/html:ro`],
     cpus: 0.5,
     memory: '256m',
     lifespan: 300,
@@ -196,9 +221,9 @@ export function demoSpec(): Record<string, unknown> {
 }
 
 /** Registers the demo app through the CoreAPI, or brings it up to date if it exists. */
-async function ensureDemoApp(apiUrl: string, token: string): Promise<void> {
+async function ensureDemoApp(apiUrl: string, token: string, site: string): Promise<void> {
   const client = new ApiClient(apiUrl, token);
-  const spec = demoSpec();
+  const spec = demoSpec(site);
   try {
     await client.call('POST', '/v1/apps', spec);
   } catch (err) {
@@ -208,8 +233,10 @@ async function ensureDemoApp(apiUrl: string, token: string): Promise<void> {
   }
 }
 
+/** A client with the admin token if this user has it, else the read token (reads only). */
 function client(config: Config): ApiClient {
-  return new ApiClient(config.apiUrl, findApiToken(config.apiToken, config.stateDir));
+  const token = findApiToken(config.apiToken, config.stateDir) ?? findApiToken(config.apiReadToken, config.stateDir, 'read');
+  return new ApiClient(config.apiUrl, token);
 }
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -235,16 +262,18 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
     if (typeof raw === 'string') spec[field] = numberOrText(raw);
   }
   if (typeof values.memory === 'string') spec.memory = numberOrText(values.memory);
-  if (Array.isArray(values.env)) {
-    const env: Record<string, string> = {};
-    for (const pair of values.env) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--env takes KEY=VALUE, not "${pair}"`);
-      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  if (Array.isArray(values.env)) spec.env = pairs('--env', values.env);
+  if (Array.isArray(values.secret) || Array.isArray(values['unset-secret'])) {
+    const secrets: Record<string, string | null> = Array.isArray(values.secret) ? pairs('--secret', values.secret) : {};
+    for (const key of Array.isArray(values['unset-secret']) ? values['unset-secret'] : []) {
+      if (name !== undefined) throw new UsageError('--unset-secret is for app update (a new app has no secrets to unset)');
+      secrets[key] = null;
     }
-    spec.env = env;
+    spec.secrets = secrets;
   }
   if (Array.isArray(values.volume)) spec.volumes = values.volume.map(absoluteVolume);
+  if (typeof values.user === 'string') spec.user = values.user;
+  if (values['read-only-rootfs'] === true) spec.readOnlyRootfs = true;
   if (typeof values.command === 'string') {
     const c = values.command.trim();
     spec.command = c.startsWith('[') ? (JSON.parse(c) as unknown) : c.split(/\s+/);
@@ -276,11 +305,27 @@ export function scaleFromFlags(values: Values): Record<string, unknown> {
   return body;
 }
 
-/** Lets `--volume ./site:/var/www/html` name a host path relative to where the command runs. */
+/** KEY=VALUE pairs of a repeated flag. */
+function pairs(flag: string, list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of list) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${flag} takes KEY=VALUE, not "${pair.slice(0, 40)}"`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+/**
+ * A volume's host path must be absolute: it names a directory on the compute hosts (under the
+ * volume roots), not one where the command runs, so a relative one is refused, not guessed.
+ */
 function absoluteVolume(v: string): string {
-  const [host, ...restParts] = v.split(':');
-  if (host === undefined || host === '' || path.isAbsolute(host) || restParts.length === 0) return v;
-  return [path.resolve(host), ...restParts].join(':');
+  const [host] = v.split(':');
+  if (host === undefined || !path.isAbsolute(host)) {
+    throw new UsageError(`--volume needs an absolute host path, as the compute hosts see it (under the volume roots, FC_VOLUME_ROOTS), not "${v}"`);
+  }
+  return v;
 }
 
 async function appCommand(config: Config, args: string[], values: Values): Promise<number> {
@@ -298,6 +343,14 @@ async function appCommand(config: Config, args: string[], values: Values): Promi
       }
       const app = await api.call<App>('POST', '/v1/apps', spec);
       process.stdout.write(`created app ${app.name}: ${app.hostnames.join(', ')} -> ${app.image}\n`);
+      return 0;
+    }
+    case 'update': {
+      if (name === undefined) throw new UsageError('app update needs the app name');
+      const changes = specFromFlags(undefined, values);
+      if (Object.keys(changes).length === 0) throw new UsageError('app update needs at least one option to change (see app create)');
+      const app = await api.call<App & { secretKeys?: string[] }>('PATCH', `/v1/apps/${encodeURIComponent(name)}`, changes);
+      process.stdout.write(`updated app ${app.name}${(app.secretKeys ?? []).length > 0 ? ` (secrets: ${(app.secretKeys ?? []).join(', ')})` : ''}\n`);
       return 0;
     }
     case 'ls': {
@@ -327,7 +380,7 @@ async function appCommand(config: Config, args: string[], values: Values): Promi
       return 0;
     }
     default:
-      throw new UsageError(`unknown app command "${sub ?? ''}" (create, ls, show, rm, scale)`);
+      throw new UsageError(`unknown app command "${sub ?? ''}" (create, update, ls, show, rm, scale)`);
   }
 }
 

@@ -7,6 +7,7 @@ export const appDefaults = {
   port: 8080,
   command: null,
   env: {},
+  secrets: {},
   volumes: [],
   cpus: 0.5,
   memory: 256 * 1024 * 1024,
@@ -18,6 +19,8 @@ export const appDefaults = {
   idleTimeout: 300,
   autoscale: true,
   freezeAfter: 5,
+  user: null,
+  readOnlyRootfs: false,
 } as const;
 
 /** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */
@@ -26,11 +29,14 @@ export function defaultMaxCpus(cpus: number): number {
 }
 
 /**
- * An app stored before the autoscaling fields existed, with their defaults filled in. Every
- * reader of a stored app's scaling fields goes through this.
+ * An app stored before the autoscaling (or secrets, user, readOnlyRootfs) fields existed, with
+ * their defaults filled in. Every reader of a stored app's later fields goes through this.
  */
 export function withScalingDefaults<T extends AppSpec>(app: T): T {
-  if (app.maxCpus !== undefined && app.latencyTargetMs !== undefined && app.idleTimeout !== undefined && app.autoscale !== undefined && app.freezeAfter !== undefined) return app;
+  if (
+    app.maxCpus !== undefined && app.latencyTargetMs !== undefined && app.idleTimeout !== undefined && app.autoscale !== undefined && app.freezeAfter !== undefined &&
+    app.secrets !== undefined && app.user !== undefined && app.readOnlyRootfs !== undefined
+  ) return app;
   return {
     ...app,
     maxCpus: app.maxCpus ?? defaultMaxCpus(app.cpus),
@@ -38,6 +44,9 @@ export function withScalingDefaults<T extends AppSpec>(app: T): T {
     idleTimeout: app.idleTimeout ?? appDefaults.idleTimeout,
     autoscale: app.autoscale ?? appDefaults.autoscale,
     freezeAfter: app.freezeAfter ?? appDefaults.freezeAfter,
+    secrets: app.secrets ?? {},
+    user: app.user ?? null,
+    readOnlyRootfs: app.readOnlyRootfs ?? false,
   };
 }
 

@@ -28,6 +28,7 @@ function isEmpty(o: object): boolean {
 /** Shares `app`'s empty env, volumes and command and its image name; `app` must be the caller's own (a fresh parse or copy). */
 export function compactApp(app: App): App {
   if (typeof app.env === 'object' && app.env !== null && app.env !== EMPTY_ENV && isEmpty(app.env)) app.env = EMPTY_ENV;
+  if (typeof app.secrets === 'object' && app.secrets !== null && app.secrets !== EMPTY_ENV && isEmpty(app.secrets)) app.secrets = EMPTY_ENV;
   if (Array.isArray(app.volumes) && app.volumes.length === 0) app.volumes = EMPTY_LIST;
   if (Array.isArray(app.command) && app.command.length === 0) app.command = EMPTY_LIST;
   if (typeof app.image === 'string') app.image = sharedImage(app.image);

@@ -14,7 +14,13 @@ export interface AppSpec {
   command: string[] | null;
   port: number;
   env: Record<string, string>;
-  /** Docker-style bind mounts, `host:container[:ro|rw]`. */
+  /**
+   * Env values the CoreAPI never shows (reads give their keys as secretKeys). Kept in the app's
+   * CMDB record like the rest, because every dispatcher needs them to start containers: whoever
+   * can read the CMDB can read them.
+   */
+  secrets: Record<string, string>;
+  /** Bind mounts `host:container[:ro|rw]`; host paths lie under the volume roots (shared/volumes.ts). */
   volumes: string[];
   /** CPU cores, e.g. 0.3 for 30% of one core (a CFS quota). */
   cpus: number;
@@ -36,6 +42,10 @@ export interface AppSpec {
   autoscale: boolean;
   /** Seconds without a request after which a container is frozen (cgroup freezer); 0: never. */
   freezeAfter: number;
+  /** Numeric "uid[:gid]" the container runs as; null: the image's user, unless that is root. */
+  user: string | null;
+  /** The container's root file system is read-only (/tmp and /run are tmpfs). */
+  readOnlyRootfs: boolean;
 }
 
 export interface App extends AppSpec {

@@ -1,5 +1,7 @@
 // The CoreAPI: the control plane's JSON REST API, version 1, and the only writer of app specs.
-// Reads are open; writes need the bearer token. Errors are RFC 7807 problem+json.
+// Writes need the admin bearer token; reads need it or the read-only token (only /healthz and
+// /metrics, which name no app, are open). Apps' secrets are never answered, only their keys.
+// Errors are RFC 7807 problem+json.
 
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -13,12 +15,20 @@ import { FcError, invalidFields, toFcError, type FieldProblem } from '../shared/
 import { readJsonBody, sendJson, sendProblem } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
 import { serveMetrics } from '../shared/metrics.js';
-import { parseAppPatch, parseNewApp, specOf } from './app-spec.js';
+import { parseAppPatch, parseNewApp, publicApp, specOf } from './app-spec.js';
 
 export interface CoreApiSettings {
+  /** Admin token: writes and reads. */
   token: string;
+  /** Read-only token: GETs only. */
+  readToken: string;
   hostTimeout: number;
+  /** FC_VOLUME_ROOTS: where apps' volumes may come from. */
+  volumeRoots: readonly string[];
 }
+
+/** Paths anyone may GET: they name no app, container or host. */
+const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
 
 export interface CoreApiDeps {
   store: Store;
@@ -59,28 +69,28 @@ export class CoreApi {
 
     this.add('GET', '/v1/apps', false, async ({ res }) => {
       const apps = (await store.listApps()).sort((a, b) => a.name.localeCompare(b.name));
-      sendJson(res, 200, { apps });
+      sendJson(res, 200, { apps: apps.map(publicApp) });
     });
     this.add('POST', '/v1/apps', true, async ({ req, res }) => {
-      const spec = parseNewApp(await readJsonBody(req));
+      const spec = parseNewApp(await readJsonBody(req), this.s);
       const app = await store.createApp(spec, clock.now());
       this.deps.logger.info({ app: app.name, hostnames: app.hostnames, image: app.image }, 'app created');
-      sendJson(res, 201, app, { location: `/v1/apps/${app.name}` });
+      sendJson(res, 201, publicApp(app), { location: `/v1/apps/${app.name}` });
     });
     this.add('GET', '/v1/apps/:name', false, async ({ res, params }) => {
-      sendJson(res, 200, await this.app(params.name as string));
+      sendJson(res, 200, publicApp(await this.app(params.name as string)));
     });
     this.add('PATCH', '/v1/apps/:name', true, async ({ req, res, params }) => {
       const current = await this.app(params.name as string);
-      const spec = parseAppPatch(specOf(current), await readJsonBody(req));
+      const spec = parseAppPatch(specOf(current), await readJsonBody(req), this.s);
       const app = await store.updateApp(spec, clock.now());
       this.deps.logger.info({ app: app.name }, 'app updated');
-      sendJson(res, 200, app);
+      sendJson(res, 200, publicApp(app));
     });
     this.add('DELETE', '/v1/apps/:name', true, async ({ res, params }) => {
       const app = await store.deleteApp(params.name as string);
       this.deps.logger.info({ app: app.name }, 'app deleted; its containers drain');
-      sendJson(res, 200, app);
+      sendJson(res, 200, publicApp(app));
     });
     this.add('GET', '/v1/apps/:name/containers', false, async ({ res, params }) => {
       const app = await this.app(params.name as string);
@@ -265,13 +275,18 @@ export class CoreApi {
     return entry;
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** What the request's bearer token allows: 'write' (admin token), 'read' (read token) or nothing. */
+  private access(req: IncomingMessage): 'write' | 'read' | null {
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (m === null) return false;
+    if (m === null) return null;
     const given = Buffer.from((m[1] as string).trim());
-    const expected = Buffer.from(this.s.token);
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    const same = (token: string) => {
+      const expected = Buffer.from(token);
+      return given.length === expected.length && timingSafeEqual(given, expected);
+    };
+    if (same(this.s.token)) return 'write';
+    return same(this.s.readToken) ? 'read' : null;
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -291,9 +306,17 @@ export class CoreApi {
         }
         throw new FcError('FC_ERR_NOT_FOUND', `no such API path: ${url.pathname} (the API is under /v1)`);
       }
-      if (match.r.write && !this.authorized(req)) {
-        res.setHeader('www-authenticate', 'Bearer realm="fastcontainer"');
-        throw new FcError('FC_ERR_UNAUTHORIZED', 'writes need the header "Authorization: Bearer <token>" with the CoreAPI token (see FC_API_TOKEN or ~/.fastcontainer/api-token)');
+      if (match.r.write || !OPEN_PATHS.has(match.r.name)) {
+        const access = this.access(req);
+        if (access === null) {
+          res.setHeader('www-authenticate', 'Bearer realm="fastcontainer"');
+          throw new FcError('FC_ERR_UNAUTHORIZED', match.r.write
+            ? 'writes need the header "Authorization: Bearer <token>" with the CoreAPI admin token (see FC_API_TOKEN or ~/.fastcontainer/api-token)'
+            : 'reads need the header "Authorization: Bearer <token>" with the CoreAPI read token or the admin token (see FC_API_READ_TOKEN or ~/.fastcontainer/api-read-token)');
+        }
+        if (match.r.write && access !== 'write') {
+          throw new FcError('FC_ERR_FORBIDDEN', `the read-only token cannot ${req.method ?? ''} ${url.pathname}: writes need the admin token (FC_API_TOKEN or ~/.fastcontainer/api-token)`);
+        }
       }
       const params: Record<string, string> = {};
       for (const [k, v] of Object.entries(match.m?.groups ?? {})) {

@@ -16,18 +16,23 @@ export interface CoreApiRole {
   api: CoreApi;
   listening: Listening;
   token: ApiToken;
+  readToken: ApiToken;
   close(): Promise<void>;
   destroy(): Promise<void>;
 }
 
 export async function startCoreApi(
-  config: Pick<Config, 'apiPort' | 'listenHost' | 'apiToken' | 'stateDir' | 'hostTimeout'>,
+  config: Pick<Config, 'apiPort' | 'listenHost' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots'>,
   deps: { store: Store; clock: Clock; logger: Logger },
 ): Promise<CoreApiRole> {
   const logger = deps.logger.child({ role: 'coreapi' });
   const token = resolveApiToken(config.apiToken, config.stateDir);
-  const api = new CoreApi({ ...deps, logger, registry: createRegistry('coreapi') }, { token: token.token, hostTimeout: config.hostTimeout });
+  const readToken = resolveApiToken(config.apiReadToken, config.stateDir, 'read');
+  const api = new CoreApi(
+    { ...deps, logger, registry: createRegistry('coreapi') },
+    { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots },
+  );
   const listening = await listen(api.handle, config.apiPort, config.listenHost);
-  logger.info({ url: listening.url, token: token.source }, 'CoreAPI listening');
-  return { api, listening, token, close: () => listening.close(), destroy: () => listening.destroy() };
+  logger.info({ url: listening.url, token: token.source, readToken: readToken.source }, 'CoreAPI listening');
+  return { api, listening, token, readToken, close: () => listening.close(), destroy: () => listening.destroy() };
 }

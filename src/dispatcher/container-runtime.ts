@@ -13,8 +13,15 @@ export interface ContainerSpec {
   env: Record<string, string>;
   /** Port the app listens on inside the container. */
   port: number;
-  /** `host:container[:ro|rw]` bind mounts. */
+  /**
+   * `host:container[:ro|rw]` bind mounts, already checked against the volume roots with host
+   * paths resolved (dispatcher/volumes.ts); a missing host path fails the create.
+   */
   volumes: string[];
+  /** Numeric "uid[:gid]" to run as; null: the image's user, unless that is root (see the runtime). */
+  user?: string | null;
+  /** Root file system read-only, with empty tmpfs on /tmp and /run. */
+  readOnlyRootfs?: boolean;
   /** CPU cores as a CFS quota (0.3 = 30 ms of every 100 ms). */
   cpus: number;
   /** Bytes; swap is not allowed beyond it. */

@@ -32,6 +32,8 @@ export interface DispatcherSettings {
   hostTimeout: number;
   pidsLimit: number;
   containerConnections: number;
+  /** FC_VOLUME_ROOTS; absent: no volumes allowed. */
+  volumeRoots?: readonly string[];
 }
 
 export interface DispatcherDeps {

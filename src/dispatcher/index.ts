@@ -23,7 +23,7 @@ export type DispatcherConfig = Pick<
   | 'dispatcherPort' | 'listenHost' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
-  | 'sandboxPool' | 'sandboxImage'
+  | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages'
 >;
 
 export interface DispatcherRole {
@@ -41,6 +41,7 @@ export async function startDispatcher(
   const runtime = deps.runtime ?? new DockerRuntime({
     dockerHost: config.dockerHost,
     network: config.dockerNetwork,
+    rootImages: config.rootImages,
     sandboxes: {
       size: config.sandboxPool,
       image: config.sandboxImage,

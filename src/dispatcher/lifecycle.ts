@@ -16,6 +16,7 @@ import { drainDecision, expiryOf } from './lifespan.js';
 import { LocalContainer } from './local-container.js';
 import { isNewManualQuota, Quotas } from './quotas.js';
 import { Renewal } from './renewal.js';
+import { resolveVolumes } from './volumes.js';
 import { waitReady } from './wait-ready.js';
 
 export class ContainerLifecycle {
@@ -47,14 +48,18 @@ export class ContainerLifecycle {
     return this.starts.run(entryId, () => this.startContainer(entryId));
   }
 
-  private containerSpec(app: App, entryId: string): ContainerSpec {
+  /** `volumes`: the app's, as resolveVolumes checked them on this host. */
+  private containerSpec(app: App, entryId: string, volumes: string[]): ContainerSpec {
     return {
       name: `fc-${entryId}`,
       image: app.image,
       command: app.command,
-      env: app.env,
+      // Secrets are env the CoreAPI never shows; the CoreAPI refuses a key in both.
+      env: { ...app.env, ...app.secrets },
       port: app.port,
-      volumes: app.volumes,
+      volumes,
+      user: app.user ?? null,
+      readOnlyRootfs: app.readOnlyRootfs === true,
       cpus: app.cpus,
       memory: app.memory,
       pidsLimit: this.ctx.s.pidsLimit,
@@ -94,7 +99,8 @@ export class ContainerLifecycle {
       });
       if (starting === null) throw gone(entryId, 'was drained or removed before it could start');
       cache.observe(starting);
-      const runtimeId = await runtime.create({ ...this.containerSpec(app, entryId), cpus });
+      const volumes = await resolveVolumes(app.name, app.volumes, ctx.s.volumeRoots ?? []);
+      const runtimeId = await runtime.create({ ...this.containerSpec(app, entryId, volumes), cpus });
       local.runtimeId = runtimeId;
       const info = await runtime.start(runtimeId);
       local.pid = info.pid;

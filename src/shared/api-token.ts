@@ -1,5 +1,6 @@
-// The CoreAPI's bearer token: FC_API_TOKEN if given, else one generated on first start and kept
-// (mode 0600) in the state directory, where the CLI on the same machine finds it.
+// The CoreAPI's bearer tokens: the admin token (writes and reads) and the read token (reads
+// only). Each is its env var if given (FC_API_TOKEN, FC_API_READ_TOKEN), else one generated on
+// first start and kept (mode 0600) in the state directory, where the CLI on the same machine finds it.
 
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,8 +12,13 @@ export interface ApiToken {
   source: string;
 }
 
-export function tokenPath(stateDir: string): string {
-  return path.join(stateDir, 'api-token');
+export type TokenKind = 'admin' | 'read';
+
+const files: Record<TokenKind, string> = { admin: 'api-token', read: 'api-read-token' };
+const envs: Record<TokenKind, string> = { admin: 'FC_API_TOKEN', read: 'FC_API_READ_TOKEN' };
+
+export function tokenPath(stateDir: string, kind: TokenKind = 'admin'): string {
+  return path.join(stateDir, files[kind]);
 }
 
 function readToken(file: string): string | undefined {
@@ -25,9 +31,9 @@ function readToken(file: string): string | undefined {
 }
 
 /** For the CoreAPI: the configured token, or the stored one, or a new one stored now. */
-export function resolveApiToken(configured: string, stateDir: string): ApiToken {
-  if (configured !== '') return { token: configured, source: 'FC_API_TOKEN' };
-  const file = tokenPath(stateDir);
+export function resolveApiToken(configured: string, stateDir: string, kind: TokenKind = 'admin'): ApiToken {
+  if (configured !== '') return { token: configured, source: envs[kind] };
+  const file = tokenPath(stateDir, kind);
   const existing = readToken(file);
   if (existing !== undefined) return { token: existing, source: file };
   const token = randomBytes(24).toString('base64url');
@@ -44,6 +50,6 @@ export function resolveApiToken(configured: string, stateDir: string): ApiToken 
 }
 
 /** For the CLI: the configured token or the stored one; undefined if neither exists. */
-export function findApiToken(configured: string, stateDir: string): string | undefined {
-  return configured !== '' ? configured : readToken(tokenPath(stateDir));
+export function findApiToken(configured: string, stateDir: string, kind: TokenKind = 'admin'): string | undefined {
+  return configured !== '' ? configured : readToken(tokenPath(stateDir, kind));
 }

@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { FcError } from './errors.js';
+import { parseVolumeRoots } from './volumes.js';
 
 export type Role = 'proxy' | 'dispatcher' | 'coreapi' | 'cli';
 
@@ -113,14 +114,32 @@ export const options = {
   apiToken: {
     env: 'FC_API_TOKEN', flag: 'api-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-token`)',
     allowed: 'at least 16 characters', roles: ['coreapi', 'cli'],
-    doc: 'Bearer token every CoreAPI write must carry.',
+    doc: 'Bearer token every CoreAPI write must carry (it may read too).',
+    parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
+  },
+  apiReadToken: {
+    env: 'FC_API_READ_TOKEN', flag: 'api-read-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-read-token`)',
+    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'],
+    doc: 'Bearer token for CoreAPI reads only (every GET under /v1); the CLI uses it when it has no admin token.',
     parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
   },
   stateDir: {
     env: 'FC_STATE_DIR', flag: 'state-dir', default: () => path.join(os.homedir(), '.fastcontainer'), defaultDoc: '`~/.fastcontainer`',
-    allowed: 'a directory path', roles: ['coreapi', 'cli'],
-    doc: 'Where the generated API token is kept.',
+    allowed: 'a directory path', roles: ['coreapi', 'dispatcher', 'cli'],
+    doc: 'Where the generated API tokens are kept; the default volume root is under it.',
     parse: (raw: string) => (raw.trim() === '' ? undefined : path.resolve(raw)),
+  },
+  volumeRoots: {
+    env: 'FC_VOLUME_ROOTS', flag: 'volume-roots',
+    default: (c: Readonly<Record<string, unknown>>): readonly string[] => Object.freeze([path.join(String(c.stateDir), 'datapool', '{app}')]),
+    defaultDoc: '`<state dir>/datapool/{app}`',
+    allowed: 'comma-separated absolute directories other than /, `{app}` allowed as a whole segment; `none` allows no volumes',
+    roles: ['coreapi', 'dispatcher'],
+    doc: 'Host directories under which apps\' volumes must lie (the DataPool). `{app}` stands for the app\'s name, so each app mounts only its own directory; a root without it is shared by every app. The dispatcher resolves symbolic links and refuses paths that leave the root or do not exist (it never creates one). Give the CoreAPI and every dispatcher the same value.',
+    parse: (raw: string): readonly string[] | undefined => {
+      const roots = parseVolumeRoots(raw);
+      return roots === undefined ? undefined : Object.freeze(roots);
+    },
   },
   listenHost: {
     env: 'FC_LISTEN_HOST', flag: 'listen-host', default: '0.0.0.0', allowed: 'an IP address or host name', roles: SERVERS,
@@ -223,6 +242,15 @@ export const options = {
     env: 'FC_SANDBOX_IMAGE', flag: 'sandbox-image', default: 'fastcontainer/hello', allowed: 'an image on the engine with /bin/busybox', roles: ['dispatcher'],
     doc: 'Image of the network sandboxes.',
     parse: nonEmpty,
+  },
+  rootImages: {
+    env: 'FC_ROOT_IMAGES', flag: 'root-images', default: Object.freeze([]) as readonly string[], defaultDoc: '(none)',
+    allowed: 'comma-separated image references', roles: ['dispatcher'],
+    doc: 'Images whose containers may run as root (their configured user is root or unset). Any other image configured to run as root runs as 65534:65534 (nobody) instead, or as the app\'s `user`.',
+    parse: (raw: string): readonly string[] | undefined => {
+      const images = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      return images.every((i) => /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/.test(i)) ? Object.freeze(images) : undefined;
+    },
   },
   pidsLimit: {
     env: 'FC_PIDS_LIMIT', flag: 'pids-limit', default: 256, roles: ['dispatcher'],

@@ -33,7 +33,13 @@ export const errorCatalog = {
     status: 401,
     title: 'Unauthorized',
     retryable: false,
-    description: 'A write to the CoreAPI lacks the bearer token, or the token is wrong.',
+    description: 'A CoreAPI request other than /healthz and /metrics lacks a bearer token, or the token is wrong (reads take the read or the admin token, writes the admin token).',
+  },
+  FC_ERR_FORBIDDEN: {
+    status: 403,
+    title: 'Forbidden',
+    retryable: false,
+    description: 'A CoreAPI write carries the read-only token; writes need the admin token.',
   },
   FC_ERR_NOT_FOUND: {
     status: 404,
@@ -125,6 +131,12 @@ export const errorCatalog = {
     retryable: true,
     description: 'The engine refused to create or start the container, or it exited before listening; the answer carries the reason and the last log lines.',
   },
+  FC_ERR_VOLUME_REFUSED: {
+    status: 503,
+    title: 'Volume refused',
+    retryable: true,
+    description: 'The dispatcher refused one of the app\'s volumes at container start: its host path does not exist (volumes are never created), or lies, once symbolic links are resolved, outside the app\'s volume roots (FC_VOLUME_ROOTS).',
+  },
   FC_ERR_UPSTREAM: {
     status: 502,
     title: 'Bad gateway',
@@ -204,8 +216,27 @@ export class FcError extends Error {
   }
 }
 
+/**
+ * A value as a problem shows it back: long strings cut, deep or long lists and objects cut, so an
+ * answer stays small and cheap to build whatever the request held (a 1 MiB string is shown by its
+ * first 200 characters and its length).
+ */
+export function boundedValue(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return v.length <= 200 ? v : `${v.slice(0, 200)}…(${v.length} characters)`;
+  if (v === null || typeof v !== 'object') return v;
+  if (depth >= 4) return Array.isArray(v) ? '[…]' : '{…}';
+  if (Array.isArray(v)) {
+    const shown = v.slice(0, 20).map((x) => boundedValue(x, depth + 1));
+    return v.length > 20 ? [...shown, `…(${v.length} items)`] : shown;
+  }
+  const entries = Object.entries(v as Record<string, unknown>);
+  const shown = Object.fromEntries(entries.slice(0, 20).map(([k, x]) => [k, boundedValue(x, depth + 1)]));
+  return entries.length > 20 ? { ...shown, '…': `${entries.length} keys` } : shown;
+}
+
 /** One or more invalid fields: the first is also spread at the top level for simple clients. */
-export function invalidFields(problems: FieldProblem[]): FcError {
+export function invalidFields(given: FieldProblem[]): FcError {
+  const problems = given.map((p) => ({ ...p, value: boundedValue(p.value) }));
   const first = problems[0];
   if (first === undefined) throw new Error('invalidFields needs at least one problem');
   const message = problems.map(describeFieldProblem).join('; ');

@@ -3,7 +3,7 @@
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { FcError, toFcError } from './errors.js';
+import { FcError, invalidFields, toFcError } from './errors.js';
 import { ERROR_HEADER } from './protocol.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -31,6 +31,27 @@ export function sendProblem(res: ServerResponse, err: unknown, instance?: string
   res.end(text);
 }
 
+/** Deepest nesting a JSON body may have: an app spec needs 3; far deeper only breaks recursive code. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Where `value` nests deeper than `max` levels, as a field path ("env.A.0"); undefined if it
+ * does not. Walks with a stack of its own: a body nested 100,000 deep must not overflow Node's.
+ */
+export function tooDeep(value: unknown, max = MAX_JSON_DEPTH): string | undefined {
+  // A body that is not an object has no field names: its path starts at "(body)".
+  const stack: { v: unknown; depth: number; path: string[] }[] = [{ v: value, depth: 0, path: Array.isArray(value) ? ['(body)'] : [] }];
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop() as { v: unknown; depth: number; path: string[] };
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= max) return path.length === 0 ? '(body)' : path.join('.');
+    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v as Record<string, unknown>);
+    // Only the first levels of the path are kept: they name the field.
+    for (const [k, x] of entries) if (x !== null && typeof x === 'object') stack.push({ v: x, depth: depth + 1, path: path.length < 4 ? [...path, k] : path });
+  }
+  return undefined;
+}
+
 export async function readJsonBody(req: IncomingMessage, limitBytes = 1 << 20): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -43,11 +64,17 @@ export async function readJsonBody(req: IncomingMessage, limitBytes = 1 << 20): 
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (err) {
     throw new FcError('FC_ERR_INVALID_JSON', `request body is not valid JSON: ${(err as Error).message}`);
   }
+  const deep = tooDeep(value);
+  if (deep !== undefined) {
+    throw invalidFields([{ field: deep, value: `(nested more than ${MAX_JSON_DEPTH} levels deep)`, allowed: `JSON nested at most ${MAX_JSON_DEPTH} levels deep` }]);
+  }
+  return value;
 }
 
 export interface Listening {

@@ -1,5 +1,8 @@
 // One contract, two container runtimes: the Docker engine and the tests' in-process fake.
 
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { labelKeys, type ContainerRuntime, type ContainerSpec } from '../../src/dispatcher/container-runtime.js';
@@ -176,6 +179,93 @@ describe('Docker runtime specifics', () => {
     expect(after.HostConfig.CpuQuota).toBe(60_000);
     // Live: the same process kept running.
     expect(after.State.Pid).toBe(before.State.Pid);
+    await runtime.remove(id);
+  });
+});
+
+describe('Docker runtime: what a tenant container may touch', () => {
+  const runtime = new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge' });
+  let dir: string;
+  /** An image configured to run as root (no USER), made for this file and removed after it. */
+  const rootImage = `fctest-root-${hostId}`;
+  beforeAll(async () => {
+    dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'fctest-mounts-')));
+    const base = await docker.createContainer({ Image: 'fastcontainer/hello', Labels: { [labelKeys.managed]: 'true', [labelKeys.host]: hostId } });
+    await base.commit({ repo: rootImage, tag: 'latest', changes: ['USER 0:0'] });
+    await base.remove({ force: true });
+  });
+  afterAll(async () => {
+    await removeContainersOfHost(hostId);
+    await docker.getImage(rootImage).remove({ force: true }).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /** The uid and gid the container's main process runs as, read from this host's /proc. */
+  const idsOf = async (id: string) => {
+    const pid = (await docker.getContainer(id).inspect()).State.Pid;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return { uid: status.match(/^Uid:\s+(\d+)/m)?.[1], gid: status.match(/^Gid:\s+(\d+)/m)?.[1] };
+  };
+
+  // Found: a missing host path was created by the engine as an empty root-owned directory.
+  it('fails the create of a container whose volume does not exist, creating nothing', async () => {
+    const missing = path.join(dir, 'missing');
+    const err = await runtime.create(spec({ volumes: [`${missing}:/www:ro`] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FcError);
+    expect((err as FcError).code).toBe('FC_ERR_START_FAILED');
+    expect((err as FcError).message).toContain('does not exist');
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('mounts an existing directory, read-only when asked', async () => {
+    mkdirSync(path.join(dir, 'www'));
+    writeFileSync(path.join(dir, 'www', 'index.html'), 'from the datapool');
+    chmodSync(path.join(dir, 'www'), 0o755);
+    const id = await runtime.create(spec({ volumes: [`${path.join(dir, 'www')}:/www:ro`] }));
+    const started = await runtime.start(id);
+    await eventually(async () => expect(await answer(started.ip as string, 8080)).toBe('from the datapool'));
+    const info = await docker.getContainer(id).inspect();
+    expect(info.Mounts).toMatchObject([{ Type: 'bind', Source: path.join(dir, 'www'), Destination: '/www', RW: false }]);
+    await runtime.remove(id);
+  });
+
+  it('runs an image configured as root as nobody, unless the operator allows root for it', async () => {
+    const forced = await runtime.create(spec({ image: rootImage }));
+    await runtime.start(forced);
+    expect((await docker.getContainer(forced).inspect()).Config.User).toBe('65534:65534');
+    expect(await idsOf(forced)).toEqual({ uid: '65534', gid: '65534' });
+    await runtime.remove(forced);
+
+    const mine = await runtime.create(spec({ image: rootImage, user: '1234' }));
+    await runtime.start(mine);
+    expect(await idsOf(mine)).toEqual({ uid: '1234', gid: '1234' });
+    await runtime.remove(mine);
+
+    const allowing = new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge', rootImages: [rootImage] });
+    const root = await allowing.create(spec({ image: rootImage }));
+    await allowing.start(root);
+    expect(await idsOf(root)).toEqual({ uid: '0', gid: '0' });
+    await allowing.remove(root);
+    await allowing.close();
+  });
+
+  it("keeps a non-root image's own user", async () => {
+    const id = await runtime.create(spec());
+    await runtime.start(id);
+    // The container inherits the image's USER 65534:65534; nothing was forced on it.
+    expect((await docker.getContainer(id).inspect()).Config.User).toBe((await docker.getImage('fastcontainer/hello').inspect()).Config.User);
+    expect(await idsOf(id)).toEqual({ uid: '65534', gid: '65534' });
+    await runtime.remove(id);
+  });
+
+  it('gives a read-only root file system with writable /tmp and /run when asked', async () => {
+    const probe = 'touch /probe 2>/dev/null && echo root-writable || echo root-read-only; touch /tmp/t /run/r && echo scratch-ok; exec /bin/busybox httpd -f -p 8080 -h /www';
+    const id = await runtime.create(spec({ readOnlyRootfs: true, command: ['/bin/busybox', 'sh', '-c', probe] }));
+    const started = await runtime.start(id);
+    await eventually(async () => expect(await answer(started.ip as string, 8080)).toBeTypeOf('string'));
+    const logs = await runtime.logs(id, 10);
+    expect(logs).toContain('root-read-only');
+    expect(logs).toContain('scratch-ok');
+    expect((await docker.getContainer(id).inspect()).HostConfig.ReadonlyRootfs).toBe(true);
     await runtime.remove(id);
   });
 });

@@ -10,6 +10,7 @@ export function appSpec(overrides: Partial<AppSpec> = {}): AppSpec {
     command: null,
     port: 8080,
     env: {},
+    secrets: {},
     volumes: [],
     cpus: 0.5,
     memory: 128 * 1024 * 1024,
@@ -22,6 +23,8 @@ export function appSpec(overrides: Partial<AppSpec> = {}): AppSpec {
     idleTimeout: 300,
     autoscale: true,
     freezeAfter: 5,
+    user: null,
+    readOnlyRootfs: false,
     ...overrides,
   };
 }

@@ -54,6 +54,8 @@ export async function startTestStack(o: TestStackOptions = {}): Promise<TestStac
       FC_API_TOKEN: TEST_TOKEN,
       FC_STATE_DIR: stateDir,
       FC_REDIS_PREFIX: prefix,
+      // Tests keep their sites in temporary directories; the volume tests set roots of their own.
+      FC_VOLUME_ROOTS: os.tmpdir(),
       ...(o.store === 'memory' ? {} : { REDIS_URL: redisUrl }),
       FC_LOG_LEVEL: process.env.FC_TEST_LOG_LEVEL ?? 'silent',
       ...o.env,

@@ -2,7 +2,7 @@
 // CoreAPI commands against it.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,9 +24,14 @@ let apiPort = 0;
 let banner = '';
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliWith({}, ...args);
+}
+
+/** The command with more environment, e.g. another state directory or only the read token. */
+async function cliWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileP(process.execPath, [bin, ...args], {
-      env: { ...process.env, FC_API_URL: `http://127.0.0.1:${apiPort}`, FC_STATE_DIR: stateDir, FC_API_TOKEN: '' },
+      env: { ...process.env, FC_API_URL: `http://127.0.0.1:${apiPort}`, FC_STATE_DIR: stateDir, FC_API_TOKEN: '', FC_API_READ_TOKEN: '', ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -65,6 +70,12 @@ describe('fastcontainer up --demo', () => {
     expect(banner).toContain(`proxy       http://127.0.0.1:${proxyPort}`);
     expect(banner).toContain(`token: in ${stateDir}/api-token`);
     expect(banner).toContain(`curl http://demo.localhost:${proxyPort}/`);
+  });
+
+  it("keeps the demo site in the demo app's directory under the default volume root", async () => {
+    expect(existsSync(path.join(stateDir, 'datapool', 'demo', 'site', 'index.php'))).toBe(true);
+    const shown = JSON.parse((await cli('app', 'show', 'demo')).stdout) as { volumes: string[] };
+    expect(shown.volumes).toEqual([`${path.join(stateDir, 'datapool', 'demo', 'site')}:/var/www/html:ro`]);
   });
 
   it('serves the demo site from examples/demo-site through a PHP container', async () => {
@@ -107,6 +118,42 @@ describe('the CoreAPI commands', () => {
     expect(badPort.stderr).toContain('--proxy-port="eighty" is not allowed (allowed: integer 0-65535');
     const noRedis = await cli('proxy');
     expect(noRedis.stderr).toContain('REDIS_URL is required');
+  });
+});
+
+describe('tokens and secrets', () => {
+  it('sets secrets it never shows back, changes them key by key, and refuses relative volumes', async () => {
+    const created = await cli('app', 'create', 'clisecret', '--hostname', 'clisecret.test', '--image', 'fastcontainer/hello', '--secret', 'DB_PASSWORD=hunter2-xyz', '--env', 'MODE=prod');
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    const shown = await cli('app', 'show', 'clisecret');
+    expect(JSON.parse(shown.stdout)).toMatchObject({ env: { MODE: 'prod' }, secretKeys: ['DB_PASSWORD'] });
+    expect(shown.stdout).not.toContain('hunter2');
+    const updated = await cli('app', 'update', 'clisecret', '--secret', 'API_KEY=k-123', '--unset-secret', 'DB_PASSWORD', '--cpus', '0.25');
+    expect(updated, updated.stderr).toMatchObject({ code: 0, stdout: 'updated app clisecret (secrets: API_KEY)\n' });
+    expect(JSON.parse((await cli('app', 'show', 'clisecret')).stdout)).toMatchObject({ cpus: 0.25, secretKeys: ['API_KEY'] });
+    const relative = await cli('app', 'update', 'clisecret', '--volume', 'site:/var/www/html');
+    expect(relative.code).toBe(2);
+    expect(relative.stderr).toContain('--volume needs an absolute host path');
+    expect((await cli('app', 'rm', 'clisecret')).code).toBe(0);
+  });
+
+  // Found: every read answered without a token.
+  it('reads with the read token only, cannot write with it, and reads nothing without a token', async () => {
+    const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'fctest-cli-reader-'));
+    try {
+      const readToken = readFileSync(path.join(stateDir, 'api-read-token'), 'utf8').trim();
+      const reader = { FC_STATE_DIR: elsewhere, FC_API_READ_TOKEN: readToken };
+      for (const args of [['app', 'ls'], ['app', 'show', 'demo'], ['ps'], ['hosts']]) {
+        expect(await cliWith(reader, ...args), args.join(' ')).toMatchObject({ code: 0 });
+        const none = await cliWith({ FC_STATE_DIR: elsewhere }, ...args);
+        expect([args.join(' '), none.code, none.stderr]).toEqual([args.join(' '), 1, expect.stringContaining('FC_ERR_UNAUTHORIZED')]);
+      }
+      const write = await cliWith(reader, 'app', 'rm', 'demo');
+      expect(write.code).toBe(1);
+      expect(write.stderr).toContain('FC_ERR_FORBIDDEN');
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // The CoreAPI over real HTTP with the Redis CMDB: CRUD, auth, validation, container entries,
 // events, stats and manual scaling.
 
+import os from 'node:os';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEvent, ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
@@ -9,6 +10,8 @@ import { startTestStack, TEST_TOKEN, type TestStack } from '../helpers/stack.js'
 import { eventually } from '../helpers/wait.js';
 
 let t: TestStack;
+/** The read-only token the CoreAPI generated in the stack's state directory. */
+const readToken = () => t.stack.coreapi?.readToken.token ?? '';
 
 beforeAll(async () => {
   t = await startTestStack({ roles: ['coreapi'] });
@@ -86,6 +89,29 @@ describe('invalid app specs get 400 naming the field, the value and what is allo
     ['a number in env', { ...valid, name: 'a', hostnames: ['a.test'], env: { PORT: 80 } }, 'env', { PORT: 80 }],
     ['a command string', { ...valid, name: 'a', hostnames: ['a.test'], command: 'httpd -f' }, 'command', 'httpd -f'],
     ['an unknown field', { ...valid, name: 'a', hostnames: ['a.test'], replicas: 3 }, 'replicas', 3],
+    // Found: accepted (201), and every start then failed with the engine's message shown to the public.
+    ['a NUL in an env value', { ...valid, name: 'a', hostnames: ['a.test'], env: { DB: 'x\u0000y' } }, 'env', { DB: 'x\u0000y' }],
+    ['a NUL in a command argument', { ...valid, name: 'a', hostnames: ['a.test'], command: ['sh', '-c', 'a\u0000b'] }, 'command', ['sh', '-c', 'a\u0000b']],
+    ['an env value past exec\'s limit', { ...valid, name: 'a', hostnames: ['a.test'], env: { BIG: 'x'.repeat(40_000) } }, 'env', { BIG: `${'x'.repeat(200)}…(40000 characters)` }],
+    ['a non-ASCII readiness path', { ...valid, name: 'a', hostnames: ['a.test'], readinessPath: '/héalth' }, 'readinessPath', '/héalth'],
+    ['a NUL in the readiness path', { ...valid, name: 'a', hostnames: ['a.test'], readinessPath: '/a\u0000' }, 'readinessPath', '/a\u0000'],
+    ['a NUL in the image', { ...valid, name: 'a', hostnames: ['a.test'], image: 'img\u0000' }, 'image', 'img\u0000'],
+    ['a huge port', { ...valid, name: 'a', hostnames: ['a.test'], port: 1e308 }, 'port', 1e308],
+    ['localhost as a hostname', { ...valid, name: 'a', hostnames: ['localhost'] }, 'hostnames', ['localhost']],
+    ['an IPv4 address as a hostname', { ...valid, name: 'a', hostnames: ['10.0.0.1'] }, 'hostnames', ['10.0.0.1']],
+    ['a short IPv4 form as a hostname', { ...valid, name: 'a', hostnames: ['127.1'] }, 'hostnames', ['127.1']],
+    ['a decimal IPv4 as a hostname', { ...valid, name: 'a', hostnames: ['2130706433'] }, 'hostnames', ['2130706433']],
+    ['a hex IPv4 as a hostname', { ...valid, name: 'a', hostnames: ['0x7f.1'] }, 'hostnames', ['0x7f.1']],
+    ['an IPv6 address as a hostname', { ...valid, name: 'a', hostnames: ['[::1]'] }, 'hostnames', ['[::1]']],
+    ['root as the user', { ...valid, name: 'a', hostnames: ['a.test'], user: '0' }, 'user', '0'],
+    ['a user name', { ...valid, name: 'a', hostnames: ['a.test'], user: 'root' }, 'user', 'root'],
+    ['readOnlyRootfs as text', { ...valid, name: 'a', hostnames: ['a.test'], readOnlyRootfs: 'yes' }, 'readOnlyRootfs', 'yes'],
+    // Found: all accepted. The stack's only volume root is the temporary directory.
+    ['the host root as a volume', { ...valid, name: 'a', hostnames: ['a.test'], volumes: ['/:/host:rw'] }, 'volumes', ['/:/host:rw']],
+    ['the Docker socket as a volume', { ...valid, name: 'a', hostnames: ['a.test'], volumes: ['/var/run/docker.sock:/var/run/docker.sock'] }, 'volumes', ['/var/run/docker.sock:/var/run/docker.sock']],
+    ['/proc as a volume', { ...valid, name: 'a', hostnames: ['a.test'], volumes: ['/proc:/host/proc:ro'] }, 'volumes', ['/proc:/host/proc:ro']],
+    ['/etc as a volume', { ...valid, name: 'a', hostnames: ['a.test'], volumes: ['/etc:/srv/etc:ro'] }, 'volumes', ['/etc:/srv/etc:ro']],
+    ['a volume climbing out with ..', { ...valid, name: 'a', hostnames: ['a.test'], volumes: [`${os.tmpdir()}/../etc:/srv:ro`] }, 'volumes', [`${os.tmpdir()}/../etc:/srv:ro`]],
   ];
   it.each(cases)('%s', async (_what, body, field, value) => {
     const res = await t.api('POST', '/v1/apps', body);
@@ -94,6 +120,18 @@ describe('invalid app specs get 400 naming the field, the value and what is allo
     expect(res.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field, value });
     expect(typeof res.body.allowed).toBe('string');
     expect(res.body.detail).toContain(field);
+    expect((await t.api('GET', '/v1/apps/a')).status).toBe(404);
+  });
+
+  // Found: a 500 (the stack overflowed while the 400 was being written).
+  it('answers 400 naming the field for JSON nested 100,000 deep', async () => {
+    const deep = `{"name":"a","hostnames":["a.test"],"image":"x","env":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const res = await raw('POST', '/v1/apps', deep, auth);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: expect.stringMatching(/^env(\.0)*/) });
+    const top = await raw('POST', '/v1/apps', '['.repeat(100_000) + ']'.repeat(100_000), auth);
+    expect(top.status).toBe(400);
+    expect(top.body.field).toMatch(/^\(body\)\.0\.0/);
     expect((await t.api('GET', '/v1/apps/a')).status).toBe(404);
   });
 
@@ -111,7 +149,7 @@ describe('invalid app specs get 400 naming the field, the value and what is allo
     const nullBody = await raw('POST', '/v1/apps/odd/containers', 'null', auth);
     expect(nullBody.status).toBe(400);
     expect(nullBody.body.field).toBe('(body)');
-    const badPath = await raw('GET', '/v1/apps/%E0%A4%A', undefined);
+    const badPath = await raw('GET', '/v1/apps/%E0%A4%A', undefined, auth);
     expect(badPath.status).toBe(400);
     expect(badPath.body.field).toBe('name');
     await t.api('DELETE', '/v1/apps/odd');
@@ -124,15 +162,74 @@ describe('invalid app specs get 400 naming the field, the value and what is allo
   });
 });
 
+describe('secrets: written, never read back', () => {
+  const secretApp = { name: 'vault', hostnames: ['vault.test'], image: 'fastcontainer/hello', env: { MODE: 'prod' } };
+  it('takes secrets, answers only their keys, and keeps the values for the dispatchers', async () => {
+    const res = await t.api('POST', '/v1/apps', { ...secretApp, secrets: { DB_PASSWORD: 's3cret-one', API_KEY: 's3cret-two' } });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ env: { MODE: 'prod' }, secretKeys: ['API_KEY', 'DB_PASSWORD'] });
+    expect(res.body.secrets).toBeUndefined();
+    for (const p of ['/v1/apps/vault', '/v1/apps']) {
+      const text = JSON.stringify((await t.api('GET', p)).body);
+      expect(text).toContain('DB_PASSWORD');
+      expect(text).not.toContain('s3cret');
+    }
+    expect((await t.stack.store.getApp('vault'))?.secrets).toEqual({ DB_PASSWORD: 's3cret-one', API_KEY: 's3cret-two' });
+  });
+
+  it('changes secrets key by key: a string sets one, null removes one, the others stay', async () => {
+    const res = await t.api('PATCH', '/v1/apps/vault', { secrets: { API_KEY: null, TOKEN: 's3cret-three' } });
+    expect(res.status).toBe(200);
+    expect(res.body.secretKeys).toEqual(['DB_PASSWORD', 'TOKEN']);
+    expect(JSON.stringify(res.body)).not.toContain('s3cret');
+    expect((await t.stack.store.getApp('vault'))?.secrets).toEqual({ DB_PASSWORD: 's3cret-one', TOKEN: 's3cret-three' });
+    expect((await t.api('PATCH', '/v1/apps/vault', { cpus: 0.25 })).body.secretKeys).toEqual(['DB_PASSWORD', 'TOKEN']);
+  });
+
+  it('refuses a bad secret without showing its value, and a key in both env and secrets', async () => {
+    const nul = await t.api('PATCH', '/v1/apps/vault', { secrets: { DB_PASSWORD: 'hidden\u0000value' } });
+    expect(nul.status).toBe(400);
+    expect(nul.body).toMatchObject({ field: 'secrets', value: { DB_PASSWORD: '***', TOKEN: '***' } });
+    expect(JSON.stringify(nul.body)).not.toContain('hidden');
+    const both = await t.api('PATCH', '/v1/apps/vault', { secrets: { MODE: 'other-hidden' } });
+    expect(both.status).toBe(400);
+    expect(both.body.field).toBe('secrets');
+    expect(JSON.stringify(both.body)).not.toContain('other-hidden');
+    expect((await t.api('PATCH', '/v1/apps/vault', { secretKeys: ['X'] })).body.field).toBe('secretKeys');
+    await t.api('DELETE', '/v1/apps/vault');
+  });
+});
+
 describe('auth and routing', () => {
-  it('needs the bearer token for writes but not for reads', async () => {
+  it('needs the admin token for writes', async () => {
     const none = await raw('POST', '/v1/apps', JSON.stringify({ ...valid, name: 'x', hostnames: ['x.test'] }), { 'content-type': 'application/json' });
     expect(none.status).toBe(401);
     expect(none.headers['www-authenticate']).toContain('Bearer');
     const wrong = await raw('DELETE', '/v1/apps/blog', undefined, { authorization: 'Bearer wrong-token-0123456789abcdef' });
     expect(wrong.status).toBe(401);
+    const reader = await raw('DELETE', '/v1/apps/blog', undefined, { authorization: `Bearer ${readToken()}` });
+    expect(reader.status).toBe(403);
+    expect(reader.body.code).toBe('FC_ERR_FORBIDDEN');
     expect((await t.api('GET', '/v1/apps/blog')).status).toBe(200);
-    expect((await raw('GET', '/v1/apps', undefined)).status).toBe(200);
+  });
+
+  // Found: GET /v1/apps/:name answered anyone, with the env values tenants keep passwords in.
+  it('needs a token for every read: the read token or the admin token', async () => {
+    const reads = ['/v1/apps', '/v1/apps/blog', '/v1/apps/blog/containers', '/v1/apps/blog/events', '/v1/containers', '/v1/hosts'];
+    for (const p of reads) {
+      const none = await raw('GET', p, undefined);
+      expect([p, none.status, none.body.code]).toEqual([p, 401, 'FC_ERR_UNAUTHORIZED']);
+      expect(JSON.stringify(none.body)).not.toContain('production');
+      expect((await raw('GET', p, undefined, { authorization: 'Bearer wrong-token-0123456789abcdef' })).status).toBe(401);
+      expect((await raw('GET', p, undefined, { authorization: `Bearer ${readToken()}` })).status).toBe(200);
+      expect((await raw('GET', p, undefined, { authorization: `Bearer ${TEST_TOKEN}` })).status).toBe(200);
+    }
+  });
+
+  it('keeps /healthz open, saying nothing about apps', async () => {
+    const health = await raw('GET', '/healthz', undefined);
+    expect(health.status).toBe(200);
+    expect(Object.keys(health.body).sort()).toEqual(['role', 'status', 'store']);
   });
 
   it('answers 404 for unknown paths and 405 with Allow for wrong methods', async () => {
@@ -246,7 +343,7 @@ describe('app events', () => {
   });
 
   it.each(['0', '201', '1000', 'abc', '-1', '1.5', '', '1e2', ' 5', '0x10'])('refuses limit=%j with 400 naming limit', async (limit) => {
-    const res = await raw('GET', `/v1/apps/evt/events?limit=${encodeURIComponent(limit)}`, undefined);
+    const res = await raw('GET', `/v1/apps/evt/events?limit=${encodeURIComponent(limit)}`, undefined, auth);
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: 'limit', value: limit });
     expect(res.body.allowed).toContain('1 to 200');
@@ -254,7 +351,7 @@ describe('app events', () => {
 
   it('answers 404 for names that try to walk out of the app\'s keys', async () => {
     for (const name of ['..%2Fevt', '%2E%2E', 'evt%00', '*', 'evt%2Fevents']) {
-      const res = await raw('GET', `/v1/apps/${name}/events`, undefined);
+      const res = await raw('GET', `/v1/apps/${name}/events`, undefined, auth);
       expect(res.status, name).toBe(404);
     }
   });

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { appDefaults, parseAppPatch, parseMemory, parseNewApp, specOf, withScalingDefaults } from '../../src/coreapi/app-spec.js';
+import { appDefaults, parseAppPatch as parsePatch, parseMemory, parseNewApp as parseNew, publicApp, specOf, withScalingDefaults } from '../../src/coreapi/app-spec.js';
 import { FcError } from '../../src/shared/errors.js';
+
+/** The operator's rules these tests run under: volumes from /srv (any app) or /pool/<app>. */
+const rules = { volumeRoots: ['/srv', '/pool/{app}'] };
+const parseNewApp = (body: unknown) => parseNew(body, rules);
+const parseAppPatch = (current: Parameters<typeof parsePatch>[0], body: unknown) => parsePatch(current, body, rules);
 
 function problemOf(fn: () => unknown): Record<string, unknown> {
   try {
@@ -91,5 +96,82 @@ describe('parseAppPatch', () => {
   it('validates the result as a whole', () => {
     expect(problemOf(() => parseAppPatch(current, { minContainers: 4 }))).toMatchObject({ field: 'minContainers', value: 4 });
     expect(problemOf(() => parseAppPatch(current, { name: 'other' }))).toMatchObject({ field: 'name' });
+  });
+});
+
+describe('what a tenant may ask for', () => {
+  const base = { name: 'blog', hostnames: ['blog.test'], image: 'img' };
+  // Roots here: /srv (shared by every app) and /pool/{app} (each app its own directory).
+  it.each([
+    ['/srv/site:/var/www/html:ro'], ['/pool/blog:/data'], ['/pool/blog/uploads:/var/www/html/uploads:rw'], ['/srv:/srv'],
+  ])('accepts the volume %s', (v) => {
+    expect(parseNewApp({ ...base, volumes: [v] }).volumes).toEqual([v]);
+  });
+  it.each([
+    ['the host root', '/:/host:rw'], ['the Docker socket', '/var/run/docker.sock:/var/run/docker.sock'], ['/proc', '/proc:/p'], ['/etc', '/etc:/e:ro'],
+    ["another tenant's directory", '/pool/shop:/var/www/html'], ["another tenant's subdirectory", '/pool/shop/db:/data'],
+    ['the roots\' parent', '/pool:/pool'], ['a name sharing the prefix', '/pool/blogger:/data'], ['a path climbing out', '/pool/blog/../shop:/data'],
+    ['a dot segment', '/pool/blog/./x:/data'], ['a double slash', '/pool/blog//x:/data'], ['a trailing slash', '/pool/blog/:/data'],
+    ['a relative path', 'site:/var/www/html'], ['the container root', '/pool/blog:/'], ['a relative container path', '/pool/blog:data'],
+    ['a NUL', '/pool/blog/a\u0000:/data'], ['a bad mode', '/pool/blog:/data:rx'], ['a fourth part', '/pool/blog:/data:ro:x'],
+  ])('refuses %s as a volume', (_what, v) => {
+    const p = problemOf(() => parseNewApp({ ...base, volumes: [v] }));
+    expect(p).toMatchObject({ field: 'volumes', value: [v] });
+    expect(String(p.allowed)).toContain('under /srv or /pool/blog');
+  });
+  it('allows no volume at all when the operator allows no root', () => {
+    expect(problemOf(() => parseNew({ ...base, volumes: ['/srv/x:/x'] }, { volumeRoots: [] })).allowed).toContain('allows no volumes');
+  });
+
+  it.each([
+    ['localhost'], ['LOCALHOST.'], ['localhost.localdomain'], ['ip6-localhost'], ['10.0.0.1'], ['127.1'], ['2130706433'], ['0x7f.1'],
+    ['1.2.3.0x10'], ['[::1]'], ['::1'], ['fe80::1%eth0'], ['a..b'], ['-a.test'], ['*.example.com'], ['a.test:80'],
+  ])('refuses the hostname %s', (h) => {
+    expect(problemOf(() => parseNewApp({ ...base, hostnames: [h] }))).toMatchObject({ field: 'hostnames' });
+  });
+  it.each([['demo.localhost'], ['1.example.com'], ['123.456.example'], ['xn--bcher-kva.example'], ['a-0x7f.test']])('accepts the hostname %s', (h) => {
+    expect(parseNewApp({ ...base, hostnames: [h] }).hostnames).toEqual([h]);
+  });
+
+  it.each([
+    ['env', { A: 'x\u0000' }], ['env', { A: 'x'.repeat(32 * 1024 + 1) }], ['env', { 'A-B': 'x' }],
+    ['command', ['sh', '\u0000']], ['command', ['x'.repeat(32 * 1024 + 1)]], ['command', []],
+    ['readinessPath', '/a b'], ['readinessPath', '/ü'], ['readinessPath', `/${'a'.repeat(1024)}`], ['readinessPath', 'healthz'],
+    ['port', 1e308], ['port', Number.MAX_SAFE_INTEGER + 2], ['cpus', Number.POSITIVE_INFINITY], ['memory', '99999999999999999999g'], ['memory', 1e300],
+    ['maxContainers', 1e9], ['lifespan', -0.5], ['image', 'a b'], ['image', 'img\u0000'], ['image', `a${'b'.repeat(300)}`],
+    ['user', '0'], ['user', '0:0'], ['user', 'root'], ['user', '1000:0'], ['user', ''], ['user', ':1000'], ['user', '1:2:3'], ['user', '4294967295'], ['user', 1000],
+    ['readOnlyRootfs', 'true'], ['readOnlyRootfs', 1],
+    ['secrets', { A: 1 }], ['secrets', { A: 'x\u0000' }], ['secrets', ['A']], ['secrets', { 'A B': 'x' }],
+  ] as const)('refuses %s = %j', (field, value) => {
+    expect(problemOf(() => parseNewApp({ ...base, [field]: value }))).toMatchObject({ field });
+  });
+
+  it('takes a non-root user and a read-only root file system', () => {
+    expect(parseNewApp({ ...base, user: '1000', readOnlyRootfs: true })).toMatchObject({ user: '1000', readOnlyRootfs: true });
+    expect(parseNewApp({ ...base, user: '33:33' }).user).toBe('33:33');
+    expect(parseNewApp(base)).toMatchObject({ user: null, readOnlyRootfs: false, secrets: {} });
+  });
+
+  it('never shows a secret value in a problem', () => {
+    const p = problemOf(() => parseNewApp({ ...base, env: { A: '1' }, secrets: { A: 'pa55word', B: 'x\u0000pa55word' } }));
+    expect(p).toMatchObject({ field: 'secrets', value: { A: '***', B: '***' } });
+    expect(JSON.stringify(p)).not.toContain('pa55word');
+  });
+
+  it('merges secrets on a change: a value sets, null removes, the rest stay', () => {
+    const current = parseNewApp({ ...base, secrets: { A: '1', B: '2' } });
+    expect(parseAppPatch(current, { secrets: { B: null, C: '3' } }).secrets).toEqual({ A: '1', C: '3' });
+    expect(parseAppPatch(current, { cpus: 0.25 }).secrets).toEqual({ A: '1', B: '2' });
+    const odd = parseAppPatch(current, JSON.parse('{"secrets": {"__proto__": "p"}}'));
+    expect(Object.entries(odd.secrets)).toEqual([['A', '1'], ['B', '2'], ['__proto__', 'p']]);
+    expect(problemOf(() => parseAppPatch(current, { secrets: { A: 5 } }))).toMatchObject({ field: 'secrets', value: { A: '***', B: '***' } });
+  });
+
+  it('shows an app with its secrets by key only', () => {
+    const shown = publicApp(parseNewApp({ ...base, secrets: { Z: 'zz', A: 'aa' } }));
+    expect(shown).toMatchObject({ secretKeys: ['A', 'Z'] });
+    expect('secrets' in shown).toBe(false);
+    const { secrets: _s, ...old } = parseNewApp(base);
+    expect(publicApp(old as never).secretKeys).toEqual([]);
   });
 });

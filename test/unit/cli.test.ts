@@ -22,10 +22,22 @@ describe('specFromFlags', () => {
     });
   });
 
-  it('makes relative volume paths absolute and passes bad numbers on for the API to name', () => {
-    const spec = specFromFlags('blog', { volume: ['site:/var/www/html'], cpus: 'lots' });
-    expect(spec.volumes).toEqual([`${process.cwd()}/site:/var/www/html`]);
-    expect(spec.cpus).toBe('lots');
+  // Found: a relative path was turned into one under the current directory, which names nothing
+  // on the compute hosts (and could name anything on this one).
+  it('refuses relative volume paths, and passes bad numbers on for the API to name', () => {
+    for (const v of ['site:/var/www/html', './site:/var/www/html', '../x:/data', ':/data', 'site']) {
+      expect(() => specFromFlags('blog', { volume: [v] }), v).toThrow('--volume needs an absolute host path');
+    }
+    expect(specFromFlags('blog', { cpus: 'lots' }).cpus).toBe('lots');
+  });
+
+  it('reads --secret, --user and --read-only-rootfs, and --unset-secret on a change only', () => {
+    expect(specFromFlags('blog', { secret: ['DB_PASSWORD=a=b', 'EMPTY='], user: '1000:1000', 'read-only-rootfs': true })).toEqual({
+      name: 'blog', secrets: { DB_PASSWORD: 'a=b', EMPTY: '' }, user: '1000:1000', readOnlyRootfs: true,
+    });
+    expect(specFromFlags(undefined, { secret: ['A=1'], 'unset-secret': ['B'] })).toEqual({ secrets: { A: '1', B: null } });
+    expect(() => specFromFlags('blog', { 'unset-secret': ['B'] })).toThrow('--unset-secret is for app update');
+    expect(() => specFromFlags('blog', { secret: ['NOVALUE'] })).toThrow('--secret takes KEY=VALUE');
   });
 });
 

@@ -28,6 +28,17 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({ proxyPort: 9001, redisUrl: 'redis://r:6379', queueTimeout: 2000 });
   });
 
+  it('roots volumes in the DataPool under the state directory, one directory per app, unless given', () => {
+    expect(loadConfig({ env: { FC_STATE_DIR: '/var/lib/fc' } })).toMatchObject({ volumeRoots: ['/var/lib/fc/datapool/{app}'], rootImages: [], apiReadToken: '' });
+    expect(loadConfig({ env: { FC_VOLUME_ROOTS: '/srv/pool/{app}, /srv/shared', FC_ROOT_IMAGES: 'nginx:1.25,repo/app' } }))
+      .toMatchObject({ volumeRoots: ['/srv/pool/{app}', '/srv/shared'], rootImages: ['nginx:1.25', 'repo/app'] });
+    expect(loadConfig({ env: { FC_VOLUME_ROOTS: 'none' } }).volumeRoots).toEqual([]);
+    for (const bad of ['/', 'relative/dir', '/srv/../etc', '/srv/{app}x', '/srv/{name}']) {
+      expect(configError({ env: { FC_VOLUME_ROOTS: bad } }).message, bad).toContain(`FC_VOLUME_ROOTS=${JSON.stringify(bad)} is not allowed`);
+    }
+    expect(configError({ env: { FC_API_READ_TOKEN: 'short' } }).message).toContain('FC_API_READ_TOKEN');
+  });
+
   it('derives the dispatcher URL from its port unless given', () => {
     expect(loadConfig({ env: { FC_DISPATCHER_PORT: '9100' } }).dispatcherUrl).toBe('http://127.0.0.1:9100');
     expect(loadConfig({ env: { FC_DISPATCHER_URL: 'http://10.0.0.5:8082/' } }).dispatcherUrl).toBe('http://10.0.0.5:8082');

@@ -6,6 +6,8 @@ import Docker from 'dockerode';
 import { FcError } from '../../shared/errors.js';
 import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent, WarmStats } from '../container-runtime.js';
 import type { CpuCounters } from '../signals/cgroup.js';
+import { containerUser } from './image-user.js';
+import { bindMounts, READ_ONLY_TMPFS } from './mounts.js';
 import { SandboxPool, sandboxLabels, type Sandbox, type SandboxPoolOptions } from './network-sandboxes.js';
 
 /** CFS period; the quota is cpus times this. */
@@ -18,6 +20,8 @@ export interface DockerRuntimeOptions {
   /** DOCKER_HOST form: unix:///var/run/docker.sock or tcp://host:2375. */
   dockerHost: string;
   network: string;
+  /** FC_ROOT_IMAGES: images whose containers may run as root; every other runs as a non-root user. */
+  rootImages?: readonly string[];
   /** Network sandboxes made ahead of need (network-sandboxes.ts); none if absent. */
   sandboxes?: Omit<SandboxPoolOptions, 'network'>;
 }
@@ -115,9 +119,11 @@ export class DockerRuntime implements ContainerRuntime {
   /** Creates the container in a network namespace of its own: a sandbox's, or a new one. */
   private async createIn(spec: ContainerSpec, sandbox: Sandbox | null): Promise<string> {
     try {
+      const user = containerUser({ appUser: spec.user ?? null, imageUser: await this.imageUser(spec.image), image: spec.image, rootImages: this.options.rootImages ?? [] });
       const container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
+        ...(user === undefined ? {} : { User: user }),
         // The app's command replaces the image's entrypoint and command both, as Kubernetes' does.
         ...(spec.command === null ? {} : { Entrypoint: spec.command, Cmd: [] }),
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
@@ -125,7 +131,8 @@ export class DockerRuntime implements ContainerRuntime {
         ...(sandbox === null ? { ExposedPorts: { [`${spec.port}/tcp`]: {} } } : {}),
         HostConfig: {
           NetworkMode: sandbox === null ? this.options.network : `container:${sandbox.id}`,
-          Binds: spec.volumes,
+          Mounts: bindMounts(spec.volumes),
+          ...(spec.readOnlyRootfs === true ? { ReadonlyRootfs: true, Tmpfs: { ...READ_ONLY_TMPFS } } : {}),
           CpuPeriod: CPU_PERIOD_US,
           CpuQuota: Math.round(spec.cpus * CPU_PERIOD_US),
           Memory: spec.memory,
@@ -146,6 +153,12 @@ export class DockerRuntime implements ContainerRuntime {
       }
       throw new FcError('FC_ERR_START_FAILED', `Docker could not create a container from "${spec.image}": ${message}`, { image: spec.image }, { cause: err, retryAfter: 5 });
     }
+  }
+
+  /** The image's configured user (Config.User; "" is root). */
+  private async imageUser(image: string): Promise<string> {
+    const info = await this.docker.getImage(image).inspect();
+    return info.Config?.User ?? '';
   }
 
   async start(id: string): Promise<RuntimeContainer> {
