@@ -134,7 +134,7 @@ function report(err: unknown): number {
 
 function configText(config: Config): string {
   return Object.entries(config)
-    .map(([k, v]) => `${k} = ${k === 'apiToken' && v !== '' ? '(set)' : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k} = ${(k === 'apiToken' || k === 'clusterSecret') && v !== '' ? '(set)' : JSON.stringify(v)}`)
     .join('\n');
 }
 
@@ -171,7 +171,8 @@ function printBanner(stack: Stack, config: Config): void {
     `fastcontainer is up on this host (CMDB: ${config.redisUrl === '' ? 'embedded, in this process' : `Redis at ${config.redisUrl}`})`,
     `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
     `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}`,
-    `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"`,
+    `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"; serves only requests the proxies sign`,
+    `  admin       ${stack.admin?.url ?? ''}   /healthz, /metrics, /v1/containers (operator only)`,
   ];
   if (config.demo) {
     lines.push(`  demo site   curl http://demo.localhost:${stack.proxy?.listening.port ?? config.proxyPort}/`);

@@ -13,10 +13,10 @@ import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/t
 import type { Clock } from '../shared/clock.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { forward, hasBody, upstreamRequestHeaders } from '../shared/forward.js';
-import { sendJson, sendProblem } from '../shared/http.js';
+import { sendProblem } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
-import { serveMetrics } from '../shared/metrics.js';
-import { CONTAINER_HEADER, ERROR_HEADER, type LocalDispatch } from '../shared/protocol.js';
+import type { HopAuth } from '../shared/hop-auth.js';
+import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS, type LocalDispatch } from '../shared/protocol.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { ProxyMetrics } from './metrics.js';
 import { chooseEntry, routingHost } from './routing.js';
@@ -35,6 +35,8 @@ export interface ProxyDeps {
   random?: () => number;
   /** The dispatcher of this process, if any: requests for its host skip the HTTP hop. */
   local?: LocalDispatch;
+  /** Signs each request to a dispatcher over HTTP (its port serves nothing unsigned). */
+  hopAuth: HopAuth;
 }
 
 /** Headers a client may not set: the proxy sets them itself, or they are internal. */
@@ -73,10 +75,14 @@ export class UserProxy {
     let app: App | undefined;
     let status: number;
     try {
+      // Node parses one header more than this (see startProxy): one more means too many to carry on.
+      if (req.rawHeaders.length / 2 > PUBLIC_MAX_HEADERS) {
+        throw new FcError('FC_ERR_TOO_MANY_HEADERS', `the request carries more than ${PUBLIC_MAX_HEADERS} header fields`, { limit: PUBLIC_MAX_HEADERS });
+      }
       // The cache answers almost always; only a miss waits on the CMDB.
       app = host === undefined ? undefined : (this.deps.cache.appForHostname(host) ?? (await this.appFor(host)));
+      // The proxy serves nothing of its own here: health and metrics are on the admin listener.
       if (app === undefined) {
-        if (await this.serveOwn(req, res)) return;
         throw new FcError(
           'FC_ERR_UNKNOWN_HOST',
           host === undefined ? 'the request has no Host header, so no app can be chosen' : `no app serves the host "${host}"`,
@@ -108,19 +114,9 @@ export class UserProxy {
     return undefined;
   }
 
-  /** The proxy's own endpoints, for hosts no app serves. */
-  private async serveOwn(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    if (req.method !== 'GET') return false;
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
-      sendJson(res, 200, { status: 'ok', role: 'proxy', apps: this.deps.cache.appCount, cmdbRev: this.deps.cache.snapshotRev });
-      return true;
-    }
-    if (path === '/metrics') {
-      await serveMetrics(this.deps.registry, res);
-      return true;
-    }
-    return false;
+  /** For the admin listener's /healthz. */
+  health(): Record<string, unknown> {
+    return { status: 'ok', apps: this.deps.cache.appCount, cmdbRev: this.deps.cache.snapshotRev };
   }
 
   private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse): Promise<number> {
@@ -161,7 +157,12 @@ export class UserProxy {
           pool: this.poolFor(host.dispatcherUrl),
           req,
           res,
-          headers: upstreamRequestHeaders(req, untrusted, [...forwarded, CONTAINER_HEADER, entry.id]),
+          // The proxy's own headers first: whatever the dispatcher's server cuts, it is not these.
+          headers: [
+            CONTAINER_HEADER, entry.id,
+            AUTH_HEADER, this.deps.hopAuth.sign({ method: req.method ?? '', target: req.url ?? '/', entryId: entry.id }, clock.now()),
+            ...upstreamRequestHeaders(req, untrusted, forwarded),
+          ],
           upstream: `the dispatcher of host ${host.id} (${host.dispatcherUrl})`,
           retryIf: last ? undefined : (status, headers) => status === 503 && headers[ERROR_HEADER] === 'FC_ERR_CONTAINER_GONE',
         });

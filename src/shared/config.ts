@@ -85,6 +85,11 @@ function bool(raw: string): boolean | undefined {
   return undefined;
 }
 
+/** A listen address: FC_LISTEN_HOST when set (the older single switch), else the role's default. */
+function listenDefault(c: Readonly<Record<string, unknown>>, fallback: string): string {
+  return typeof c.listenHost === 'string' && c.listenHost !== '' ? c.listenHost : fallback;
+}
+
 const nonEmpty = (raw: string): string | undefined => (raw.trim() === '' ? undefined : raw.trim());
 
 export const options = {
@@ -123,9 +128,49 @@ export const options = {
     parse: (raw: string) => (raw.trim() === '' ? undefined : path.resolve(raw)),
   },
   listenHost: {
-    env: 'FC_LISTEN_HOST', flag: 'listen-host', default: '0.0.0.0', allowed: 'an IP address or host name', roles: SERVERS,
-    doc: 'Address the servers listen on.',
+    env: 'FC_LISTEN_HOST', flag: 'listen-host', default: '', defaultDoc: '(unset)', allowed: 'an IP address or host name', roles: SERVERS,
+    doc: 'Older single switch: when set, the default of every `FC_*_LISTEN` option (each of which still wins when set itself).',
     parse: nonEmpty,
+  },
+  proxyListen: {
+    env: 'FC_PROXY_LISTEN', flag: 'proxy-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '0.0.0.0'),
+    defaultDoc: '`0.0.0.0`', allowed: 'an IP address or host name', roles: ['proxy'],
+    doc: 'Address the UserProxy (tenants\' traffic) listens on.',
+    parse: nonEmpty,
+  },
+  dispatcherListen: {
+    env: 'FC_DISPATCHER_LISTEN', flag: 'dispatcher-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '127.0.0.1'),
+    defaultDoc: '`127.0.0.1`', allowed: 'an IP address or host name', roles: ['dispatcher'],
+    doc: 'Address the dispatcher listens on. Loopback is enough for `up` (the proxy calls it in process); with proxies on other hosts, an address of the hosts\' private network (and set `FC_DISPATCHER_URL`, `FC_CLUSTER_SECRET`).',
+    parse: nonEmpty,
+  },
+  apiListen: {
+    env: 'FC_API_LISTEN', flag: 'api-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '127.0.0.1'),
+    defaultDoc: '`127.0.0.1`', allowed: 'an IP address or host name', roles: ['coreapi'],
+    doc: 'Address the CoreAPI listens on.',
+    parse: nonEmpty,
+  },
+  adminListen: {
+    env: 'FC_ADMIN_LISTEN', flag: 'admin-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '127.0.0.1'),
+    defaultDoc: '`127.0.0.1`', allowed: 'an IP address or host name', roles: SERVERS,
+    doc: 'Address of the admin listener (`/healthz`, `/metrics` and the dispatcher\'s `/v1/containers` of every role in the process).',
+    parse: nonEmpty,
+  },
+  adminPort: {
+    env: 'FC_ADMIN_PORT', flag: 'admin-port', default: 8083, roles: SERVERS,
+    doc: 'Port of the admin listener, one per process (give each process on a machine its own).',
+    ...int(0, 65535, ' (0: any free port)'),
+  },
+  clusterSecret: {
+    env: 'FC_CLUSTER_SECRET', flag: 'cluster-secret', default: '', defaultDoc: '(generated once, kept in the CMDB)',
+    allowed: 'at least 32 characters', roles: ['proxy', 'dispatcher'],
+    doc: 'Key the proxies sign each request to a dispatcher with (HMAC); a dispatcher answers 403 to anything unsigned. Every proxy and dispatcher of one installation needs the same.',
+    parse: (raw: string) => (raw.length >= 32 ? raw : undefined),
+  },
+  hopAuthWindow: {
+    env: 'FC_HOP_AUTH_WINDOW', flag: 'hop-auth-window', default: 30_000, roles: ['dispatcher'],
+    doc: 'How far the time in a proxy\'s signature may be from the dispatcher\'s clock (either way); keep hosts\' clocks in sync (NTP) well within it.',
+    ...duration(1000, 600_000),
   },
   proxyPort: {
     env: 'FC_PROXY_PORT', flag: 'proxy-port', default: 8080, roles: ['proxy'],
