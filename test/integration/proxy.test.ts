@@ -155,7 +155,8 @@ describe('routing and registration', () => {
     await eventually(() => cache.app('orphan') && (cache.host('h1')?.heartbeatAt ?? 0) < Date.now() - 30_000);
     const res = await get('orphan.test');
     expect(res.status).toBe(503);
-    expect(JSON.parse(res.body).code).toBe('FC_ERR_NO_COMPUTE_HOST');
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'FC_ERR_NO_COMPUTE_HOST', requestId: res.headers['x-request-id'] });
+    expect(res.body).not.toMatch(/h1|orphan|127\.0\.0\.1/);
     expect(res.headers['retry-after']).toBeDefined();
     await store.heartbeatHost({ id: 'h1', dispatcherUrl: dispatcher.url, capacity: 10, startedAt: 0, heartbeatAt: Date.now() });
     await eventually(() => (cache.host('h1')?.heartbeatAt ?? 0) > Date.now() - 5_000);
@@ -179,7 +180,11 @@ describe('when a dispatcher cannot be reached', () => {
       expect(await getRes.body.text()).toBe(`served by ${alive.id}`);
       const postRes = await request(`${server.url}/`, { method: 'POST', headers: { host: 'flaky.test' } });
       expect(postRes.statusCode).toBe(502);
-      expect(JSON.parse(await postRes.body.text()).code).toBe('FC_ERR_UPSTREAM');
+      const text = await postRes.body.text();
+      expect(JSON.parse(text)).toMatchObject({ code: 'FC_ERR_UPSTREAM', requestId: postRes.headers['x-request-id'] });
+      // Not where: no dispatcher address, host or container id.
+      expect(text).not.toMatch(/127\.0\.0\.1|hdead|dispatcher|flaky/);
+      expect(text).not.toContain(dead.id);
     } finally {
       await server.destroy();
       await firstPick.destroy();
@@ -234,8 +239,10 @@ describe('headers', () => {
       forwarded: 'for=6.6.6.6',
       'x-real-ip': '6.6.6.6',
       'x-fc-container': 'someone-elses-container',
+      'x-request-id': 'chosen-by-the-client',
     });
     const h = seen[0]!.headers;
+    expect(h['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(h['x-forwarded-for']).toBe('127.0.0.1');
     expect(h['x-forwarded-proto']).toBe('http');
     expect(h['x-forwarded-host']).toBe('Site.Test:8080');
