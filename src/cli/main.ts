@@ -18,7 +18,8 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const usage = `Usage: fastcontainer <command> [options]
 
 Run the system:
-  up [--demo]            all roles in one process on this host (proxy :8080, CoreAPI :8081, dispatcher :8082)
+  up [--demo]            all roles in one process on this host (proxy :8080 on every address;
+                         CoreAPI :8081, dispatcher :8082, admin :8083 with /healthz and /metrics: loopback)
   proxy                  the UserProxy only        (needs REDIS_URL)
   dispatcher             one compute host's dispatcher only (needs REDIS_URL)
   coreapi                the CoreAPI only          (needs REDIS_URL)

@@ -20,6 +20,8 @@ interface OptionDef<T> {
   roles: readonly Role[];
   parse(raw: string): T | undefined;
   boolean?: boolean;
+  /** A secret: a bad value is not repeated in the error (it lands in logs). */
+  secret?: boolean;
 }
 
 const ALL: readonly Role[] = ['proxy', 'dispatcher', 'coreapi', 'cli'];
@@ -163,7 +165,7 @@ export const options = {
   },
   clusterSecret: {
     env: 'FC_CLUSTER_SECRET', flag: 'cluster-secret', default: '', defaultDoc: '(generated once, kept in the CMDB)',
-    allowed: 'at least 32 characters', roles: ['proxy', 'dispatcher'],
+    allowed: 'at least 32 characters', roles: ['proxy', 'dispatcher'], secret: true,
     doc: 'Key the proxies sign each request to a dispatcher with (HMAC); a dispatcher answers 403 to anything unsigned. Every proxy and dispatcher of one installation needs the same.',
     parse: (raw: string) => (raw.length >= 32 ? raw : undefined),
   },
@@ -335,7 +337,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       continue;
     }
     const value = def.parse(raw);
-    if (value === undefined) problems.push(`${source}=${JSON.stringify(raw)} is not allowed (allowed: ${def.allowed})`);
+    if (value === undefined) problems.push(`${source}=${def.secret === true ? `(${raw.length} characters, not shown)` : JSON.stringify(raw)} is not allowed (allowed: ${def.allowed})`);
     else out[key] = value;
   }
   for (const key of computed) out[key] = (options[key].default as (c: Readonly<Record<string, unknown>>) => unknown)(out);
