@@ -13,9 +13,10 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
 import { startAdmin, type AdminSource } from '../shared/admin.js';
 import { FcError } from '../shared/errors.js';
-import { HopAuth, newClusterSecret } from '../shared/hop-auth.js';
+import { HopAuth } from '../shared/hop-auth.js';
 import type { Listening } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
+import { clusterSecret, type ClusterSecret } from './cluster-secret.js';
 
 export type StackRole = 'proxy' | 'dispatcher' | 'coreapi';
 
@@ -50,6 +51,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     throw new FcError('FC_ERR_CONFIG', `REDIS_URL is required to run the ${roles.join(' and ')} role on its own: the embedded CMDB lives inside one process. Set REDIS_URL, or run all roles with \`fastcontainer up\`.`);
   }
   const store = o.store ?? (await openStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, logger }));
+  let secret: ClusterSecret | undefined;
   const stack: Stack = {
     store,
     cache: undefined,
@@ -58,6 +60,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     proxy: undefined,
     admin: undefined,
     async close() {
+      secret?.stop();
       await stack.admin?.close();
       await stack.proxy?.close();
       await stack.dispatcher?.close();
@@ -66,6 +69,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       if (o.store === undefined) await store.close();
     },
     async destroy() {
+      secret?.stop();
       await stack.admin?.destroy();
       await stack.proxy?.destroy();
       await stack.dispatcher?.destroy();
@@ -78,7 +82,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     let hopAuth: HopAuth | undefined;
     if (roles.includes('proxy') || roles.includes('dispatcher')) {
       stack.cache = await CmdbCache.open(store, logger);
-      hopAuth = new HopAuth(await clusterSecret(config, store), config.hopAuthWindow);
+      secret = await clusterSecret(config, store, clock, logger);
+      hopAuth = new HopAuth(secret.secret, config.hopAuthWindow);
     }
     // Each role's code is loaded only when the process runs that role: a proxy on its own does
     // not carry the Docker client and the CoreAPI (about 7 MB of a proxy process's memory).
@@ -104,16 +109,6 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     throw err;
   }
   return stack;
-}
-
-/**
- * The secret proxies sign their requests to dispatchers with: FC_CLUSTER_SECRET, or the one kept
- * in the CMDB (made by the first process that needed one), so that every proxy and dispatcher of
- * one Redis agrees without configuration. With the embedded CMDB it never leaves the process.
- */
-async function clusterSecret(config: Config, store: Store): Promise<string> {
-  if (config.clusterSecret !== '') return config.clusterSecret;
-  return store.clusterSecret(newClusterSecret());
 }
 
 function adminSources(stack: Stack): AdminSource[] {
