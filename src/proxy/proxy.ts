@@ -142,14 +142,14 @@ export class UserProxy {
       const host = cache.host(e.host);
       return host !== undefined && isHostLive(host, now, this.s.hostTimeout);
     };
-    // Host first and set here, never the client's copy: a header the client names in Connection
-    // (`Connection: host`) must not take it away, and absolute form brings its own.
     const forwarded = [
       'X-Forwarded-For', clientAddress(req),
       'X-Forwarded-Proto', 'http',
       'X-Forwarded-Host', authority,
       'X-Request-Id', requestId,
     ];
+    // Host first and set here, never the client's copy: a header the client names in Connection
+    // (`Connection: host`) must not take it away, and absolute form brings its own.
     const headers = () => ['Host', authority, ...upstreamRequestHeaders(req, untrustedOrHost, forwarded)];
     for (let attempt = 1; ; attempt++) {
       const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
