@@ -64,6 +64,12 @@ async function metrics(sources: readonly AdminSource[], res: ServerResponse): Pr
 }
 
 /** Starts the admin listener of a process. */
-export function startAdmin(sources: readonly AdminSource[], port: number, host: string): Promise<Listening> {
-  return listen(adminHandler(sources), port, host);
+export async function startAdmin(sources: readonly AdminSource[], port: number, host: string): Promise<Listening> {
+  try {
+    return await listen(adminHandler(sources), port, host);
+  } catch (err) {
+    // The likely case: a second fastcontainer process on this machine with the default port.
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new FcError('FC_ERR_CONFIG', `the admin port ${port} on ${host} is in use (another fastcontainer process on this machine?): give each process its own FC_ADMIN_PORT (0: any free port)`, { option: 'FC_ADMIN_PORT', value: port }, { cause: err });
+  }
 }

@@ -56,4 +56,11 @@ describe('the admin listener', () => {
     expect((await get('/')).status).toBe(404);
     expect((await get('/metrics', 'POST')).status).toBe(405);
   });
+
+  it('says which option to change when its port is taken', async () => {
+    admin = await startAdmin([source('proxy', () => ({ status: 'ok' }))], 0, '127.0.0.1');
+    await expect(startAdmin([source('dispatcher', () => ({ status: 'ok' }))], admin.port, '127.0.0.1')).rejects.toMatchObject({
+      code: 'FC_ERR_CONFIG', message: expect.stringContaining('give each process its own FC_ADMIN_PORT'),
+    });
+  });
 });
