@@ -8,7 +8,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys } from '../../src/dispatcher/container-runtime.js';
 import { HopAuth } from '../../src/shared/hop-auth.js';
-import { containersOfHost, imageExists } from '../helpers/docker.js';
+import { containersOfHost, docker, imageExists } from '../helpers/docker.js';
+import { uniqueName } from '../helpers/env.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { newContainer } from '../helpers/specs.js';
 import { eventually } from '../helpers/wait.js';
@@ -21,7 +22,9 @@ let victimEntry: string;
 
 beforeAll(async () => {
   if (!(await imageExists(HELLO))) throw new Error(`image ${HELLO} is missing; run \`bash scripts/setup.sh\` first`);
-  t = await startTestStack();
+  // The dispatcher on every address, as on a compute host of several: what a tenant's container
+  // can reach at the bridge's gateway is then the signature check alone.
+  t = await startTestStack({ env: { FC_DISPATCHER_LISTEN: '0.0.0.0' } });
   proxySigner = new HopAuth(await t.stack.store.clusterSecret('never-used-candidate-0123456789'), 30_000);
   expect((await t.api('POST', '/v1/apps', { name: 'victim', hostnames: ['victim.test'], image: HELLO })).status).toBe(201);
   const res = await t.get('victim.test');
@@ -136,6 +139,38 @@ describe('the dispatcher port', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 431 /);
     expect(answer).not.toMatch(/"role"|fc_dispatcher|containers/);
     expect(await victimRequests()).toBe(before);
+  });
+});
+
+describe('a tenant\'s container calling the dispatcher at the host\'s bridge address', () => {
+  it('gets no other tenant\'s page: refused by the signature check (or blocked before it)', async () => {
+    const network = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: { Gateway?: string }[] } };
+    const gateway = network.IPAM.Config.find((c) => c.Gateway !== undefined)?.Gateway;
+    expect(gateway).toBeDefined();
+    const port = new URL(t.dispatcherUrl).port;
+    const before = await metric(/^fc_dispatcher_refused_total\{reason="missing",role="dispatcher"\} (\d+)$/m);
+    // Labelled as the project's, under a host id of its own (the dispatcher would reconcile away
+    // a container under its own), and removed below.
+    const probe = await docker.createContainer({
+      Image: HELLO,
+      Entrypoint: ['/bin/busybox', 'timeout', '10', '/bin/busybox', 'wget', '-S', '-O', '-', '--header', `x-fc-container: ${victimEntry}`, `http://${gateway}:${port}/`],
+      Labels: { [labelKeys.managed]: 'true', [labelKeys.host]: uniqueName('fctest-probe') },
+      HostConfig: { NetworkMode: 'bridge', CapDrop: ['ALL'] },
+    });
+    try {
+      await probe.start();
+      await probe.wait();
+      const output = (await probe.logs({ stdout: true, stderr: true })).toString('latin1');
+      expect(output).not.toContain('Hello from FastContainer');
+      // Without network isolation the request reaches the dispatcher, which refuses it; with it,
+      // the connection fails first. Either way, never a page.
+      const refused = /403 Forbidden/.test(output);
+      const blocked = /refused|timed out|can't connect|unreachable/i.test(output) || output.trim() === '';
+      expect(refused || blocked, output).toBe(true);
+      if (refused) expect(await metric(/^fc_dispatcher_refused_total\{reason="missing",role="dispatcher"\} (\d+)$/m)).toBe(before + 1);
+    } finally {
+      await probe.remove({ force: true });
+    }
   });
 });
 
