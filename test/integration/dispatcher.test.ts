@@ -101,6 +101,19 @@ describe('failed starts', () => {
     expect(entries[0].lastError).toContain('image crashy');
   });
 
+  it('reports a container gone before its network was attached by its exit code and output, not a missing address', async () => {
+    const s = await stack({ FC_START_BACKOFF: '30s' });
+    runtime.images.set('gone-at-once', { exit: { code: 2, output: 'unknown option --bad' }, exitBeforeNetwork: true });
+    await app(s, { name: 'quick', hostnames: ['quick.test'], image: 'gone-at-once' });
+    const res = await s.get('quick.test');
+    expect(res.status).toBe(503);
+    expect(res.body).not.toContain('--bad');
+    const [entry] = (await s.api('GET', '/v1/apps/quick/containers')).body.containers;
+    expect(entry.lastError).toContain('exited with code 2');
+    expect(entry.lastError).toContain('unknown option --bad');
+    expect(entry.lastError).not.toContain('no address');
+  });
+
   it('starts a fresh container after one dies under load', async () => {
     const s = await stack();
     await app(s, { name: 'fragile', hostnames: ['fragile.test'] });
