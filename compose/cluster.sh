@@ -9,7 +9,8 @@
 #                                 containers and its Redis keys
 #
 # Environment: FC_CLUSTER_NAME (default "cluster": the Redis prefix and the host ids' stem),
-# FC_CLUSTER_BASE_PORT (default 9080: proxy on it, CoreAPI on +1, dispatchers on +2, +3, ...),
+# FC_CLUSTER_BASE_PORT (default 9080: proxy on it, CoreAPI on +1, dispatchers on +2, +3, ...; each
+# process's admin listener (/healthz, /metrics) 100 above its port),
 # REDIS_URL (default redis://127.0.0.1:6379), FC_CLUSTER_SKIP_SETUP=1 to skip the setup step.
 set -euo pipefail
 
@@ -59,21 +60,25 @@ up() {
   token="$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
   echo "$token" >"$DIR/api-token"
   chmod 600 "$DIR/api-token"
+  # One host, so every role listens on loopback (on many hosts, dispatchers would listen on the
+  # hosts' private network: FC_DISPATCHER_LISTEN). The proxies sign their requests to the
+  # dispatchers with the cluster secret the first of them keeps in the CMDB.
   local common=(REDIS_URL="$REDIS" FC_REDIS_PREFIX="$NAME" FC_LISTEN_HOST=127.0.0.1 FC_STATE_DIR="$DIR" FC_API_TOKEN="$token" FC_LOG_LEVEL="${FC_LOG_LEVEL:-info}")
   for i in $(seq 1 "$n"); do
     local port=$((BASE + 1 + i))
-    start_role "dispatcher-$i" "${common[@]}" FC_HOST_ID="$NAME-host-$i" FC_DISPATCHER_PORT="$port" FC_DISPATCHER_URL="http://127.0.0.1:$port"
-    wait_http "http://127.0.0.1:$port/healthz" || die "dispatcher $i did not come up (log: $DIR/dispatcher-$i.log)"
+    start_role "dispatcher-$i" "${common[@]}" FC_HOST_ID="$NAME-host-$i" FC_DISPATCHER_PORT="$port" FC_DISPATCHER_URL="http://127.0.0.1:$port" FC_ADMIN_PORT="$((port + 100))"
+    wait_http "http://127.0.0.1:$((port + 100))/healthz" || die "dispatcher $i did not come up (log: $DIR/dispatcher-$i.log)"
   done
-  start_role proxy "${common[@]}" FC_PROXY_PORT="$BASE"
-  wait_http "http://127.0.0.1:$BASE/healthz" || die "the proxy did not come up (log: $DIR/proxy.log)"
-  start_role coreapi "${common[@]}" FC_API_PORT="$((BASE + 1))"
+  start_role proxy "${common[@]}" FC_PROXY_PORT="$BASE" FC_ADMIN_PORT="$((BASE + 100))"
+  wait_http "http://127.0.0.1:$((BASE + 100))/healthz" || die "the proxy did not come up (log: $DIR/proxy.log)"
+  start_role coreapi "${common[@]}" FC_API_PORT="$((BASE + 1))" FC_ADMIN_PORT="$((BASE + 101))"
   wait_http "http://127.0.0.1:$((BASE + 1))/healthz" || die "the CoreAPI did not come up (log: $DIR/coreapi.log)"
   cat >&2 <<EOF
 [cluster] "$NAME" is up: Redis $REDIS (prefix "$NAME"), $n compute hosts
   proxy       http://127.0.0.1:$BASE
   CoreAPI     http://127.0.0.1:$((BASE + 1))   token in $DIR/api-token
-  dispatchers http://127.0.0.1:$((BASE + 2)) … (hosts $NAME-host-1 … $NAME-host-$n)
+  dispatchers http://127.0.0.1:$((BASE + 2)) … (hosts $NAME-host-1 … $NAME-host-$n; signed requests only)
+  admin       http://127.0.0.1:$((BASE + 100)) (proxy), $((BASE + 101)) (CoreAPI), $((BASE + 102)) … (dispatchers): /healthz, /metrics
   logs        $DIR/*.log
 Use it:  export FC_API_URL=http://127.0.0.1:$((BASE + 1)) FC_STATE_DIR=$DIR; npx fastcontainer app create …
 Stop it: compose/cluster.sh down

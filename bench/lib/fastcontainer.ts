@@ -66,7 +66,7 @@ async function untilHealthy(url: string, child: ChildProcess, what: string): Pro
 }
 
 export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<Fastcontainer> {
-  const [proxyPort, apiPort, dispatcherPort] = [await freePort(), await freePort(), await freePort()];
+  const [proxyPort, apiPort, dispatcherPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const hostId = `fcbench-${randomBytes(4).toString('hex')}`;
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'fcbench-'));
   const child: ChildProcess = spawn(process.execPath, [bin, 'up'], {
@@ -77,6 +77,7 @@ export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<
       FC_PROXY_PORT: String(proxyPort),
       FC_API_PORT: String(apiPort),
       FC_DISPATCHER_PORT: String(dispatcherPort),
+      FC_ADMIN_PORT: String(adminPort),
       FC_HOST_ID: hostId,
       FC_API_TOKEN: TOKEN,
       FC_STATE_DIR: stateDir,
@@ -114,7 +115,8 @@ export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<
       return text === '' ? undefined : JSON.parse(text);
     },
     async dispatcherMetrics() {
-      const res = await request(`http://127.0.0.1:${dispatcherPort}/metrics`);
+      // Served by the process's admin listener (the dispatcher's port serves only signed requests).
+      const res = await request(`http://127.0.0.1:${adminPort}/metrics`);
       return res.body.text();
     },
     async stop() {
@@ -135,14 +137,14 @@ export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<
  * another machine would (start `up` with the same REDIS_URL and FC_REDIS_PREFIX for one).
  */
 export async function startProxyRole(o: { redisUrl: string; prefix: string; env?: Record<string, string> }): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
+  const [port, adminPort] = [await freePort(), await freePort()];
   const child: ChildProcess = spawn(process.execPath, [bin, 'proxy'], {
-    env: { ...process.env, REDIS_URL: o.redisUrl, FC_REDIS_PREFIX: o.prefix, FC_LISTEN_HOST: '127.0.0.1', FC_PROXY_PORT: String(port), FC_LOG_LEVEL: 'warn', ...o.env },
+    env: { ...process.env, REDIS_URL: o.redisUrl, FC_REDIS_PREFIX: o.prefix, FC_LISTEN_HOST: '127.0.0.1', FC_PROXY_PORT: String(port), FC_ADMIN_PORT: String(adminPort), FC_LOG_LEVEL: 'warn', ...o.env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await untilHealthy(`${url}/healthz`, child, 'fastcontainer proxy');
+    await untilHealthy(`http://127.0.0.1:${adminPort}/healthz`, child, 'fastcontainer proxy');
   } catch (err) {
     await stop(child);
     throw err;

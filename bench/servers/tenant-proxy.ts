@@ -24,7 +24,7 @@ await importDist<ProxyModule>(path.join('proxy', 'index.js'));
 
 const config = loadConfig({
   env: {
-    REDIS_URL: o.redisUrl, FC_REDIS_PREFIX: o.prefix, FC_LISTEN_HOST: '127.0.0.1', FC_PROXY_PORT: '0', FC_HOST_ID: `tenant-proxy-${process.pid}`,
+    REDIS_URL: o.redisUrl, FC_REDIS_PREFIX: o.prefix, FC_LISTEN_HOST: '127.0.0.1', FC_PROXY_PORT: '0', FC_ADMIN_PORT: '0', FC_HOST_ID: `tenant-proxy-${process.pid}`,
     FC_STATE_DIR: path.join(process.env.TMPDIR ?? '/tmp', `fcbench-tenant-proxy-${process.pid}`), FC_LOG_LEVEL: 'silent',
   },
 });

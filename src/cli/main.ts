@@ -19,7 +19,8 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const usage = `Usage: fastcontainer <command> [options]
 
 Run the system:
-  up [--demo]            all roles in one process on this host (proxy :8080, CoreAPI :8081, dispatcher :8082)
+  up [--demo]            all roles in one process on this host (proxy :8080 on every address;
+                         CoreAPI :8081, dispatcher :8082, admin :8083 with /healthz and /metrics: loopback)
   proxy                  the UserProxy only        (needs REDIS_URL)
   dispatcher             one compute host's dispatcher only (needs REDIS_URL)
   coreapi                the CoreAPI only          (needs REDIS_URL)
@@ -143,7 +144,7 @@ function report(err: unknown): number {
 
 function configText(config: Config): string {
   return Object.entries(config)
-    .map(([k, v]) => `${k} = ${(k === 'apiToken' || k === 'apiReadToken') && v !== '' ? '(set)' : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k} = ${(k === 'apiToken' || k === 'apiReadToken' || k === 'clusterSecret') && v !== '' ? '(set)' : JSON.stringify(v)}`)
     .join('\n');
 }
 
@@ -181,7 +182,8 @@ function printBanner(stack: Stack, config: Config): void {
     `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
     `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}` +
       ` (read-only: ${stack.coreapi?.readToken.source === 'FC_API_READ_TOKEN' ? 'as set in FC_API_READ_TOKEN' : `in ${stack.coreapi?.readToken.source ?? tokenPath(config.stateDir, 'read')}`})`,
-    `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"`,
+    `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"; serves only requests the proxies sign`,
+    `  admin       ${stack.admin?.url ?? ''}   /healthz, /metrics, /v1/containers (operator only)`,
   ];
   if (config.demo) {
     lines.push(`  demo site   curl http://demo.localhost:${stack.proxy?.listening.port ?? config.proxyPort}/`);

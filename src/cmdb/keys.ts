@@ -21,6 +21,8 @@ export interface CmdbKeys {
   stats(host: string): string;
   /** Hosts that reported stats, a sorted set scored by when their stats expire. */
   readonly statsHosts: string;
+  /** The cluster secret proxies sign their hop to the dispatchers with (set once, NX). */
+  readonly clusterSecret: string;
   readonly prefixes: {
     readonly app: string;
     readonly hostname: string;
@@ -52,6 +54,7 @@ export function cmdbKeys(prefix: string): CmdbKeys {
     events: (app) => `${prefix}:events:${app}`,
     stats: (host) => `${prefix}:stats:${host}`,
     statsHosts: `${prefix}:stats-hosts`,
+    clusterSecret: `${prefix}:cluster-secret`,
     prefixes,
   };
 }

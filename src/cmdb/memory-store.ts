@@ -201,6 +201,13 @@ export class MemoryStore implements Store {
     return { unsubscribe: async () => void this.listeners.delete(listener) };
   }
 
+  private secret: string | undefined;
+
+  async clusterSecret(candidate: string): Promise<string> {
+    this.secret ??= candidate;
+    return this.secret;
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {

@@ -305,6 +305,12 @@ export class RedisStore implements Store {
     };
   }
 
+  async clusterSecret(candidate: string): Promise<string> {
+    // SET NX GET: stores the candidate only if no secret is there, and returns the one that was.
+    const had = await this.call(() => this.redis.call('SET', this.keys.clusterSecret, candidate, 'NX', 'GET') as Promise<string | null>);
+    return had ?? candidate;
+  }
+
   async ping(): Promise<void> {
     await this.call(() => this.redis.ping());
   }

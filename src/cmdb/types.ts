@@ -259,6 +259,12 @@ export interface Store {
   /** Every host's unexpired stats. */
   listStats(now: number): Promise<ContainerStats[]>;
 
+  /**
+   * The installation's cluster secret (proxies sign their requests to dispatchers with it): the
+   * stored one, or `candidate`, stored now, when there is none. Concurrent first callers agree.
+   */
+  clusterSecret(candidate: string): Promise<string>;
+
   snapshot(): Promise<Snapshot>;
   subscribe(listener: ChangeListener): Promise<Subscription>;
   ping(): Promise<void>;

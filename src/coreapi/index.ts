@@ -1,5 +1,6 @@
 // The CoreAPI role: the control plane's REST API and the only writer of app specs. See api.ts.
 
+import type { Registry } from 'prom-client';
 import type { Store } from '../cmdb/types.js';
 import { resolveApiToken, type ApiToken } from '../shared/api-token.js';
 import type { Clock } from '../shared/clock.js';
@@ -14,6 +15,7 @@ export { parseAppPatch, parseNewApp, parseMemory } from './app-spec.js';
 
 export interface CoreApiRole {
   api: CoreApi;
+  registry: Registry;
   listening: Listening;
   token: ApiToken;
   readToken: ApiToken;
@@ -22,17 +24,18 @@ export interface CoreApiRole {
 }
 
 export async function startCoreApi(
-  config: Pick<Config, 'apiPort' | 'listenHost' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots'>,
+  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots'>,
   deps: { store: Store; clock: Clock; logger: Logger },
 ): Promise<CoreApiRole> {
   const logger = deps.logger.child({ role: 'coreapi' });
   const token = resolveApiToken(config.apiToken, config.stateDir);
   const readToken = resolveApiToken(config.apiReadToken, config.stateDir, 'read');
+  const registry = createRegistry('coreapi');
   const api = new CoreApi(
-    { ...deps, logger, registry: createRegistry('coreapi') },
+    { ...deps, logger, registry },
     { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots },
   );
-  const listening = await listen(api.handle, config.apiPort, config.listenHost);
+  const listening = await listen(api.handle, config.apiPort, config.apiListen);
   logger.info({ url: listening.url, token: token.source, readToken: readToken.source }, 'CoreAPI listening');
-  return { api, listening, token, readToken, close: () => listening.close(), destroy: () => listening.destroy() };
+  return { api, registry, listening, token, readToken, close: () => listening.close(), destroy: () => listening.destroy() };
 }

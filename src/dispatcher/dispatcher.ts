@@ -7,15 +7,13 @@
 //   host-loops.ts    heartbeat, reconciliation with the engine, dead hosts, minContainers
 //   autoscaler/      the signals' loop (autoscaler.ts) and the pure decision (decide.ts)
 //   signals/         per-container windows of requests and cgroup CPU counters
-// and serves the dispatcher's own endpoints (health, metrics, its containers).
+// Its port (behind hop-gate.ts) serves only requests proxies signed; its own endpoints (health,
+// its containers) are served by the process's admin listener (src/shared/admin.ts).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Change } from '../cmdb/types.js';
 import type { Timer } from '../shared/clock.js';
-import { FcError } from '../shared/errors.js';
-import { sendJson, sendProblem } from '../shared/http.js';
-import { serveMetrics } from '../shared/metrics.js';
-import { CONTAINER_HEADER, type LocalDispatch } from '../shared/protocol.js';
+import type { LocalDispatch } from '../shared/protocol.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
 import { labelKeys } from './container-runtime.js';
 import { StartTimes, type DispatcherContext, type DispatcherDeps, type DispatcherSettings } from './context.js';
@@ -99,11 +97,9 @@ export class Dispatcher {
     ctx.log.info({ host: ctx.s.hostId, url: ctx.url, runtime: runtime.name, adopted: ctx.locals.size }, 'dispatcher started');
   }
 
-  /** The request handler for the dispatcher's HTTP server. */
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const entryId = req.headers[CONTAINER_HEADER];
-    if (typeof entryId === 'string') void this.requests.serve(entryId, req, res);
-    else void this.serveOwn(req, res);
+  /** A proxied request for a container entry, once hop-gate.ts has checked the proxy's signature. */
+  readonly serveProxied = (entryId: string, req: IncomingMessage, res: ServerResponse): void => {
+    void this.requests.serve(entryId, req, res);
   };
 
   /** This dispatcher as the proxy of the same process sees it: no HTTP hop (`fastcontainer up`). */
@@ -124,20 +120,14 @@ export class Dispatcher {
     return this.loops.reconcile();
   }
 
-  private async serveOwn(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    const { ctx } = this;
-    try {
-      if (req.method === 'GET' && path === '/healthz') {
-        await this.deps.store.ping();
-        return sendJson(res, 200, { status: 'ok', role: 'dispatcher', host: ctx.s.hostId, containers: ctx.locals.size });
-      }
-      if (req.method === 'GET' && path === '/metrics') return await serveMetrics(this.deps.registry, res);
-      if (req.method === 'GET' && path === '/v1/containers') return sendJson(res, 200, { host: ctx.s.hostId, containers: this.localView() });
-      throw new FcError('FC_ERR_NOT_FOUND', `the dispatcher has no ${req.method ?? ''} ${path ?? ''}; proxied requests carry the ${CONTAINER_HEADER} header`);
-    } catch (err) {
-      sendProblem(res, err);
-    }
+  get hostId(): string {
+    return this.ctx.s.hostId;
+  }
+
+  /** For the admin listener's /healthz. Throws when the CMDB does not answer. */
+  async health(): Promise<Record<string, unknown>> {
+    await this.deps.store.ping();
+    return { status: 'ok', host: this.ctx.s.hostId, containers: this.ctx.locals.size };
   }
 
   localView(): { id: string; app: string; phase: LocalPhase; address: string | null; inflight: number; held: number; expiresAt: number | null }[] {

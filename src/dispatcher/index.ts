@@ -1,15 +1,19 @@
 // The dispatcher role, one per compute host: starts containers on demand, holds requests until
 // they listen, forwards, recycles containers at the end of their lifespan. See dispatcher.ts.
 
+import type { Registry } from 'prom-client';
 import type { CmdbCache } from '../cmdb/cache.js';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
+import type { HopAuth } from '../shared/hop-auth.js';
 import { listen, type Listening } from '../shared/http.js';
+import { DISPATCHER_MAX_HEADERS } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import { Dispatcher } from './dispatcher.js';
+import { hopGate } from './hop-gate.js';
 import { labelKeys } from './container-runtime.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 
@@ -20,7 +24,7 @@ export { DockerRuntime } from './runtime/docker-runtime.js';
 
 export type DispatcherConfig = Pick<
   Config,
-  | 'dispatcherPort' | 'listenHost' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
+  | 'dispatcherPort' | 'dispatcherListen' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
   | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages'
@@ -28,6 +32,7 @@ export type DispatcherConfig = Pick<
 
 export interface DispatcherRole {
   dispatcher: Dispatcher;
+  registry: Registry;
   listening: Listening;
   close(): Promise<void>;
   destroy(): Promise<void>;
@@ -35,7 +40,7 @@ export interface DispatcherRole {
 
 export async function startDispatcher(
   config: DispatcherConfig,
-  deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; runtime?: ContainerRuntime },
+  deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; hopAuth: HopAuth; runtime?: ContainerRuntime },
 ): Promise<DispatcherRole> {
   const logger = deps.logger.child({ role: 'dispatcher' });
   const runtime = deps.runtime ?? new DockerRuntime({
@@ -49,11 +54,14 @@ export async function startDispatcher(
       warn: (message, err) => logger.warn({ err }, message),
     },
   });
-  const dispatcher = new Dispatcher({ ...deps, runtime, logger, registry: createRegistry('dispatcher') }, config);
+  const registry = createRegistry('dispatcher');
+  const dispatcher = new Dispatcher({ ...deps, runtime, logger, registry }, config);
   await dispatcher.prepare();
   let listening: Listening;
   try {
-    listening = await listen(dispatcher.handle, config.dispatcherPort, config.listenHost);
+    // Only requests a proxy signed get past the gate; nothing else is served on this port.
+    const gate = hopGate({ auth: deps.hopAuth, clock: deps.clock, logger, rejected: dispatcher.metrics.refused, maxHeaders: DISPATCHER_MAX_HEADERS }, dispatcher.serveProxied);
+    listening = await listen(gate, config.dispatcherPort, config.dispatcherListen, { maxHeadersCount: DISPATCHER_MAX_HEADERS });
     // With port 0 (any free port) the URL to advertise is known only now.
     const advertised = new URL(config.dispatcherUrl);
     if (advertised.port === '0') advertised.port = String(listening.port);
@@ -65,6 +73,7 @@ export async function startDispatcher(
   logger.info({ url: listening.url, host: config.hostId }, 'dispatcher listening');
   return {
     dispatcher,
+    registry,
     listening,
     async close() {
       await listening.close();

@@ -104,16 +104,23 @@ export class ContainerLifecycle {
       local.runtimeId = runtimeId;
       const info = await runtime.start(runtimeId);
       local.pid = info.pid;
-      if (info.ip === null) throw new FcError('FC_ERR_START_FAILED', `${what} has no address on its network`, { image: app.image }, { retryAfter: 5 });
+      // A container that exits at once (a bad command, a crash at start) has no address either:
+      // the operator needs its exit code and last output, not the missing address.
+      const exited = async (): Promise<FcError | null> => {
+        const now = await runtime.inspect(runtimeId);
+        if (now !== null && now.running) return null;
+        const logs = await runtime.logs(runtimeId, 20).catch(() => '');
+        return new FcError('FC_ERR_START_FAILED', `${what} exited${now?.exitCode == null ? '' : ` with code ${now.exitCode}`} before listening on port ${app.port}${logs === '' ? '' : `; its last output: ${logs}`}`, { image: app.image, exitCode: now?.exitCode ?? null }, { retryAfter: 5 });
+      };
+      if (info.ip === null) {
+        throw (await exited()) ?? new FcError('FC_ERR_START_FAILED', `${what} has no address on its network`, { image: app.image }, { retryAfter: 5 });
+      }
       await waitReady({
         ip: info.ip, port: app.port, readinessPath: app.readinessPath, hostHeader: app.hostnames[0] ?? 'localhost',
         deadline: t0 + ctx.s.startTimeout, intervalMs: ctx.s.readyPollInterval, clock, what,
         check: async () => {
-          const now = await runtime.inspect(runtimeId);
-          if (now === null || !now.running) {
-            const logs = await runtime.logs(runtimeId, 20);
-            throw new FcError('FC_ERR_START_FAILED', `${what} exited${now?.exitCode == null ? '' : ` with code ${now.exitCode}`} before listening on port ${app.port}${logs === '' ? '' : `; its last output: ${logs}`}`, { image: app.image, exitCode: now?.exitCode ?? null }, { retryAfter: 5 });
-          }
+          const err = await exited();
+          if (err !== null) throw err;
         },
       });
       const address = `${info.ip}:${app.port}`;

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ContainerEntry } from '../cmdb/types.js';
 import { FcError, toFcError, type ErrorCode, errorCatalog } from '../shared/errors.js';
 import { forward, upstreamRequestHeaders } from '../shared/forward.js';
-import { sendProblem } from '../shared/http.js';
+import { requestIdOf, sendPublicProblem } from '../shared/public-problem.js';
 import { gone, type DispatcherContext } from './context.js';
 import { HeldRequests } from './held-requests.js';
 import type { ContainerLifecycle } from './lifecycle.js';
@@ -57,8 +57,9 @@ export class RequestPath {
         const fc = toFcError(err);
         status = fc.status;
         if (retryIfGone && fc.code === 'FC_ERR_CONTAINER_GONE' && !res.headersSent) retry = true;
-        else sendProblem(res, fc);
-        if (fc.code === 'FC_ERR_INTERNAL') ctx.log.error({ err, container: entryId }, 'request failed');
+        // The answer goes to the public: the details (container, address, the runtime's words)
+        // only to the log, under the request id the proxy gave it.
+        else sendPublicProblem(res, fc, requestIdOf(req, headers), ctx.log, { container: entryId, app });
       }
     }
     ctx.metrics.recorder.record(app, status, (performance.now() - begin) / 1000);

@@ -1,11 +1,13 @@
 // The UserProxy role: the front door for tenants' HTTP traffic. See proxy.ts.
 
+import type { Registry } from 'prom-client';
 import type { CmdbCache } from '../cmdb/cache.js';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
 import { listen, type Listening } from '../shared/http.js';
-import type { LocalDispatch } from '../shared/protocol.js';
+import type { HopAuth } from '../shared/hop-auth.js';
+import { PUBLIC_MAX_HEADERS, type LocalDispatch } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import { UserProxy } from './proxy.js';
@@ -15,21 +17,25 @@ export { chooseEntry, routingHost } from './routing.js';
 
 export interface ProxyRole {
   proxy: UserProxy;
+  registry: Registry;
   listening: Listening;
   close(): Promise<void>;
   destroy(): Promise<void>;
 }
 
 export async function startProxy(
-  config: Pick<Config, 'proxyPort' | 'listenHost' | 'hostTimeout' | 'upstreamConnections'>,
-  deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; local?: LocalDispatch },
+  config: Pick<Config, 'proxyPort' | 'proxyListen' | 'hostTimeout' | 'upstreamConnections'>,
+  deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; hopAuth: HopAuth; local?: LocalDispatch },
 ): Promise<ProxyRole> {
   const logger = deps.logger.child({ role: 'proxy' });
-  const proxy = new UserProxy({ ...deps, logger, registry: createRegistry('proxy') }, config);
-  const listening = await listen(proxy.handle, config.proxyPort, config.listenHost);
+  const registry = createRegistry('proxy');
+  const proxy = new UserProxy({ ...deps, logger, registry }, config);
+  // One header more than it accepts, so that the proxy sees a request with too many (431).
+  const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, { maxHeadersCount: PUBLIC_MAX_HEADERS + 1 });
   logger.info({ url: listening.url }, 'proxy listening');
   return {
     proxy,
+    registry,
     listening,
     async close() {
       await listening.close();

@@ -13,12 +13,13 @@ import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/t
 import type { Clock } from '../shared/clock.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { forward, hasBody, upstreamRequestHeaders } from '../shared/forward.js';
-import { sendJson, sendProblem } from '../shared/http.js';
+import { newRequestId, REQUEST_ID_HEADER, sendPublicProblem } from '../shared/public-problem.js';
 import type { Logger } from '../shared/logger.js';
-import { serveMetrics } from '../shared/metrics.js';
-import { CONTAINER_HEADER, ERROR_HEADER, type LocalDispatch } from '../shared/protocol.js';
+import type { HopAuth } from '../shared/hop-auth.js';
+import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS, type LocalDispatch } from '../shared/protocol.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { ProxyMetrics } from './metrics.js';
+import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
 
 export interface ProxySettings {
@@ -35,11 +36,15 @@ export interface ProxyDeps {
   random?: () => number;
   /** The dispatcher of this process, if any: requests for its host skip the HTTP hop. */
   local?: LocalDispatch;
+  /** Signs each request to a dispatcher over HTTP (its port serves nothing unsigned). */
+  hopAuth: HopAuth;
 }
 
 /** Headers a client may not set: the proxy sets them itself, or they are internal. */
 const untrusted = (name: string) =>
-  name.startsWith('x-forwarded-') || name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-fc-');
+  name.startsWith('x-forwarded-') || name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-fc-') || name === REQUEST_ID_HEADER;
+
+const untrustedOrHost = (name: string) => name === 'host' || untrusted(name);
 
 /** Sends to at most this many containers before giving up on a request. */
 const MAX_ATTEMPTS = 3;
@@ -69,26 +74,37 @@ export class UserProxy {
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const begin = performance.now();
-    const host = routingHost(req.headers.host);
+    // Carried to the dispatcher and the app, and in any error answer: the log has the details under it.
+    const requestId = newRequestId();
+    let host: string | undefined;
     let app: App | undefined;
     let status: number;
     try {
+      // Node parses one header more than this (see startProxy): one more means too many to carry on.
+      if (req.rawHeaders.length / 2 > PUBLIC_MAX_HEADERS) {
+        throw new FcError('FC_ERR_TOO_MANY_HEADERS', `the request carries more than ${PUBLIC_MAX_HEADERS} header fields`, { limit: PUBLIC_MAX_HEADERS });
+      }
+      // The target's authority (absolute form) or the one Host decides the route; from here on
+      // the request is in origin form, as it goes upstream and as the dispatcher's signature says.
+      const target = parseRequestTarget(req.method ?? '', req.url ?? '/', hostFieldCount(req.rawHeaders), req.headers.host);
+      if (!target.ok) throw new FcError('FC_ERR_BAD_REQUEST', target.detail);
+      req.url = target.path;
+      host = routingHost(target.authority);
       // The cache answers almost always; only a miss waits on the CMDB.
       app = host === undefined ? undefined : (this.deps.cache.appForHostname(host) ?? (await this.appFor(host)));
+      // The proxy serves nothing of its own here: health and metrics are on the admin listener.
       if (app === undefined) {
-        if (await this.serveOwn(req, res)) return;
         throw new FcError(
           'FC_ERR_UNKNOWN_HOST',
           host === undefined ? 'the request has no Host header, so no app can be chosen' : `no app serves the host "${host}"`,
           { host: host ?? null },
         );
       }
-      status = await this.forwardToApp(app, req, res);
+      status = await this.forwardToApp(app, req, res, requestId, target.authority as string);
     } catch (err) {
       const fc = toFcError(err);
       status = fc.status;
-      sendProblem(res, fc);
-      if (fc.code === 'FC_ERR_INTERNAL') this.deps.logger.error({ err, host }, 'request failed');
+      sendPublicProblem(res, fc, requestId, this.deps.logger, { host, app: app?.name });
     }
     this.metrics.recorder.record(app?.name ?? '', status, (performance.now() - begin) / 1000);
   }
@@ -108,22 +124,12 @@ export class UserProxy {
     return undefined;
   }
 
-  /** The proxy's own endpoints, for hosts no app serves. */
-  private async serveOwn(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    if (req.method !== 'GET') return false;
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
-      sendJson(res, 200, { status: 'ok', role: 'proxy', apps: this.deps.cache.appCount, cmdbRev: this.deps.cache.snapshotRev });
-      return true;
-    }
-    if (path === '/metrics') {
-      await serveMetrics(this.deps.registry, res);
-      return true;
-    }
-    return false;
+  /** For the admin listener's /healthz. */
+  health(): Record<string, unknown> {
+    return { status: 'ok', apps: this.deps.cache.appCount, cmdbRev: this.deps.cache.snapshotRev };
   }
 
-  private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse): Promise<number> {
+  private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse, requestId: string, authority: string): Promise<number> {
     const { cache, clock } = this.deps;
     // A container gone before the dispatcher forwarded: any request without a body may go elsewhere.
     const retryable = !hasBody(req);
@@ -139,8 +145,12 @@ export class UserProxy {
     const forwarded = [
       'X-Forwarded-For', clientAddress(req),
       'X-Forwarded-Proto', 'http',
-      'X-Forwarded-Host', req.headers.host ?? '',
+      'X-Forwarded-Host', authority,
+      'X-Request-Id', requestId,
     ];
+    // Host first and set here, never the client's copy: a header the client names in Connection
+    // (`Connection: host`) must not take it away, and absolute form brings its own.
+    const headers = () => ['Host', authority, ...upstreamRequestHeaders(req, untrustedOrHost, forwarded)];
     for (let attempt = 1; ; attempt++) {
       const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
       const entry = decision.kind === 'forward' ? decision.entry : await this.register(app, tried);
@@ -151,7 +161,7 @@ export class UserProxy {
       const local = this.deps.local;
       if (local !== undefined && local.hostId === entry.host) {
         // The dispatcher is in this process: called directly, one hop less.
-        const result = await local.serve(entry.id, req, res, upstreamRequestHeaders(req, untrusted, forwarded), !last);
+        const result = await local.serve(entry.id, req, res, headers(), !last);
         if (!result.retry) return result.status;
         this.metrics.retries.inc({ reason: 'container-gone' });
         continue;
@@ -161,7 +171,12 @@ export class UserProxy {
           pool: this.poolFor(host.dispatcherUrl),
           req,
           res,
-          headers: upstreamRequestHeaders(req, untrusted, [...forwarded, CONTAINER_HEADER, entry.id]),
+          // The proxy's own headers first: whatever the dispatcher's server cuts, it is not these.
+          headers: [
+            CONTAINER_HEADER, entry.id,
+            AUTH_HEADER, this.deps.hopAuth.sign({ method: req.method ?? '', target: req.url ?? '/', entryId: entry.id }, clock.now()),
+            ...headers(),
+          ],
           upstream: `the dispatcher of host ${host.id} (${host.dispatcherUrl})`,
           retryIf: last ? undefined : (status, headers) => status === 503 && headers[ERROR_HEADER] === 'FC_ERR_CONTAINER_GONE',
         });

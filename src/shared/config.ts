@@ -21,6 +21,8 @@ interface OptionDef<T> {
   roles: readonly Role[];
   parse(raw: string): T | undefined;
   boolean?: boolean;
+  /** A secret: a bad value is not repeated in the error (it lands in logs). */
+  secret?: boolean;
 }
 
 const ALL: readonly Role[] = ['proxy', 'dispatcher', 'coreapi', 'cli'];
@@ -86,6 +88,11 @@ function bool(raw: string): boolean | undefined {
   return undefined;
 }
 
+/** A listen address: FC_LISTEN_HOST when set (the older single switch), else the role's default. */
+function listenDefault(c: Readonly<Record<string, unknown>>, fallback: string): string {
+  return typeof c.listenHost === 'string' && c.listenHost !== '' ? c.listenHost : fallback;
+}
+
 const nonEmpty = (raw: string): string | undefined => (raw.trim() === '' ? undefined : raw.trim());
 
 export const options = {
@@ -142,9 +149,49 @@ export const options = {
     },
   },
   listenHost: {
-    env: 'FC_LISTEN_HOST', flag: 'listen-host', default: '0.0.0.0', allowed: 'an IP address or host name', roles: SERVERS,
-    doc: 'Address the servers listen on.',
+    env: 'FC_LISTEN_HOST', flag: 'listen-host', default: '', defaultDoc: '(unset)', allowed: 'an IP address or host name', roles: SERVERS,
+    doc: 'Older single switch: when set, the default of every `FC_*_LISTEN` option (each of which still wins when set itself).',
     parse: nonEmpty,
+  },
+  proxyListen: {
+    env: 'FC_PROXY_LISTEN', flag: 'proxy-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '0.0.0.0'),
+    defaultDoc: '`0.0.0.0`', allowed: 'an IP address or host name', roles: ['proxy'],
+    doc: 'Address the UserProxy (tenants\' traffic) listens on.',
+    parse: nonEmpty,
+  },
+  dispatcherListen: {
+    env: 'FC_DISPATCHER_LISTEN', flag: 'dispatcher-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '127.0.0.1'),
+    defaultDoc: '`127.0.0.1`', allowed: 'an IP address or host name', roles: ['dispatcher'],
+    doc: 'Address the dispatcher listens on. Loopback is enough for `up` (the proxy calls it in process); with proxies on other hosts, an address of the hosts\' private network (and set `FC_DISPATCHER_URL`, `FC_CLUSTER_SECRET`).',
+    parse: nonEmpty,
+  },
+  apiListen: {
+    env: 'FC_API_LISTEN', flag: 'api-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '127.0.0.1'),
+    defaultDoc: '`127.0.0.1`', allowed: 'an IP address or host name', roles: ['coreapi'],
+    doc: 'Address the CoreAPI listens on.',
+    parse: nonEmpty,
+  },
+  adminListen: {
+    env: 'FC_ADMIN_LISTEN', flag: 'admin-listen', default: (c: Readonly<Record<string, unknown>>) => listenDefault(c, '127.0.0.1'),
+    defaultDoc: '`127.0.0.1`', allowed: 'an IP address or host name', roles: SERVERS,
+    doc: 'Address of the admin listener (`/healthz`, `/metrics` and the dispatcher\'s `/v1/containers` of every role in the process).',
+    parse: nonEmpty,
+  },
+  adminPort: {
+    env: 'FC_ADMIN_PORT', flag: 'admin-port', default: 8083, roles: SERVERS,
+    doc: 'Port of the admin listener, one per process (give each process on a machine its own).',
+    ...int(0, 65535, ' (0: any free port)'),
+  },
+  clusterSecret: {
+    env: 'FC_CLUSTER_SECRET', flag: 'cluster-secret', default: '', defaultDoc: '(generated once, kept in the CMDB)',
+    allowed: 'at least 32 characters', roles: ['proxy', 'dispatcher'], secret: true,
+    doc: 'Key the proxies sign each request to a dispatcher with (HMAC); a dispatcher answers 403 to anything unsigned. Every proxy and dispatcher of one installation needs the same.',
+    parse: (raw: string) => (raw.length >= 32 ? raw : undefined),
+  },
+  hopAuthWindow: {
+    env: 'FC_HOP_AUTH_WINDOW', flag: 'hop-auth-window', default: 30_000, roles: ['dispatcher'],
+    doc: 'How far the time in a proxy\'s signature may be from the dispatcher\'s clock (either way); keep hosts\' clocks in sync (NTP) well within it.',
+    ...duration(1000, 600_000),
   },
   proxyPort: {
     env: 'FC_PROXY_PORT', flag: 'proxy-port', default: 8080, roles: ['proxy'],
@@ -318,7 +365,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       continue;
     }
     const value = def.parse(raw);
-    if (value === undefined) problems.push(`${source}=${JSON.stringify(raw)} is not allowed (allowed: ${def.allowed})`);
+    if (value === undefined) problems.push(`${source}=${def.secret === true ? `(${raw.length} characters, not shown)` : JSON.stringify(raw)} is not allowed (allowed: ${def.allowed})`);
     else out[key] = value;
   }
   for (const key of computed) out[key] = (options[key].default as (c: Readonly<Record<string, unknown>>) => unknown)(out);

@@ -41,6 +41,24 @@ export const errorCatalog = {
     retryable: false,
     description: 'A CoreAPI write carries the read-only token; writes need the admin token.',
   },
+  FC_ERR_HOP_FORBIDDEN: {
+    status: 403,
+    title: 'Forbidden',
+    retryable: false,
+    description: 'A request reached a dispatcher without a valid proxy signature (x-fc-auth: missing, forged, for another request, or outside FC_HOP_AUTH_WINDOW); nothing was started or forwarded.',
+  },
+  FC_ERR_TOO_MANY_HEADERS: {
+    status: 431,
+    title: 'Too many headers',
+    retryable: false,
+    description: 'The request carries more header fields than the proxy passes on (1000).',
+  },
+  FC_ERR_BAD_REQUEST: {
+    status: 400,
+    title: 'Bad request',
+    retryable: false,
+    description: 'The request target or Host is unusable: more than one Host header, or a target that is neither origin form (/path) nor absolute form (http://host/path).',
+  },
   FC_ERR_NOT_FOUND: {
     status: 404,
     title: 'Not found',

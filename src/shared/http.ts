@@ -87,12 +87,24 @@ export interface Listening {
   destroy(): Promise<void>;
 }
 
+export interface ListenOptions {
+  /**
+   * Headers Node parses per request (default 2000); beyond it they are dropped without a word. A
+   * server that must notice too many (to refuse them) sets it one above what it accepts.
+   */
+  maxHeadersCount?: number;
+}
+
 export async function listen(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   port: number,
   host: string,
+  options: ListenOptions = {},
 ): Promise<Listening> {
   const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, handler);
+  // Always set: Node's HTTP parsers are pooled per process, and a server that leaves it unset parses
+  // with the limit of whichever server used the parser last (the proxy's 1001, in `up`).
+  server.maxHeadersCount = options.maxHeadersCount ?? 2000;
   const sockets = new Set<Socket>();
   server.on('connection', (s) => {
     sockets.add(s);

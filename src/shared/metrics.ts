@@ -1,6 +1,6 @@
-// Each role keeps its own Prometheus registry and serves it on its own port at /metrics, so
-// `up` (all roles in one process) and split roles expose the same series. Process metrics (CPU,
-// memory, event loop lag) are collected once per process and appended to every role's answer.
+// Each role keeps its own Prometheus registry; the admin listener of the process (admin.ts) serves
+// them all at /metrics, so `up` (all roles in one process) and split roles expose the same series.
+// Process metrics (CPU, memory, event loop lag) are collected once per process.
 
 import type { ServerResponse } from 'node:http';
 import { Registry, collectDefaultMetrics, type Counter, type Histogram } from 'prom-client';
@@ -13,7 +13,7 @@ export function createRegistry(role: string): Registry {
 
 let processRegistry: Registry | undefined;
 
-function processMetrics(): Registry {
+export function processMetrics(): Registry {
   if (processRegistry === undefined) {
     processRegistry = new Registry();
     collectDefaultMetrics({ register: processRegistry, prefix: 'fc_' });

@@ -6,6 +6,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 /** Request header naming the container entry a proxied request is for. */
 export const CONTAINER_HEADER = 'x-fc-container';
 
+/**
+ * Request header proving a proxied request comes from a proxy of this installation: an HMAC over
+ * method, target, entry id and time with the cluster secret (src/shared/hop-auth.ts).
+ */
+export const AUTH_HEADER = 'x-fc-auth';
+
+/**
+ * Most headers a public request may carry. The proxy adds its own (X-Forwarded-*, x-fc-*) for the
+ * hop to the dispatcher, whose server parses at most DISPATCHER_MAX_HEADERS: a request near that
+ * would lose the proxy's headers there, so the proxy refuses it (431) long before.
+ */
+export const PUBLIC_MAX_HEADERS = 1000;
+
+/** Headers the dispatcher's server parses (Node's default); a request with this many may have lost some. */
+export const DISPATCHER_MAX_HEADERS = 2000;
+
 /** Response header carrying an FcError code, so the proxy can tell "container gone" from an app's 503. */
 export const ERROR_HEADER = 'x-fc-error';
 

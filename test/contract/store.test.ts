@@ -353,6 +353,16 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
     });
   });
 
+  describe('cluster secret', () => {
+    it('keeps the first secret offered; concurrent first callers agree on one', async () => {
+      const offered = ['secret-a-0123456789', 'secret-b-0123456789', 'secret-c-0123456789'];
+      const got = await Promise.all(offered.map((c) => store.clusterSecret(c)));
+      expect(new Set(got).size).toBe(1);
+      expect(offered).toContain(got[0]);
+      expect(await store.clusterSecret('secret-d-0123456789')).toBe(got[0]);
+    });
+  });
+
   describe('changes and snapshots', () => {
     it('publishes every write in revision order and snapshots at the latest revision', async () => {
       const changes: Change[] = [];

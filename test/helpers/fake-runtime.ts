@@ -13,6 +13,8 @@ export interface FakeImage {
   listenAfterMs?: number;
   /** The "process" exits at once with this code and output instead of listening. */
   exit?: { code: number; output: string };
+  /** With exit: gone before its network was attached, so start() reports no address (Docker's way). */
+  exitBeforeNetwork?: boolean;
   /** Milliseconds each request takes. */
   requestMs?: number;
   /** Milliseconds after listening during which every request gets 503 (an app still booting). */
@@ -70,6 +72,7 @@ export class FakeRuntime implements ContainerRuntime {
       c.running = false;
       c.exitCode = image.exit.code;
       c.output = image.exit.output;
+      if (image.exitBeforeNetwork === true) c.ip = null;
     } else {
       const listensAt = Date.now() + (image.listenAfterMs ?? 0);
       const server = http.createServer((req, res) => {

@@ -22,6 +22,8 @@ export interface TestStack {
   proxyUrl: string;
   apiUrl: string;
   dispatcherUrl: string;
+  /** The process's admin listener: /healthz, /metrics, the dispatcher's /v1/containers. */
+  adminUrl: string;
   hostId: string;
   prefix: string;
   /** POSTs, PATCHes or DELETEs on the CoreAPI with the token. */
@@ -50,6 +52,7 @@ export async function startTestStack(o: TestStackOptions = {}): Promise<TestStac
       FC_PROXY_PORT: '0',
       FC_API_PORT: '0',
       FC_DISPATCHER_PORT: '0',
+      FC_ADMIN_PORT: '0',
       FC_HOST_ID: hostId,
       FC_API_TOKEN: TEST_TOKEN,
       FC_STATE_DIR: stateDir,
@@ -66,8 +69,9 @@ export async function startTestStack(o: TestStackOptions = {}): Promise<TestStac
   const dispatcherUrl = stack.dispatcher?.listening.url ?? '';
   const proxyUrl = stack.proxy?.listening.url ?? '';
   const apiUrl = stack.coreapi?.listening.url ?? '';
+  const adminUrl = stack.admin?.url ?? '';
   const t: TestStack = {
-    stack, config, proxyUrl, apiUrl, dispatcherUrl, hostId, prefix,
+    stack, config, proxyUrl, apiUrl, dispatcherUrl, adminUrl, hostId, prefix,
     async api(method, p, body) {
       const res = await request(`${apiUrl}${p}`, {
         method,

@@ -48,7 +48,7 @@ async function get(host: string, p = '/'): Promise<{ status: number; body: strin
 beforeAll(async () => {
   [proxyPort, apiPort] = [await freePort(), await freePort()];
   const dispatcherPort = await freePort();
-  up = spawn(process.execPath, [bin, 'up', '--demo', '--proxy-port', String(proxyPort), '--api-port', String(apiPort), '--dispatcher-port', String(dispatcherPort)], {
+  up = spawn(process.execPath, [bin, 'up', '--demo', '--proxy-port', String(proxyPort), '--api-port', String(apiPort), '--dispatcher-port', String(dispatcherPort), '--admin-port', '0'], {
     env: { ...process.env, REDIS_URL: '', FC_HOST_ID: hostId, FC_STATE_DIR: stateDir, FC_LISTEN_HOST: '127.0.0.1', FC_LOG_LEVEL: 'warn', FC_API_TOKEN: '' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

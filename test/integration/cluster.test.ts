@@ -29,11 +29,11 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** Four consecutive free ports: proxy, CoreAPI, two dispatchers. */
+/** Four consecutive free ports (proxy, CoreAPI, two dispatchers) and their admin ports, 100 above. */
 async function freeBase(): Promise<number> {
   for (;;) {
     const candidate = 20_000 + Math.floor(Math.random() * 20_000);
-    const free = await Promise.all([0, 1, 2, 3].map((i) => portFree(candidate + i)));
+    const free = await Promise.all([0, 1, 2, 3, 100, 101, 102, 103].map((i) => portFree(candidate + i)));
     if (free.every(Boolean)) return candidate;
   }
 }
@@ -82,12 +82,24 @@ describe('a cluster of separate processes on one Redis', () => {
     const first = await whoami();
     const added = await api('POST', '/v1/apps/spread/containers', {});
     expect(added.status).toBe(201);
-    const entries = (await api('GET', '/v1/apps/spread/containers')).body.containers as { host: string }[];
+    const entries = (await api('GET', '/v1/apps/spread/containers')).body.containers as { id: string; host: string }[];
     expect(entries.map((e) => e.host).sort()).toEqual([`${name}-host-1`, `${name}-host-2`]);
     await eventually(async () => (await api('GET', `/v1/containers/${added.body.id}`)).body.state === 'ready', { timeout: 15_000, what: 'the second container' });
     const seen = new Set<string>([first]);
     for (let i = 0; i < 40; i++) seen.add(await whoami());
     expect(seen.size).toBe(2);
+    // The proxy process signs with the secret the first process kept in Redis; a client that is
+    // not a proxy gets nothing from a dispatcher, even naming a running container.
+    for (const port of [base + 2, base + 3]) {
+      for (const e of entries) {
+        const raw = await request(`http://127.0.0.1:${port}/cgi-bin/whoami`, { headers: { 'x-fc-container': e.id } });
+        expect(raw.statusCode).toBe(403);
+        expect(JSON.parse(await raw.body.text()).code).toBe('FC_ERR_HOP_FORBIDDEN');
+      }
+      // Its health is on its admin listener.
+      const health = await request(`http://127.0.0.1:${port + 100}/healthz`);
+      expect(((await health.body.json()) as { roles: { dispatcher: { status: string } } }).roles.dispatcher.status).toBe('ok');
+    }
     const containers = await clusterContainers();
     expect(containers.map((c) => c.Labels[labelKeys.host]).sort()).toEqual([`${name}-host-1`, `${name}-host-2`]);
   });

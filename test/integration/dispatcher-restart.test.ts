@@ -30,6 +30,7 @@ function startDispatcherProcess(): ChildProcess {
       FC_HOST_ID: hostId,
       FC_LISTEN_HOST: '127.0.0.1',
       FC_DISPATCHER_PORT: String(port),
+      FC_ADMIN_PORT: '0',
       FC_HEARTBEAT_INTERVAL: '200ms',
       FC_LOG_LEVEL: 'info',
     },

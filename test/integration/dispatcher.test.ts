@@ -54,8 +54,7 @@ describe('held requests', () => {
     const late = await s.get('slower.test');
     expect(late.status).toBe(503);
     expect(late.headers['retry-after']).toBe('5');
-    expect(JSON.parse(late.body)).toMatchObject({ code: 'FC_ERR_QUEUE_TIMEOUT' });
-    expect(JSON.parse(late.body).detail).toContain('300 ms');
+    expect(JSON.parse(late.body)).toMatchObject({ code: 'FC_ERR_QUEUE_TIMEOUT', requestId: late.headers['x-request-id'] });
     await eventually(async () => (await s.get('slower.test')).status === 200, { timeout: 5000, what: 'the container to serve' });
     expect(runtime.creates).toBe(1);
   });
@@ -76,7 +75,7 @@ describe('readiness', () => {
 });
 
 describe('failed starts', () => {
-  it('reports a container that exits before listening, with its exit code and output, then fails fast', async () => {
+  it('reports a container that exits before listening to the operator, with its exit code and output, then fails fast', async () => {
     const s = await stack({ FC_START_BACKOFF: '30s' });
     runtime.images.set('crashy', { exit: { code: 3, output: 'PHP Fatal error: boom' } });
     await app(s, { name: 'crashy', hostnames: ['crashy.test'], image: 'crashy' });
@@ -84,16 +83,35 @@ describe('failed starts', () => {
     expect(first.status).toBe(503);
     const problem = JSON.parse(first.body);
     expect(problem.code).toBe('FC_ERR_START_FAILED');
-    expect(problem.detail).toContain('exited with code 3');
-    expect(problem.detail).toContain('PHP Fatal error: boom');
-    expect(problem.detail).toContain('image crashy');
+    // The public learns what and a request id, not the app's output, image or container.
+    expect(problem.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(first.headers['x-request-id']).toBe(problem.requestId);
+    for (const secret of ['exited with code 3', 'PHP Fatal error: boom', 'crashy', 'container ']) expect(first.body).not.toContain(secret);
     const again = await s.get('crashy.test');
     expect(JSON.parse(again.body).code).toBe('FC_ERR_START_FAILED');
+    expect(JSON.parse(again.body).requestId).not.toBe(problem.requestId);
     expect(Number(again.headers['retry-after'])).toBeGreaterThan(20);
     expect(runtime.creates).toBe(1);
     expect(runtime.containers.size).toBe(0);
+    // The operator reads it all in the entry (`ps`).
     const entries = (await s.api('GET', '/v1/apps/crashy/containers')).body.containers;
     expect(entries[0]).toMatchObject({ state: 'registered', lastErrorCode: 'FC_ERR_START_FAILED' });
+    expect(entries[0].lastError).toContain('exited with code 3');
+    expect(entries[0].lastError).toContain('PHP Fatal error: boom');
+    expect(entries[0].lastError).toContain('image crashy');
+  });
+
+  it('reports a container gone before its network was attached by its exit code and output, not a missing address', async () => {
+    const s = await stack({ FC_START_BACKOFF: '30s' });
+    runtime.images.set('gone-at-once', { exit: { code: 2, output: 'unknown option --bad' }, exitBeforeNetwork: true });
+    await app(s, { name: 'quick', hostnames: ['quick.test'], image: 'gone-at-once' });
+    const res = await s.get('quick.test');
+    expect(res.status).toBe(503);
+    expect(res.body).not.toContain('--bad');
+    const [entry] = (await s.api('GET', '/v1/apps/quick/containers')).body.containers;
+    expect(entry.lastError).toContain('exited with code 2');
+    expect(entry.lastError).toContain('unknown option --bad');
+    expect(entry.lastError).not.toContain('no address');
   });
 
   it('starts a fresh container after one dies under load', async () => {

@@ -2,13 +2,16 @@
 // strips, routing among entries, registration, retries when a container went away.
 
 import http from 'node:http';
+import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CmdbCache } from '../../src/cmdb/cache.js';
 import { MemoryStore } from '../../src/cmdb/memory-store.js';
 import { UserProxy } from '../../src/proxy/proxy.js';
 import { systemClock } from '../../src/shared/clock.js';
+import { HopAuth } from '../../src/shared/hop-auth.js';
 import { listen, type Listening } from '../../src/shared/http.js';
+import { PUBLIC_MAX_HEADERS } from '../../src/shared/protocol.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { createRegistry } from '../../src/shared/metrics.js';
 import { appSpec, newContainer } from '../helpers/specs.js';
@@ -29,6 +32,7 @@ let dispatcher: Listening;
 const seen: Seen[] = [];
 /** Entry ids the stand-in dispatcher says are gone. */
 const goneEntries = new Set<string>();
+const hopAuth = new HopAuth('proxy-test-cluster-secret-0123456789', 30_000);
 
 beforeAll(async () => {
   dispatcher = await listen(
@@ -58,8 +62,8 @@ beforeAll(async () => {
   );
   store = new MemoryStore();
   cache = await CmdbCache.open(store, silentLogger);
-  proxy = new UserProxy({ store, cache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy') }, { hostTimeout: 10_000, upstreamConnections: 16 });
-  proxyServer = await listen(proxy.handle, 0, '127.0.0.1');
+  proxy = new UserProxy({ store, cache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy'), hopAuth }, { hostTimeout: 10_000, upstreamConnections: 16 });
+  proxyServer = await listen(proxy.handle, 0, '127.0.0.1', { maxHeadersCount: PUBLIC_MAX_HEADERS + 1 });
   await store.heartbeatHost({ id: 'h1', dispatcherUrl: dispatcher.url, capacity: 10, startedAt: Date.now(), heartbeatAt: Date.now() });
   await store.createApp(appSpec({ name: 'site', hostnames: ['site.test'] }), Date.now());
   await eventually(() => cache.host('h1') && cache.app('site'));
@@ -121,14 +125,28 @@ describe('routing and registration', () => {
     }
   });
 
-  it('answers 404 for an unknown host, and serves its own health there', async () => {
+  it('answers 404 for an unknown host, and serves nothing of its own on the tenants\' port', async () => {
     const res = await get('unknown.test');
     expect(res.status).toBe(404);
-    expect(JSON.parse(res.body)).toMatchObject({ code: 'FC_ERR_UNKNOWN_HOST', host: 'unknown.test' });
-    const health = await get('127.0.0.1', '/healthz');
-    expect(JSON.parse(health.body)).toMatchObject({ status: 'ok', role: 'proxy', apps: 1 });
-    const metrics = await get('127.0.0.1', '/metrics');
-    expect(metrics.body).toContain('fc_proxy_requests_total{app="site",status="200",role="proxy"}');
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'FC_ERR_UNKNOWN_HOST' });
+    // Health and metrics (every app's name and traffic) are on the admin listener only.
+    for (const host of ['127.0.0.1', 'localhost', 'unknown.test']) {
+      for (const path of ['/healthz', '/metrics', '/v1/containers']) {
+        const own = await get(host, path);
+        expect(own.status).toBe(404);
+        expect(JSON.parse(own.body).code).toBe('FC_ERR_UNKNOWN_HOST');
+        expect(own.body).not.toContain('site');
+      }
+    }
+    expect(await proxy.health()).toMatchObject({ status: 'ok', apps: 1 });
+  });
+
+  it('signs every request to a dispatcher for its method, target and entry', async () => {
+    await get('site.test', '/signed?q=1');
+    const s = seen[0]!;
+    const entryId = String(s.headers['x-fc-container']);
+    expect(hopAuth.verify(s.headers['x-fc-auth'], { method: 'GET', target: '/signed?q=1', entryId }, Date.now())).toEqual({ ok: true });
+    expect(hopAuth.verify(s.headers['x-fc-auth'], { method: 'GET', target: '/signed?q=1', entryId: 'another-entry' }, Date.now()).ok).toBe(false);
   });
 
   it('says so when no compute host is live', async () => {
@@ -137,7 +155,8 @@ describe('routing and registration', () => {
     await eventually(() => cache.app('orphan') && (cache.host('h1')?.heartbeatAt ?? 0) < Date.now() - 30_000);
     const res = await get('orphan.test');
     expect(res.status).toBe(503);
-    expect(JSON.parse(res.body).code).toBe('FC_ERR_NO_COMPUTE_HOST');
+    expect(JSON.parse(res.body)).toMatchObject({ code: 'FC_ERR_NO_COMPUTE_HOST', requestId: res.headers['x-request-id'] });
+    expect(res.body).not.toMatch(/h1|orphan|127\.0\.0\.1/);
     expect(res.headers['retry-after']).toBeDefined();
     await store.heartbeatHost({ id: 'h1', dispatcherUrl: dispatcher.url, capacity: 10, startedAt: 0, heartbeatAt: Date.now() });
     await eventually(() => (cache.host('h1')?.heartbeatAt ?? 0) > Date.now() - 5_000);
@@ -152,7 +171,7 @@ describe('when a dispatcher cannot be reached', () => {
     const alive = (await store.registerContainer(newContainer('flaky', { host: 'h1', state: 'ready', createdAt: 2 }))).entry;
     await eventually(() => cache.container(alive.id) && cache.container(dead.id) && cache.host('hdead'));
     // Always the first ready entry: the one on the unreachable host.
-    const firstPick = new UserProxy({ store, cache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy') }, { hostTimeout: 10_000, upstreamConnections: 4 });
+    const firstPick = new UserProxy({ store, cache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy'), hopAuth }, { hostTimeout: 10_000, upstreamConnections: 4 });
     Object.assign(firstPick, { random: () => 0 });
     const server = await listen(firstPick.handle, 0, '127.0.0.1');
     try {
@@ -161,11 +180,53 @@ describe('when a dispatcher cannot be reached', () => {
       expect(await getRes.body.text()).toBe(`served by ${alive.id}`);
       const postRes = await request(`${server.url}/`, { method: 'POST', headers: { host: 'flaky.test' } });
       expect(postRes.statusCode).toBe(502);
-      expect(JSON.parse(await postRes.body.text()).code).toBe('FC_ERR_UPSTREAM');
+      const text = await postRes.body.text();
+      expect(JSON.parse(text)).toMatchObject({ code: 'FC_ERR_UPSTREAM', requestId: postRes.headers['x-request-id'] });
+      // Not where: no dispatcher address, host or container id.
+      expect(text).not.toMatch(/127\.0\.0\.1|hdead|dispatcher|flaky/);
+      expect(text).not.toContain(dead.id);
     } finally {
       await server.destroy();
       await firstPick.destroy();
     }
+  });
+});
+
+/** A raw HTTP/1.1 request over a socket: what a hostile client can send that undici will not. */
+function rawRequest(url: string, text: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    // Written, not ended: a server that sees the client's end may drop its request. Every
+    // request here says Connection: close, so the server ends the exchange.
+    const socket = net.connect(Number(port), hostname, () => socket.write(text));
+    let answer = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (answer += d));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(answer));
+  });
+}
+
+describe('header floods', () => {
+  const flood = (n: number, extra = '') => `GET /flood HTTP/1.1\r\nHost: site.test\r\n${'a:\r\n'.repeat(n - 2)}Connection: close\r\n${extra}\r\n`;
+
+  it('refuses with 431 a request with more headers than the hop to the dispatcher carries, sending nothing on', async () => {
+    const answer = await rawRequest(proxyServer.url, flood(2100));
+    expect(answer).toMatch(/^HTTP\/1\.1 431 /);
+    expect(answer).toContain('FC_ERR_TOO_MANY_HEADERS');
+    const justOver = await rawRequest(proxyServer.url, flood(PUBLIC_MAX_HEADERS + 1));
+    expect(justOver).toMatch(/^HTTP\/1\.1 431 /);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('passes a request with as many headers as allowed, the proxy\'s own intact', async () => {
+    const answer = await rawRequest(proxyServer.url, flood(PUBLIC_MAX_HEADERS));
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    const s = seen[0]!;
+    const entryId = String(s.headers['x-fc-container']);
+    expect(answer).toContain(`served by ${entryId}`);
+    expect(hopAuth.verify(s.headers['x-fc-auth'], { method: 'GET', target: '/flood', entryId }, Date.now())).toEqual({ ok: true });
+    expect(s.headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 });
 
@@ -178,8 +239,10 @@ describe('headers', () => {
       forwarded: 'for=6.6.6.6',
       'x-real-ip': '6.6.6.6',
       'x-fc-container': 'someone-elses-container',
+      'x-request-id': 'chosen-by-the-client',
     });
     const h = seen[0]!.headers;
+    expect(h['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(h['x-forwarded-for']).toBe('127.0.0.1');
     expect(h['x-forwarded-proto']).toBe('http');
     expect(h['x-forwarded-host']).toBe('Site.Test:8080');
@@ -256,7 +319,7 @@ describe('the proxy with a dispatcher in its own process (LocalDispatch)', () =>
         return { status: 200, retry: false };
       },
     };
-    localProxy = new UserProxy({ store: localStore, cache: localCache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy'), local }, { hostTimeout: 10_000, upstreamConnections: 16 });
+    localProxy = new UserProxy({ store: localStore, cache: localCache, clock: systemClock, logger: silentLogger, registry: createRegistry('proxy'), hopAuth, local }, { hostTimeout: 10_000, upstreamConnections: 16 });
     server = await listen(localProxy.handle, 0, '127.0.0.1');
     // A host id for this process, and one elsewhere whose dispatcher no one runs.
     await localStore.heartbeatHost({ id: 'here', dispatcherUrl: 'http://127.0.0.1:1', capacity: 10, startedAt: Date.now(), heartbeatAt: Date.now() });

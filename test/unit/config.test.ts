@@ -39,6 +39,24 @@ describe('loadConfig', () => {
     expect(configError({ env: { FC_API_READ_TOKEN: 'short' } }).message).toContain('FC_API_READ_TOKEN');
   });
 
+  it('listens on loopback for everything but the tenants\' port, unless told otherwise', () => {
+    expect(loadConfig({ env: {} })).toMatchObject({
+      proxyListen: '0.0.0.0', dispatcherListen: '127.0.0.1', apiListen: '127.0.0.1', adminListen: '127.0.0.1', adminPort: 8083, clusterSecret: '', hopAuthWindow: 30_000,
+    });
+    // The older single switch still sets every address; each role's own option wins over it.
+    expect(loadConfig({ env: { FC_LISTEN_HOST: '10.0.0.5' } })).toMatchObject({ proxyListen: '10.0.0.5', dispatcherListen: '10.0.0.5', apiListen: '10.0.0.5', adminListen: '10.0.0.5' });
+    expect(loadConfig({ env: { FC_LISTEN_HOST: '10.0.0.5', FC_DISPATCHER_LISTEN: '192.168.0.2' }, flags: { 'admin-listen': '::1' } })).toMatchObject({
+      proxyListen: '10.0.0.5', dispatcherListen: '192.168.0.2', adminListen: '::1',
+    });
+  });
+
+  it('takes a cluster secret of at least 32 characters only', () => {
+    expect(loadConfig({ env: { FC_CLUSTER_SECRET: 'x'.repeat(32) } }).clusterSecret).toBe('x'.repeat(32));
+    const err = configError({ env: { FC_CLUSTER_SECRET: 'too-short' } });
+    expect(err.message).toContain('FC_CLUSTER_SECRET=(9 characters, not shown) is not allowed (allowed: at least 32 characters)');
+    expect(JSON.stringify(err.details)).not.toContain('too-short');
+  });
+
   it('derives the dispatcher URL from its port unless given', () => {
     expect(loadConfig({ env: { FC_DISPATCHER_PORT: '9100' } }).dispatcherUrl).toBe('http://127.0.0.1:9100');
     expect(loadConfig({ env: { FC_DISPATCHER_URL: 'http://10.0.0.5:8082/' } }).dispatcherUrl).toBe('http://10.0.0.5:8082');
