@@ -3,7 +3,7 @@
 // `dispatcher` and `coreapi` run one each, sharing a Redis CMDB with the others.
 
 import { CmdbCache } from '../cmdb/cache.js';
-import { openStore } from '../cmdb/index.js';
+import { openStore, usesRedis } from '../cmdb/index.js';
 import type { Store } from '../cmdb/types.js';
 import type { CoreApiRole } from '../coreapi/index.js';
 import type { DispatcherRole } from '../dispatcher/index.js';
@@ -41,10 +41,13 @@ export interface StackOptions {
 export async function startStack(o: StackOptions): Promise<Stack> {
   const { config, roles, logger } = o;
   const clock = o.clock ?? systemClock;
-  if (roles.length < 3 && config.redisUrl === '' && o.store === undefined) {
+  if (roles.length < 3 && !usesRedis(config) && o.store === undefined) {
     throw new FcError('FC_ERR_CONFIG', `REDIS_URL is required to run the ${roles.join(' and ')} role on its own: the embedded CMDB lives inside one process. Set REDIS_URL, or run all roles with \`fastcontainer up\`.`);
   }
-  const store = o.store ?? (await openStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, logger }));
+  const store = o.store ?? (await openStore({
+    redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, logger,
+    cmdbTimeout: config.cmdbTimeout, redisSentinels: config.redisSentinels, redisSentinelName: config.redisSentinelName,
+  }));
   const stack: Stack = {
     store,
     cache: undefined,
@@ -67,7 +70,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     },
   };
   try {
-    if (roles.includes('proxy') || roles.includes('dispatcher')) stack.cache = await CmdbCache.open(store, logger);
+    if (roles.includes('proxy') || roles.includes('dispatcher')) stack.cache = await CmdbCache.open(store, logger, { clock });
     // Each role's code is loaded only when the process runs that role: a proxy on its own does
     // not carry the Docker client and the CoreAPI (about 7 MB of a proxy process's memory).
     if (roles.includes('dispatcher')) {

@@ -21,6 +21,10 @@ export interface CmdbKeys {
   stats(host: string): string;
   /** Hosts that reported stats, a sorted set scored by when their stats expire. */
   readonly statsHosts: string;
+  /** A random id written at first use: a new one means the CMDB lost its data (probe.lua). */
+  readonly epoch: string;
+  /** Who holds a host id: a random owner token, set with PX and renewed with the heartbeat. */
+  hostLease(id: string): string;
   readonly prefixes: {
     readonly app: string;
     readonly hostname: string;
@@ -52,6 +56,8 @@ export function cmdbKeys(prefix: string): CmdbKeys {
     events: (app) => `${prefix}:events:${app}`,
     stats: (host) => `${prefix}:stats:${host}`,
     statsHosts: `${prefix}:stats-hosts`,
+    epoch: `${prefix}:epoch`,
+    hostLease: (id) => `${prefix}:host-lease:${id}`,
     prefixes,
   };
 }

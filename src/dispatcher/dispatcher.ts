@@ -19,6 +19,7 @@ import { CONTAINER_HEADER, type LocalDispatch } from '../shared/protocol.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
 import { labelKeys } from './container-runtime.js';
 import { StartTimes, type DispatcherContext, type DispatcherDeps, type DispatcherSettings } from './context.js';
+import { HostLease } from './host-lease.js';
 import { HostLoops } from './host-loops.js';
 import { ContainerLifecycle } from './lifecycle.js';
 import type { LocalPhase } from './local-container.js';
@@ -47,6 +48,11 @@ export class Dispatcher {
   private timers: Timer[] = [];
   private unwatch: (() => void) | undefined;
   private readonly onChange = (change: Change) => this.lifecycle.react(change);
+  /** The CMDB answers again, or lost its data (a new epoch): re-announce the host and reconcile at once. */
+  private readonly onHealth = (healthy: boolean) => {
+    if (healthy) this.loops.reannounce('the CMDB answers again');
+  };
+  private readonly onEpoch = () => this.loops.reannounce('the CMDB lost its data (new epoch)');
 
   constructor(private readonly deps: DispatcherDeps, s: DispatcherSettings) {
     const locals: DispatcherContext['locals'] = new Map();
@@ -62,6 +68,7 @@ export class Dispatcher {
     });
     this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes(),
       cgroup: new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }),
+      lease: new HostLease(deps.store, s.hostId, s.heartbeatInterval, deps.clock, deps.logger),
     };
     this.lifecycle = new ContainerLifecycle(this.ctx);
     this.autoscaler = new Autoscaler(this.ctx, this.lifecycle);
@@ -69,12 +76,22 @@ export class Dispatcher {
     this.loops = new HostLoops(this.ctx, this.lifecycle);
   }
 
-  /** Before the server listens: checks the engine and adopts or removes what it runs for this host. */
+  /**
+   * Before the server listens: claims the host id (FC_ERR_HOST_ID_TAKEN, having touched nothing,
+   * while another dispatcher holds it), checks the engine and adopts or removes what it runs for
+   * this host.
+   */
   async prepare(): Promise<void> {
-    await this.deps.runtime.ping();
-    this.ctx.startedAt = this.deps.clock.now();
-    await this.loops.reconcile();
-    await this.deps.runtime.prepare();
+    await this.ctx.lease.acquire();
+    try {
+      await this.deps.runtime.ping();
+      this.ctx.startedAt = this.deps.clock.now();
+      await this.loops.reconcile();
+      await this.deps.runtime.prepare();
+    } catch (err) {
+      await this.ctx.lease.release();
+      throw err;
+    }
   }
 
   /**
@@ -95,6 +112,8 @@ export class Dispatcher {
       clock.setInterval(() => void autoscaler.reportStats(STATS_INTERVAL_MS * 3), STATS_INTERVAL_MS),
     );
     cache.on('change', this.onChange);
+    cache.on('health', this.onHealth);
+    cache.on('epoch', this.onEpoch);
     this.unwatch = runtime.watch({ [labelKeys.host]: ctx.s.hostId }, (e) => lifecycle.onRuntimeEvent(e));
     ctx.log.info({ host: ctx.s.hostId, url: ctx.url, runtime: runtime.name, adopted: ctx.locals.size }, 'dispatcher started');
   }
@@ -129,8 +148,14 @@ export class Dispatcher {
     const { ctx } = this;
     try {
       if (req.method === 'GET' && path === '/healthz') {
-        await this.deps.store.ping();
-        return sendJson(res, 200, { status: 'ok', role: 'dispatcher', host: ctx.s.hostId, containers: ctx.locals.size });
+        // The cache's probe is the CMDB check (every second, within its deadline): this answers at
+        // once. 200 even when degraded: the dispatcher still serves its containers.
+        const { cache } = this.deps;
+        const ok = cache.cmdbHealthy && ctx.lease.held;
+        return sendJson(res, 200, {
+          status: ok ? 'ok' : 'degraded', role: 'dispatcher', host: ctx.s.hostId, containers: ctx.locals.size,
+          cmdb: { healthy: cache.cmdbHealthy, since: cache.health.since }, hostLease: ctx.lease.held ? 'held' : 'not held',
+        });
       }
       if (req.method === 'GET' && path === '/metrics') return await serveMetrics(this.deps.registry, res);
       if (req.method === 'GET' && path === '/v1/containers') return sendJson(res, 200, { host: ctx.s.hostId, containers: this.localView() });
@@ -160,6 +185,8 @@ export class Dispatcher {
     this.timers = [];
     this.unwatch?.();
     this.deps.cache.off('change', this.onChange);
+    this.deps.cache.off('health', this.onHealth);
+    this.deps.cache.off('epoch', this.onEpoch);
   }
 
   /**
@@ -170,6 +197,7 @@ export class Dispatcher {
     this.stopLoops();
     await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('close')));
+    await this.ctx.lease.release();
   }
 
   /** Stops the loops and cuts the connections to the containers at once. */
@@ -177,5 +205,6 @@ export class Dispatcher {
     this.stopLoops();
     await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('destroy')));
+    await this.ctx.lease.release();
   }
 }

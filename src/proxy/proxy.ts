@@ -8,7 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import type { CmdbCache } from '../cmdb/cache.js';
-import { isHostLive, placeContainer } from '../cmdb/placement.js';
+import { cmdbErrors } from '../cmdb/errors.js';
+import { placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError, toFcError } from '../shared/errors.js';
@@ -101,6 +102,8 @@ export class UserProxy {
   private async appFor(host: string): Promise<App | undefined> {
     const now = this.deps.clock.now();
     if ((this.unknownHosts.get(host) ?? 0) > now) return undefined;
+    // Whether the app exists cannot be known now: a 503 to try again, not a 404, and no wait.
+    if (!this.deps.cache.cmdbHealthy) throw cmdbErrors.unavailable(new Error('it is unreachable; only apps this proxy already knows are served'));
     const app = await this.lookups.run(host, () => this.deps.store.appForHostname(host));
     if (app !== null) return app;
     if (this.unknownHosts.size >= 10_000) this.unknownHosts.clear();
@@ -113,7 +116,10 @@ export class UserProxy {
     if (req.method !== 'GET') return false;
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
-      sendJson(res, 200, { status: 'ok', role: 'proxy', apps: this.deps.cache.appCount, cmdbRev: this.deps.cache.snapshotRev });
+      // 200 even when degraded: the proxy still serves every app it knows (a load balancer must not
+      // take every proxy out because the CMDB they share is away); monitoring reads `status`.
+      const { cache } = this.deps;
+      sendJson(res, 200, { status: cache.cmdbHealthy ? 'ok' : 'degraded', role: 'proxy', apps: cache.appCount, cmdbRev: cache.snapshotRev, cmdb: { healthy: cache.cmdbHealthy, since: cache.health.since } });
       return true;
     }
     if (path === '/metrics') {
@@ -134,7 +140,9 @@ export class UserProxy {
     const usable = (e: ContainerEntry) => {
       if (tried.has(e.id)) return false;
       const host = cache.host(e.host);
-      return host !== undefined && isHostLive(host, now, this.s.hostTimeout);
+      // A heartbeat's age leaves out the time the CMDB was away: with it unreachable, every host
+      // known live before keeps its traffic (static stability).
+      return host !== undefined && cache.isHostLive(host, now, this.s.hostTimeout);
     };
     const forwarded = [
       'X-Forwarded-For', clientAddress(req),
@@ -183,10 +191,12 @@ export class UserProxy {
   private register(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
     return this.registering.run(app.name, async () => {
       const { cache, store, clock } = this.deps;
+      // A new container needs the CMDB: with it known away, answer at once rather than wait out its deadline.
+      if (!cache.cmdbHealthy) throw cmdbErrors.unavailable(new Error(`it is unreachable, so no container can be added for app "${app.name}"; its running containers keep serving`));
       const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id)).length;
       let registered;
       try {
-        registered = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), this.s.hostTimeout, { ifFewerThan: live + 1 });
+        registered = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), this.s.hostTimeout, { ifFewerThan: live + 1 }, cache.health.outages);
       } catch (err) {
         if (!(err instanceof FcError) || err.code !== 'FC_ERR_MAX_CONTAINERS') throw err;
         // To the tenant's visitor this is the system's trouble, not a conflict of theirs.
