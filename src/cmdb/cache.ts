@@ -78,6 +78,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
     });
     try {
       await cache.resync();
+      cache.health.answered(cache.clock.now());
     } catch (err) {
       await cache.close();
       throw err;
@@ -116,7 +117,9 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
     if (this.closed) return;
     let seen;
     try {
+      const asked = this.clock.now();
       seen = await this.store.probe();
+      this.health.answered(asked);
       const newEpoch = this.epoch !== undefined && seen.epoch !== this.epoch;
       const missed = this.lagRev !== undefined && this.seenRev < this.lagRev;
       if (newEpoch) this.logger.warn({ was: this.epoch, now: seen.epoch }, 'the CMDB has a new epoch: it lost its data; resyncing');

@@ -50,12 +50,25 @@ export class CmdbHealth {
     return this.list;
   }
 
-  /** The CMDB did not answer at `now`; true if it was healthy until then. */
+  /** When the CMDB last answered (a probe); an outage is taken to have begun then. */
+  lastAnswerAt: number | undefined;
+
+  /** The CMDB answered at `now`. */
+  answered(now: number): void {
+    this.lastAnswerAt = now;
+  }
+
+  /**
+   * The CMDB did not answer at `now`; true if it was healthy until then. The outage is taken to
+   * have begun when it last answered, not when this was noticed (a probe interval and a deadline
+   * later): heartbeats were already going unwritten meanwhile.
+   */
   markDown(now: number): boolean {
     if (!this.healthy) return false;
     this.healthy = false;
-    this.since = now;
-    this.list.push({ from: now, to: null });
+    const from = Math.min(now, this.lastAnswerAt ?? now);
+    this.since = from;
+    this.list.push({ from, to: null });
     if (this.list.length > MAX_OUTAGES) this.list.shift();
     return true;
   }

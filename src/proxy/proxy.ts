@@ -71,11 +71,16 @@ export class UserProxy {
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const begin = performance.now();
     const host = routingHost(req.headers.host);
-    let app: App | undefined;
+    let app: App | undefined | null;
     let status: number;
     try {
       // The cache answers almost always; only a miss waits on the CMDB.
-      app = host === undefined ? undefined : (this.deps.cache.appForHostname(host) ?? (await this.appFor(host)));
+      app = host === undefined ? undefined : (this.deps.cache.appForHostname(host) ?? (await this.appFor(host).catch(async (err: unknown) => {
+        // With the CMDB away an unknown host is a 503, but the proxy's own endpoints still answer.
+        if (await this.serveOwn(req, res)) return null;
+        throw err;
+      })));
+      if (app === null) return;
       if (app === undefined) {
         if (await this.serveOwn(req, res)) return;
         throw new FcError(
