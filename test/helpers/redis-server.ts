@@ -37,6 +37,8 @@ export interface OwnRedisOptions {
   program?: string;
   /** Arguments before the options (a config file for redis-sentinel). */
   leading?: (dir: string, port: number) => string[];
+  /** Only port, bind, dir and daemonize (a sentinel has no persistence of data). */
+  plain?: boolean;
 }
 
 async function answers(port: number): Promise<boolean> {
@@ -61,7 +63,8 @@ export async function startOwnRedis(options: OwnRedisOptions = {}): Promise<OwnR
     const persistence = options.persistent === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
     child = spawn(options.program ?? 'redis-server', [
       ...(options.leading?.(dir, port) ?? []),
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--daemonize', 'no', ...(options.args ?? []),
+      '--port', String(port), '--bind', '127.0.0.1', ...(options.plain === true ? [] : ['--save', '', ...persistence]), '--dir', dir, '--daemonize', 'no',
+      ...(options.args ?? []),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
     child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
