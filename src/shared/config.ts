@@ -195,7 +195,7 @@ export const options = {
   },
   hostTimeout: {
     env: 'FC_HOST_TIMEOUT', flag: 'host-timeout', default: 10_000, roles: ['proxy', 'dispatcher', 'coreapi'],
-    doc: 'A host whose last heartbeat is older than this gets no new containers; after six times this, its container entries are removed.',
+    doc: 'A host whose last heartbeat is older than this gets no new containers; after six times this, its container entries are removed. Time during which this process could not reach the CMDB does not count (nobody could write a heartbeat then): an outage takes no host out.',
     ...duration(1000, 600_000),
   },
   startTimeout: {
