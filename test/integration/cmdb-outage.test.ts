@@ -134,6 +134,27 @@ describe('the CMDB stops, the sites stay up', () => {
     await eventually(async () => (await healthz(s.dispatcherUrl)).body.status === 'ok', { timeout: 5000, what: 'the dispatcher healthy again' });
   });
 
+  it('keeps a container that started while the CMDB stalled, serves its request, and records it ready once the CMDB is back', async () => {
+    const s = await stack(false);
+    runtime.images.set('slow', { listenAfterMs: 1500 });
+    await createApp(s, 'slow', { image: 'slow', maxContainers: 1 });
+    const first = get(s, 'slow.test');
+    // The entry is written starting, the container created; then the CMDB stalls before it is ready.
+    await eventually(() => [...runtime.containers.values()].some((c) => c.spec.labels[labelKeys.app] === 'slow'), { what: 'the container to be created' });
+    redis?.pause();
+    let served;
+    try {
+      served = await first;
+    } finally {
+      redis?.resume();
+    }
+    expect(served.status).toBe(200);
+    expect(runningOf('slow')).toBe(1);
+    await eventually(async () => (await s.stack.store.listContainers({ app: 'slow' })).map((e) => e.state).join() === 'ready', { timeout: 15_000, what: 'the entry to be recorded ready' });
+    expect(runningOf('slow')).toBe(1);
+    expect((await get(s, 'slow.test')).status).toBe(200);
+  });
+
   it('after Redis restarts empty, the dispatcher re-announces its host and removes the containers no entry claims', async () => {
     const s = await stack(false);
     await createApp(s, 'site', { maxContainers: 1 });
