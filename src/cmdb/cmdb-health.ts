@@ -42,6 +42,8 @@ export function isHostLive(host: ComputeHost, now: number, hostTimeoutMs: number
 /** The CMDB's health as this process saw it: up or down, since when, and the recent outages. */
 export class CmdbHealth {
   healthy = true;
+  /** Outages seen since the process started (the list below keeps only the last few). */
+  outageCount = 0;
   private list: Outage[] = [];
 
   constructor(public since: number) {}
@@ -66,6 +68,7 @@ export class CmdbHealth {
   markDown(now: number): boolean {
     if (!this.healthy) return false;
     this.healthy = false;
+    this.outageCount += 1;
     const from = Math.min(now, this.lastAnswerAt ?? now);
     this.since = from;
     this.list.push({ from, to: null });

@@ -2,6 +2,7 @@
 // they listen, forwards, recycles containers at the end of their lifespan. See dispatcher.ts.
 
 import type { CmdbCache } from '../cmdb/cache.js';
+import { registerCmdbMetrics } from '../cmdb/cache-metrics.js';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
@@ -48,7 +49,9 @@ export async function startDispatcher(
       warn: (message, err) => logger.warn({ err }, message),
     },
   });
-  const dispatcher = new Dispatcher({ ...deps, runtime, logger, registry: createRegistry('dispatcher') }, config);
+  const registry = createRegistry('dispatcher');
+  registerCmdbMetrics(registry, deps.cache);
+  const dispatcher = new Dispatcher({ ...deps, runtime, logger, registry }, config);
   await dispatcher.prepare();
   let listening: Listening;
   try {

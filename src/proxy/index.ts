@@ -1,6 +1,7 @@
 // The UserProxy role: the front door for tenants' HTTP traffic. See proxy.ts.
 
 import type { CmdbCache } from '../cmdb/cache.js';
+import { registerCmdbMetrics } from '../cmdb/cache-metrics.js';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
@@ -25,7 +26,9 @@ export async function startProxy(
   deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; local?: LocalDispatch },
 ): Promise<ProxyRole> {
   const logger = deps.logger.child({ role: 'proxy' });
-  const proxy = new UserProxy({ ...deps, logger, registry: createRegistry('proxy') }, config);
+  const registry = createRegistry('proxy');
+  registerCmdbMetrics(registry, deps.cache);
+  const proxy = new UserProxy({ ...deps, logger, registry }, config);
   const listening = await listen(proxy.handle, config.proxyPort, config.listenHost);
   logger.info({ url: listening.url }, 'proxy listening');
   return {

@@ -124,6 +124,8 @@ describe('the CMDB stops, the sites stay up', () => {
       await created.body.dump();
       expect(await healthz(s.apiUrl)).toMatchObject({ status: 503, body: { status: 'degraded' } });
       await eventually(async () => (await healthz(s.dispatcherUrl)).body.status === 'degraded', { timeout: 4000, what: 'the dispatcher to report degraded' });
+      const metrics = await (await request(`${s.dispatcherUrl}/metrics`, { headersTimeout: 4000 })).body.text();
+      expect(metrics).toMatch(/^fc_cmdb_healthy\{role="dispatcher"\} 0$/m);
       const during = await hammer(s, 'warm.test', 5000);
       console.log(`Redis stalled: ${during.sent} warm requests, ${during.failed.length} failed`);
       expect(during.failed).toEqual([]);
@@ -132,6 +134,9 @@ describe('the CMDB stops, the sites stay up', () => {
     }
     await eventually(async () => (await get(s, 'cold.test')).status === 200, { timeout: 10_000, what: 'a cold start after the stall' });
     await eventually(async () => (await healthz(s.dispatcherUrl)).body.status === 'ok', { timeout: 5000, what: 'the dispatcher healthy again' });
+    const metrics = await (await request(`${s.dispatcherUrl}/metrics`, { headersTimeout: 4000 })).body.text();
+    expect(metrics).toMatch(/^fc_cmdb_healthy\{role="dispatcher"\} 1$/m);
+    expect(metrics).toMatch(/^fc_cmdb_outages\{role="dispatcher"\} [1-9]/m);
   });
 
   it('keeps a container that started while the CMDB stalled, serves its request, and records it ready once the CMDB is back', async () => {
