@@ -61,6 +61,11 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
   /** A revision a probe saw that the cache had not: if it still has not by the next probe, changes were missed. */
   private lagRev: number | undefined;
   private probing: Promise<void> | undefined;
+  /**
+   * Probes since the last that found changes missed. Missed again right after the resync that
+   * fixed it (a resync sets the revision, so the next finding is two probes later): subscribe afresh.
+   */
+  private probesSinceMissed = Number.POSITIVE_INFINITY;
   private probeTimer: Timer | undefined;
   private readonly clock: Clock;
 
@@ -72,10 +77,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
 
   static async open(store: Store, logger: Logger, options: CmdbCacheOptions = {}): Promise<CmdbCache> {
     const cache = new CmdbCache(store, logger, options);
-    cache.subscription = await store.subscribe({
-      onChange: (change) => cache.receive(change),
-      onResync: () => cache.resyncUntilDone(),
-    });
+    cache.subscription = await cache.subscribe();
     try {
       await cache.resync();
       cache.health.answered(cache.clock.now());
@@ -90,6 +92,13 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
       cache.probeTimer = cache.clock.setInterval(() => void cache.probe(), every);
     }
     return cache;
+  }
+
+  private subscribe(): Promise<Subscription> {
+    return this.store.subscribe({
+      onChange: (change) => this.receive(change),
+      onResync: () => this.resyncUntilDone(),
+    });
   }
 
   /** Whether the CMDB answered the last probe (and the cache synced after an outage). */
@@ -124,6 +133,16 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
       const missed = this.lagRev !== undefined && this.seenRev < this.lagRev;
       if (newEpoch) this.logger.warn({ was: this.epoch, now: seen.epoch }, 'the CMDB has a new epoch: it lost its data; resyncing');
       else if (missed) this.logger.warn({ seen: this.seenRev, cmdb: this.lagRev }, 'the CMDB cache missed changes; resyncing');
+      const missedAgain = missed && this.probesSinceMissed <= 2;
+      this.probesSinceMissed = missed ? 0 : this.probesSinceMissed + 1;
+      if (missedAgain) {
+        // Missed again after a resync: the subscription itself is dead (a connection that went
+        // silent without closing, so the client never reconnects). A fresh one, then the resync.
+        this.logger.warn('the CMDB subscription delivers nothing; subscribing afresh');
+        const old = this.subscription;
+        this.subscription = await this.subscribe();
+        await old?.unsubscribe().catch(() => undefined);
+      }
       if (newEpoch || missed || !this.health.healthy) await this.resync();
       if (this.closed) return;
       this.lagRev = seen.rev > this.seenRev ? seen.rev : undefined;

@@ -126,11 +126,12 @@ describe('CmdbCache probes the CMDB', () => {
   /** A store whose probe answers what the test says, or fails; counts its snapshots. */
   function probedStore() {
     let listener: ChangeListener | undefined;
-    const state = { epoch: 'e1', rev: 5, down: false, snapshots: 0, apps: [app('a', 5, ['a.test'])] };
+    const state = { epoch: 'e1', rev: 5, down: false, snapshots: 0, subscriptions: 0, apps: [app('a', 5, ['a.test'])] };
     const store = {
       kind: 'memory',
       async subscribe(l: ChangeListener) {
         listener = l;
+        state.subscriptions += 1;
         return { unsubscribe: async () => {} };
       },
       async snapshot() {
@@ -215,6 +216,33 @@ describe('CmdbCache probes the CMDB', () => {
     await cache.probe();
     expect(state.snapshots).toBe(base + 1);
     expect(cache.app('d')?.name).toBe('d');
+    await cache.close();
+  });
+
+  it('subscribes afresh when changes are still missed after a resync (a silently dead subscription)', async () => {
+    const { store, state } = probedStore();
+    const cache = await CmdbCache.open(store, silentLogger, { clock: new ManualClock(), probeIntervalMs: 0 });
+    await cache.probe();
+    expect(state.subscriptions).toBe(1);
+    // Writes go on, none is delivered: a resync at the probe after the one that saw the first;
+    // the same again right after it: a new subscription (and a resync).
+    const base = state.snapshots;
+    for (const rev of [7, 8, 9]) {
+      state.rev = rev;
+      await cache.probe();
+    }
+    expect([state.snapshots - base, state.subscriptions]).toEqual([1, 1]);
+    state.rev = 10;
+    await cache.probe();
+    expect([state.snapshots - base, state.subscriptions]).toEqual([2, 2]);
+    // Delivered again from now on: no more of either.
+    for (const rev of [11, 12, 13]) {
+      state.rev = rev;
+      await cache.probe();
+      (store as unknown as { publish(c: Change): void }).publish({ kind: 'app', op: 'put', rev, value: app(`n${rev}`, rev, [`n${rev}.test`]) });
+    }
+    await cache.probe();
+    expect([state.snapshots - base, state.subscriptions]).toEqual([2, 2]);
     await cache.close();
   });
 });
