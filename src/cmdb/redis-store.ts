@@ -89,6 +89,12 @@ function connectionOptions(options: RedisStoreOptions): RedisOptions {
     commandTimeout: timeout,
     // Back within a second of the CMDB's return, not the default two.
     retryStrategy: (times) => Math.min(times * 100, 1000),
+    // A command is sent once or fails: none waits for a reconnection, and none is sent again
+    // after one. Otherwise a write whose caller was already answered 503 (its deadline passed)
+    // would be applied later (an app created, a container registered, after "unavailable"), and
+    // one that Redis ran just before its connection broke would run twice.
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
   };
   if (options.sentinels === undefined || options.sentinels.length === 0) return base;
   return {
@@ -306,7 +312,8 @@ export class RedisStore implements Store {
   }
 
   async subscribe(listener: ChangeListener): Promise<Subscription> {
-    const sub = this.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: null });
+    // SUBSCRIBE is idempotent: the subscriber may queue and resend it across reconnections.
+    const sub = this.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, autoResendUnfulfilledCommands: true });
     this.subscribers.add(sub);
     let connectedBefore = false;
     sub.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'redis subscriber connection error'));

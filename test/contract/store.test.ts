@@ -639,3 +639,24 @@ describe('Redis store: every call has a deadline', () => {
     }
   });
 });
+
+describe('Redis store: a write answered unavailable is not applied later', () => {
+  it('does not send a command again once Redis is back (its caller was told 503)', async () => {
+    const own = await startOwnRedis({ persistent: true });
+    const store = await RedisStore.connect({ url: own.url, prefix: 'fctest', logger: silentLogger, commandTimeoutMs: 300 });
+    try {
+      await own.kill();
+      const late = store.createApp(appSpec({ name: 'late', hostnames: ['late.test'] }), 1);
+      const restart = own.restart();
+      expect((await rejection(late)).code).toBe('FC_ERR_STORE_UNAVAILABLE');
+      await restart;
+      await eventually(async () => (await store.ping().then(() => true, () => false)), { what: 'Redis to answer again' });
+      // A command queued for the reconnection would have gone out first on this connection, before
+      // the ping that answered and this read.
+      expect(await store.getApp('late')).toBeNull();
+    } finally {
+      await store.close();
+      await own.cleanup();
+    }
+  });
+});
