@@ -140,7 +140,12 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
         // silent without closing, so the client never reconnects). A fresh one, then the resync.
         this.logger.warn('the CMDB subscription delivers nothing; subscribing afresh');
         const old = this.subscription;
-        this.subscription = await this.subscribe();
+        const fresh = await this.subscribe();
+        if (this.closed) {
+          await fresh.unsubscribe();
+          return;
+        }
+        this.subscription = fresh;
         await old?.unsubscribe().catch(() => undefined);
       }
       if (newEpoch || missed || !this.health.healthy) await this.resync();
