@@ -30,7 +30,7 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
   || die "Node.js >= 20.18 is needed (found $(node --version))"
 
 # --- Debian packages -----------------------------------------------------------------------------
-PACKAGES=(docker.io redis-server mmdebstrap busybox-static ca-certificates iptables curl)
+PACKAGES=(docker.io redis-server redis-sentinel mmdebstrap busybox-static ca-certificates iptables curl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -66,18 +66,42 @@ else
 fi
 
 # --- Redis ---------------------------------------------------------------------------------------
-if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  step "Redis answers on 127.0.0.1:6379"
+# The CMDB. Append-only persistence (fsync every second): a Redis that restarts keeps its data, so
+# the sites do not vanish with it (a Redis that comes back empty makes every app unknown until
+# they are created again). A Redis already answering gets the same settings at run time.
+REDIS_PORT="${FC_SETUP_REDIS_PORT:-6379}"
+if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  step "Redis answers on 127.0.0.1:$REDIS_PORT"
 else
-  step "starting redis-server on 127.0.0.1:6379 (log: $STATE/redis.log)..."
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+  step "starting redis-server on 127.0.0.1:$REDIS_PORT (log: $STATE/redis.log, data: $STATE/appendonlydir)..."
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly yes --appendfsync everysec \
     --logfile "$STATE/redis.log" --dir "$STATE" >/dev/null
   for _ in $(seq 1 40); do
-    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
     sleep 0.25
   done
-  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || die "redis-server did not answer within 10 s (log: $STATE/redis.log)"
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 || die "redis-server did not answer within 10 s (log: $STATE/redis.log)"
   step "Redis up"
+fi
+if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config get appendonly | tail -1)" != "yes" ]; then
+  # Turning AOF on at run time writes the current data set first (a background rewrite).
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set appendfsync everysec >/dev/null
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set appendonly yes >/dev/null || die "could not turn on append-only persistence"
+  step "Redis: append-only persistence turned on (appendfsync everysec)"
+else
+  step "Redis: append-only persistence on"
+fi
+# The redis-sentinel package starts a system sentinel on 26379 where services may start. The
+# tests run their own sentinels on free ports, and an operator enables a sentinel on purpose (see
+# the HA docs): the package's default instance is stopped and disabled.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+  if systemctl is-enabled redis-sentinel >/dev/null 2>&1 || systemctl is-active redis-sentinel >/dev/null 2>&1; then
+    "${SUDO[@]}" systemctl disable --now redis-sentinel >/dev/null 2>&1 || true
+    step "stopped and disabled the package's default redis-sentinel service"
+  fi
+elif [ -f /run/sentinel/redis-sentinel.pid ] && kill -0 "$(cat /run/sentinel/redis-sentinel.pid)" 2>/dev/null; then
+  "${SUDO[@]}" kill "$(cat /run/sentinel/redis-sentinel.pid)" || true
+  step "stopped the package's default redis-sentinel"
 fi
 
 # --- npm dependencies and build ------------------------------------------------------------------

@@ -178,7 +178,7 @@ async function runRoles(config: Config, roles: StackRole[]): Promise<number> {
 function printBanner(stack: Stack, config: Config): void {
   const lines = [
     '',
-    `fastcontainer is up on this host (CMDB: ${config.redisUrl === '' ? 'embedded, in this process' : `Redis at ${config.redisUrl}`})`,
+    `fastcontainer is up on this host (CMDB: ${config.redisSentinels.length > 0 ? `Redis primary "${config.redisSentinelName}" through ${config.redisSentinels.length} sentinels` : config.redisUrl === '' ? 'embedded, in this process' : `Redis at ${config.redisUrl}`})`,
     `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
     `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}` +
       ` (read-only: ${stack.coreapi?.readToken.source === 'FC_API_READ_TOKEN' ? 'as set in FC_API_READ_TOKEN' : `in ${stack.coreapi?.readToken.source ?? tokenPath(config.stateDir, 'read')}`})`,

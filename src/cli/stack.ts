@@ -3,7 +3,7 @@
 // `dispatcher` and `coreapi` run one each, sharing a Redis CMDB with the others.
 
 import { CmdbCache } from '../cmdb/cache.js';
-import { openStore } from '../cmdb/index.js';
+import { openStore, usesRedis } from '../cmdb/index.js';
 import type { Store } from '../cmdb/types.js';
 import type { CoreApiRole } from '../coreapi/index.js';
 import type { DispatcherRole } from '../dispatcher/index.js';
@@ -47,10 +47,13 @@ export interface StackOptions {
 export async function startStack(o: StackOptions): Promise<Stack> {
   const { config, roles, logger } = o;
   const clock = o.clock ?? systemClock;
-  if (roles.length < 3 && config.redisUrl === '' && o.store === undefined) {
+  if (roles.length < 3 && !usesRedis(config) && o.store === undefined) {
     throw new FcError('FC_ERR_CONFIG', `REDIS_URL is required to run the ${roles.join(' and ')} role on its own: the embedded CMDB lives inside one process. Set REDIS_URL, or run all roles with \`fastcontainer up\`.`);
   }
-  const store = o.store ?? (await openStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, logger }));
+  const store = o.store ?? (await openStore({
+    redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, logger,
+    cmdbTimeout: config.cmdbTimeout, redisSentinels: config.redisSentinels, redisSentinelName: config.redisSentinelName,
+  }));
   let secret: ClusterSecret | undefined;
   const stack: Stack = {
     store,
@@ -81,7 +84,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   try {
     let hopAuth: HopAuth | undefined;
     if (roles.includes('proxy') || roles.includes('dispatcher')) {
-      stack.cache = await CmdbCache.open(store, logger);
+      stack.cache = await CmdbCache.open(store, logger, { clock });
       secret = await clusterSecret(config, store, clock, logger);
       hopAuth = new HopAuth(secret.secret, config.hopAuthWindow);
     }
@@ -120,9 +123,15 @@ function adminSources(stack: Stack): AdminSource[] {
     out.push({ role: 'dispatcher', registry: dispatcher.registry, health: () => d.health(), routes: { '/v1/containers': () => ({ host: d.hostId, containers: d.localView() }) } });
   }
   if (coreapi !== undefined) {
+    // Degraded, not failed, without the CMDB: the other roles of the process may still serve (the
+    // CoreAPI's own /healthz answers 503 then, as it can do nothing).
     out.push({ role: 'coreapi', registry: coreapi.registry, health: async () => {
-      await store.ping();
-      return { status: 'ok', store: store.kind };
+      try {
+        await store.ping();
+        return { status: 'ok', store: store.kind };
+      } catch (err) {
+        return { status: 'degraded', store: store.kind, error: err instanceof Error ? err.message : String(err) };
+      }
     } });
   }
   return out;

@@ -5,9 +5,15 @@
 // nor can a snapshot read in pieces (Snapshot), whose objects may each be of a different moment.
 // Apps are held with what they share stored once (compact-app.ts): 100,000 of them take about
 // 60 MB here, host name tables included.
+// A probe asks the CMDB every second, within its deadline, for its epoch and revision: it tells
+// this process whether the CMDB answers (health, outages: heartbeats are not judged by the time it
+// did not), whether the subscription missed changes (the revision ran ahead of what arrived) and
+// whether the CMDB lost its data (a new epoch). The cache keeps serving what it holds meanwhile.
 
 import { EventEmitter } from 'node:events';
+import { systemClock, type Clock, type Timer } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
+import { CmdbHealth, isHostLive } from './cmdb-health.js';
 import { compactApp } from './compact-app.js';
 import type { App, Change, ComputeHost, ContainerEntry, Snapshot, Store, Subscription } from './types.js';
 
@@ -16,7 +22,19 @@ const MAX_TOMBSTONES = 20_000;
 export interface CmdbCacheEvents {
   change: [Change];
   resync: [];
+  /** The CMDB stopped (false) or started again (true, once the cache is synced) answering. */
+  health: [boolean];
+  /** The CMDB's epoch changed: it lost its data (restarted empty); the cache has resynced. */
+  epoch: [string];
 }
+
+export interface CmdbCacheOptions {
+  clock?: Clock;
+  /** How often the CMDB is probed; 0 turns probing off. Default 1000 ms. */
+  probeIntervalMs?: number;
+}
+
+const DEFAULT_PROBE_INTERVAL_MS = 1000;
 
 export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
   private apps = new Map<string, App>();
@@ -34,24 +52,120 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
   private closed = false;
   /** Revision of the last snapshot applied. */
   snapshotRev = 0;
+  /** Whether the CMDB answers, since when, and the outages seen (for heartbeat ages). */
+  readonly health: CmdbHealth;
+  /** The CMDB's epoch as last probed. */
+  epoch: string | undefined;
+  /** The highest revision this cache has seen (snapshot or change). */
+  private seenRev = 0;
+  /** A revision a probe saw that the cache had not: if it still has not by the next probe, changes were missed. */
+  private lagRev: number | undefined;
+  private probing: Promise<void> | undefined;
+  /**
+   * Probes since the last that found changes missed. Missed again right after the resync that
+   * fixed it (a resync sets the revision, so the next finding is two probes later): subscribe afresh.
+   */
+  private probesSinceMissed = Number.POSITIVE_INFINITY;
+  private probeTimer: Timer | undefined;
+  private readonly clock: Clock;
 
-  private constructor(private readonly store: Store, private readonly logger: Logger) {
+  private constructor(private readonly store: Store, private readonly logger: Logger, options: CmdbCacheOptions) {
     super();
+    this.clock = options.clock ?? systemClock;
+    this.health = new CmdbHealth(this.clock.now());
   }
 
-  static async open(store: Store, logger: Logger): Promise<CmdbCache> {
-    const cache = new CmdbCache(store, logger);
-    cache.subscription = await store.subscribe({
-      onChange: (change) => cache.receive(change),
-      onResync: () => cache.resyncUntilDone(),
-    });
+  static async open(store: Store, logger: Logger, options: CmdbCacheOptions = {}): Promise<CmdbCache> {
+    const cache = new CmdbCache(store, logger, options);
+    cache.subscription = await cache.subscribe();
     try {
       await cache.resync();
+      cache.health.answered(cache.clock.now());
     } catch (err) {
       await cache.close();
       throw err;
     }
+    const every = options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    if (every > 0) {
+      // The first probe learns the epoch; a new one seen later means the CMDB lost its data.
+      void cache.probe();
+      cache.probeTimer = cache.clock.setInterval(() => void cache.probe(), every);
+    }
     return cache;
+  }
+
+  private subscribe(): Promise<Subscription> {
+    return this.store.subscribe({
+      onChange: (change) => this.receive(change),
+      onResync: () => this.resyncUntilDone(),
+    });
+  }
+
+  /** Whether the CMDB answered the last probe (and the cache synced after an outage). */
+  get cmdbHealthy(): boolean {
+    return this.health.healthy;
+  }
+
+  /** The liveness rule every role uses (cmdb-health.ts), with the outages this process saw. */
+  isHostLive(host: ComputeHost, now: number, hostTimeoutMs: number): boolean {
+    return isHostLive(host, now, hostTimeoutMs, this.health.outages);
+  }
+
+  /**
+   * Asks the CMDB for its epoch and revision, within its deadline. No answer: the CMDB is marked
+   * down (once). An answer after an outage, a new epoch, or a revision seen one probe ago that no
+   * change has reached yet: resync first, and only then marked up, so that a role told the CMDB is
+   * back finds the cache current. One probe at a time; every second by default.
+   */
+  probe(): Promise<void> {
+    this.probing ??= this.probeOnce().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  private async probeOnce(): Promise<void> {
+    if (this.closed) return;
+    let seen;
+    try {
+      const asked = this.clock.now();
+      seen = await this.store.probe();
+      this.health.answered(asked);
+      const newEpoch = this.epoch !== undefined && seen.epoch !== this.epoch;
+      const missed = this.lagRev !== undefined && this.seenRev < this.lagRev;
+      if (newEpoch) this.logger.warn({ was: this.epoch, now: seen.epoch }, 'the CMDB has a new epoch: it lost its data; resyncing');
+      else if (missed) this.logger.warn({ seen: this.seenRev, cmdb: this.lagRev }, 'the CMDB cache missed changes; resyncing');
+      const missedAgain = missed && this.probesSinceMissed <= 2;
+      this.probesSinceMissed = missed ? 0 : this.probesSinceMissed + 1;
+      if (missedAgain) {
+        // Missed again after a resync: the subscription itself is dead (a connection that went
+        // silent without closing, so the client never reconnects). A fresh one, then the resync.
+        this.logger.warn('the CMDB subscription delivers nothing; subscribing afresh');
+        const old = this.subscription;
+        const fresh = await this.subscribe();
+        if (this.closed) {
+          await fresh.unsubscribe();
+          return;
+        }
+        this.subscription = fresh;
+        await old?.unsubscribe().catch(() => undefined);
+      }
+      if (newEpoch || missed || !this.health.healthy) await this.resync();
+      if (this.closed) return;
+      this.lagRev = seen.rev > this.seenRev ? seen.rev : undefined;
+      this.epoch = seen.epoch;
+      if (newEpoch) this.emit('epoch', seen.epoch);
+    } catch (err) {
+      if (this.closed) return;
+      if (this.health.markDown(this.clock.now())) {
+        this.logger.error({ err: (err as Error).message }, 'the CMDB does not answer: serving from the cache until it does');
+        this.emit('health', false);
+      }
+      return;
+    }
+    if (this.health.markUp(this.clock.now())) {
+      const outage = this.health.outages[this.health.outages.length - 1];
+      this.logger.warn({ ms: outage === undefined || outage.to === null ? null : outage.to - outage.from }, 'the CMDB answers again; cache resynced');
+      this.emit('health', true);
+    }
   }
 
   /** Reads a fresh snapshot; changes that arrive meanwhile are applied after it if newer. One at a time. */
@@ -87,6 +201,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
 
   private load(snapshot: Snapshot): void {
     this.snapshotRev = snapshot.rev;
+    this.seenRev = snapshot.rev;
     this.apps = new Map();
     this.hostnames = new Map();
     this.containers = new Map();
@@ -105,6 +220,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
   }
 
   private apply(change: Change): void {
+    if (change.rev > this.seenRev) this.seenRev = change.rev;
     const id = change.op === 'delete' ? change.id : change.kind === 'app' ? change.value.name : change.value.id;
     const key = `${change.kind}:${id}`;
     const held = this.revOf(change.kind, id) ?? this.tombstones.get(key) ?? (change.rev <= this.snapshotRev ? Infinity : undefined);
@@ -242,6 +358,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.probeTimer?.cancel();
     await this.subscription?.unsubscribe();
     this.removeAllListeners();
   }

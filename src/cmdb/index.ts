@@ -9,11 +9,33 @@ import type { Store } from './types.js';
 
 export * from './types.js';
 export { CmdbCache } from './cache.js';
+export { CmdbHealth, heartbeatAge, type Outage } from './cmdb-health.js';
 export { MemoryStore } from './memory-store.js';
 export { RedisStore } from './redis-store.js';
 
-export async function openStore(options: { redisUrl: string; redisPrefix: string; logger: Logger }): Promise<Store> {
-  if (options.redisUrl === '') return new MemoryStore();
-  return RedisStore.connect({ url: options.redisUrl, prefix: options.redisPrefix, logger: options.logger });
+export interface OpenStoreOptions {
+  redisUrl: string;
+  redisPrefix: string;
+  logger: Logger;
+  /** FC_CMDB_TIMEOUT: the deadline of every CMDB call. */
+  cmdbTimeout?: number;
+  /** REDIS_SENTINELS and FC_REDIS_SENTINEL_NAME. */
+  redisSentinels?: readonly { host: string; port: number }[];
+  redisSentinelName?: string;
+}
+
+/** Whether these options name a Redis CMDB (a URL or sentinels); otherwise the embedded one. */
+export function usesRedis(options: Pick<OpenStoreOptions, 'redisUrl' | 'redisSentinels'>): boolean {
+  return options.redisUrl !== '' || (options.redisSentinels?.length ?? 0) > 0;
+}
+
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  if (!usesRedis(options)) return new MemoryStore();
+  return RedisStore.connect({
+    url: options.redisUrl, prefix: options.redisPrefix, logger: options.logger,
+    ...(options.cmdbTimeout === undefined ? {} : { commandTimeoutMs: options.cmdbTimeout }),
+    ...(options.redisSentinels === undefined ? {} : { sentinels: options.redisSentinels }),
+    ...(options.redisSentinelName === undefined ? {} : { sentinelName: options.redisSentinelName }),
+  });
 }
 export { chooseHost, isHostLive, newContainerEntry, newContainerId, placeContainer, scaleInOrder } from './placement.js';

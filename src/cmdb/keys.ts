@@ -23,6 +23,10 @@ export interface CmdbKeys {
   readonly statsHosts: string;
   /** The cluster secret proxies sign their hop to the dispatchers with (set once, NX). */
   readonly clusterSecret: string;
+  /** A random id written at first use: a new one means the CMDB lost its data (probe.lua). */
+  readonly epoch: string;
+  /** Who holds a host id: a random owner token, set with PX and renewed with the heartbeat. */
+  hostLease(id: string): string;
   readonly prefixes: {
     readonly app: string;
     readonly hostname: string;
@@ -55,6 +59,8 @@ export function cmdbKeys(prefix: string): CmdbKeys {
     stats: (host) => `${prefix}:stats:${host}`,
     statsHosts: `${prefix}:stats-hosts`,
     clusterSecret: `${prefix}:cluster-secret`,
+    epoch: `${prefix}:epoch`,
+    hostLease: (id) => `${prefix}:host-lease:${id}`,
     prefixes,
   };
 }

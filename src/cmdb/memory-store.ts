@@ -2,11 +2,12 @@
 // the Redis store's semantics exactly (the same contract tests run against both): one global
 // revision, atomic transitions, a change published for every write.
 
+import { randomBytes } from 'node:crypto';
 import { cmdbErrors } from './errors.js';
 import {
   EVENTS_KEPT, liveStates,
-  type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
-  type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot, type Store,
+  type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type CmdbProbe, type ComputeHost, type ContainerEntry,
+  type ContainerFilter, type HostLease, type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot, type Store,
   type Subscription, type TransitionGuard,
 } from './types.js';
 
@@ -23,6 +24,9 @@ export class MemoryStore implements Store {
   /** Per app, newest first. */
   private readonly events = new Map<string, AppEvent[]>();
   private readonly stats = new Map<string, { expiresAt: number; stats: ContainerStats[] }>();
+  private readonly leases = new Map<string, { owner: string; expiresAt: number }>();
+  /** This store's data lives and dies with the process: one epoch for its whole life. */
+  private readonly epoch = randomBytes(8).toString('hex');
 
   private publish(change: Change): void {
     const frozen = copy(change);
@@ -209,6 +213,23 @@ export class MemoryStore implements Store {
   }
 
   async ping(): Promise<void> {}
+
+  async probe(): Promise<CmdbProbe> {
+    return { epoch: this.epoch, rev: this.rev };
+  }
+
+  async claimHost(id: string, owner: string, ttlMs: number, now: number): Promise<HostLease> {
+    const held = this.leases.get(id);
+    if (held === undefined || held.expiresAt <= now || held.owner === owner) {
+      this.leases.set(id, { owner, expiresAt: now + Math.max(1, Math.ceil(ttlMs)) });
+      return { held: true };
+    }
+    return { held: false, owner: held.owner, ttlMs: held.expiresAt - now };
+  }
+
+  async releaseHost(id: string, owner: string): Promise<void> {
+    if (this.leases.get(id)?.owner === owner) this.leases.delete(id);
+  }
 
   async close(): Promise<void> {
     this.listeners.clear();

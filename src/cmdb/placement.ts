@@ -3,12 +3,13 @@
 // applies the decision to the store.
 
 import { randomBytes } from 'node:crypto';
+import { isHostLive, type Outage } from './cmdb-health.js';
 import { cmdbErrors } from './errors.js';
 import { liveStates, type App, type ComputeHost, type ContainerEntry, type NewContainer, type RegisterOptions, type Store } from './types.js';
 
-export function isHostLive(host: ComputeHost, now: number, hostTimeoutMs: number): boolean {
-  return now - host.heartbeatAt <= hostTimeoutMs;
-}
+// The liveness rule lives with the CMDB's health (a heartbeat's age does not count the time the
+// CMDB was unreachable); re-exported here, where it has always been found.
+export { isHostLive } from './cmdb-health.js';
 
 /**
  * Picks the live host for a new container of `app`: first the one running the fewest of this app's
@@ -21,6 +22,8 @@ export function chooseHost(
   entries: Iterable<ContainerEntry>,
   now: number,
   hostTimeoutMs: number,
+  /** The CMDB outages this process saw (CmdbCache.health.outages): not counted in heartbeat ages. */
+  outages: readonly Outage[] = [],
 ): ComputeHost | null {
   const used = new Map<string, number>();
   const ofApp = new Map<string, number>();
@@ -30,7 +33,7 @@ export function chooseHost(
     if (e.app === app) ofApp.set(e.host, (ofApp.get(e.host) ?? 0) + 1);
   }
   const candidates = [...hosts]
-    .filter((h) => isHostLive(h, now, hostTimeoutMs) && (used.get(h.id) ?? 0) < h.capacity)
+    .filter((h) => isHostLive(h, now, hostTimeoutMs, outages) && (used.get(h.id) ?? 0) < h.capacity)
     .sort(
       (a, b) =>
         (ofApp.get(a.id) ?? 0) - (ofApp.get(b.id) ?? 0) ||
@@ -102,8 +105,9 @@ export async function placeContainer(
   now: number,
   hostTimeoutMs: number,
   options: RegisterOptions = {},
+  outages: readonly Outage[] = [],
 ): Promise<{ entry: ContainerEntry; created: boolean }> {
-  const host = chooseHost(app.name, hosts, entries, now, hostTimeoutMs);
+  const host = chooseHost(app.name, hosts, entries, now, hostTimeoutMs, outages);
   if (host === null) throw cmdbErrors.noComputeHost(app.name, hostTimeoutMs);
   return store.registerContainer(newContainerEntry(app, host.id, now, newContainerId(app.name)), options);
 }

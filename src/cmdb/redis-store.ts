@@ -2,9 +2,9 @@
 // (src/cmdb/lua), so transitions are atomic however many proxies and dispatchers race; each script
 // publishes its change on one channel, which keeps the roles' caches fresh.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { FcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { cmdbErrors } from './errors.js';
@@ -12,13 +12,17 @@ import { cmdbKeys, type CmdbKeys } from './keys.js';
 import {
   EVENTS_KEPT, EVENTS_TTL_MS,
   type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
-  type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type NewContainer, type RegisterOptions, type Snapshot,
-  type Store, type Subscription, type TransitionGuard,
+  type CmdbProbe, type ContainerPatch, type ContainerState, type ContainerStats, type HostInfo, type HostLease, type NewContainer,
+  type RegisterOptions, type Snapshot, type Store, type Subscription, type TransitionGuard,
 } from './types.js';
 
 const scriptNames = [
   'create-app', 'update-app', 'delete-app', 'register-container', 'transition-container', 'put-host', 'remove-host', 'append-event',
+  'probe', 'claim-host', 'release-host',
 ] as const;
+
+/** The default deadline of every command (FC_CMDB_TIMEOUT). */
+export const DEFAULT_CMDB_TIMEOUT_MS = 1000;
 type ScriptName = (typeof scriptNames)[number];
 
 /**
@@ -60,9 +64,54 @@ function fromScriptError(err: unknown, keys: CmdbKeys): never {
 }
 
 export interface RedisStoreOptions {
+  /** redis:// URL; with sentinels, only its password, database and TLS are used. */
   url: string;
   prefix: string;
   logger: Logger;
+  /**
+   * Deadline of every command, ms (FC_CMDB_TIMEOUT). A stalled Redis (SIGSTOP, a full disk, a
+   * partition that drops packets) keeps the TCP connection open and never answers: without a
+   * deadline every caller would wait for the whole stall.
+   */
+  commandTimeoutMs?: number;
+  /** Sentinels to ask for the primary (REDIS_SENTINELS); every connection follows a failover. */
+  sentinels?: readonly { host: string; port: number }[];
+  sentinelName?: string;
+}
+
+/** The ioredis options of every connection of a store: the deadline, and Sentinel when asked for. */
+function connectionOptions(options: RedisStoreOptions): RedisOptions {
+  const timeout = options.commandTimeoutMs ?? DEFAULT_CMDB_TIMEOUT_MS;
+  const base: RedisOptions = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 3,
+    connectTimeout: Math.max(timeout, 2000),
+    commandTimeout: timeout,
+    // Back within a second of the CMDB's return, not the default two.
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+    // A command is sent once or fails: none waits for a reconnection, and none is sent again
+    // after one. Otherwise a write whose caller was already answered 503 (its deadline passed)
+    // would be applied later (an app created, a container registered, after "unavailable"), and
+    // one that Redis ran just before its connection broke would run twice.
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+  };
+  if (options.sentinels === undefined || options.sentinels.length === 0) return base;
+  return {
+    ...base,
+    sentinels: options.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: options.sentinelName ?? 'mymaster',
+    sentinelCommandTimeout: timeout,
+    sentinelRetryStrategy: (times) => Math.min(times * 100, 1000),
+    // Told of a failover by the sentinels themselves (+switch-master), not only when the old
+    // primary's connection breaks: a primary that was demoted but still answers is left at once.
+    failoverDetector: true,
+  };
+}
+
+function describeTarget(options: RedisStoreOptions): string {
+  if (options.sentinels === undefined || options.sentinels.length === 0) return `Redis at ${options.url}`;
+  return `Redis primary "${options.sentinelName ?? 'mymaster'}" through the sentinels ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
 }
 
 export class RedisStore implements Store {
@@ -76,13 +125,13 @@ export class RedisStore implements Store {
   }
 
   static async connect(options: RedisStoreOptions): Promise<RedisStore> {
-    const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5000 });
+    const redis = options.url === '' ? new Redis(connectionOptions(options)) : new Redis(options.url, connectionOptions(options));
     redis.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection error'));
     try {
       await redis.connect();
     } catch (err) {
       redis.disconnect();
-      throw new FcError('FC_ERR_STORE_UNAVAILABLE', `cannot connect to Redis at ${options.url}: ${(err as Error).message}`, { url: options.url }, { cause: err });
+      throw new FcError('FC_ERR_STORE_UNAVAILABLE', `cannot connect to ${describeTarget(options)}: ${(err as Error).message}`, { url: options.url }, { cause: err });
     }
     return new RedisStore(redis, options);
   }
@@ -263,7 +312,8 @@ export class RedisStore implements Store {
   }
 
   async subscribe(listener: ChangeListener): Promise<Subscription> {
-    const sub = this.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: null });
+    // SUBSCRIBE is idempotent: the subscriber may queue and resend it across reconnections.
+    const sub = this.redis.duplicate({ lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, autoResendUnfulfilledCommands: true });
     this.subscribers.add(sub);
     let connectedBefore = false;
     sub.on('error', (err: Error) => this.options.logger.warn({ err: err.message }, 'redis subscriber connection error'));
@@ -313,6 +363,20 @@ export class RedisStore implements Store {
 
   async ping(): Promise<void> {
     await this.call(() => this.redis.ping());
+  }
+
+  async probe(): Promise<CmdbProbe> {
+    const [epoch, rev] = (await this.run('probe', [this.keys.epoch, this.keys.rev], [randomBytes(8).toString('hex')])) as [string, string];
+    return { epoch, rev: Number(rev) };
+  }
+
+  async claimHost(id: string, owner: string, ttlMs: number): Promise<HostLease> {
+    const reply = (await this.run('claim-host', [this.keys.hostLease(id)], [owner, Math.max(1, Math.ceil(ttlMs))])) as [number, string?, number?];
+    return reply[0] === 1 ? { held: true } : { held: false, owner: String(reply[1]), ttlMs: Math.max(0, Number(reply[2])) };
+  }
+
+  async releaseHost(id: string, owner: string): Promise<void> {
+    await this.run('release-host', [this.keys.hostLease(id)], [owner]);
   }
 
   async close(): Promise<void> {

@@ -200,6 +200,17 @@ export interface TransitionGuard {
   appReadyAbove?: number;
 }
 
+/** What a probe of the CMDB saw (Store.probe). */
+export interface CmdbProbe {
+  /** The CMDB's epoch: a random id written at its first use; a new one means it lost its data. */
+  epoch: string;
+  /** Its revision counter: a cache that has not seen this revision soon after missed changes. */
+  rev: number;
+}
+
+/** The answer to a claim of a host id: held by the caller, or by another owner for ttlMs more. */
+export type HostLease = { held: true } | { held: false; owner: string; ttlMs: number };
+
 export interface Subscription {
   unsubscribe(): Promise<void>;
 }
@@ -265,8 +276,24 @@ export interface Store {
    */
   clusterSecret(candidate: string): Promise<string>;
 
+  /**
+   * Claims the host id for `owner`, or renews the claim if `owner` holds it, for ttlMs (`now` is
+   * the memory store's clock; Redis uses its own). While another owner holds it, says who and for
+   * how long more. A dispatcher claims its id before it touches anything and renews it with its
+   * heartbeat, so a second one started with the same id by mistake refuses to start.
+   */
+  claimHost(id: string, owner: string, ttlMs: number, now: number): Promise<HostLease>;
+  /** Gives the claim up if `owner` holds it (a clean stop), so the next start need not wait it out. */
+  releaseHost(id: string, owner: string): Promise<void>;
+
   snapshot(): Promise<Snapshot>;
   subscribe(listener: ChangeListener): Promise<Subscription>;
   ping(): Promise<void>;
+  /**
+   * The CMDB's epoch and revision, within the CMDB deadline. Writes the epoch when it is missing:
+   * at the first use, and after the CMDB lost its data (restarted empty), when the new epoch tells
+   * the caches to resync and the dispatchers to re-announce themselves and reconcile.
+   */
+  probe(): Promise<CmdbProbe>;
   close(): Promise<void>;
 }

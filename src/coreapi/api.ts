@@ -62,8 +62,14 @@ export class CoreApi {
     this.requests = new Counter({ name: 'fc_coreapi_requests_total', help: 'CoreAPI requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [deps.registry] });
     const { store, clock } = deps;
     this.add('GET', '/healthz', false, async ({ res }) => {
-      await store.ping();
-      sendJson(res, 200, { status: 'ok', role: 'coreapi', store: store.kind });
+      // Answers within the CMDB deadline (FC_CMDB_TIMEOUT). Degraded is a 503 here, unlike the
+      // proxy's and dispatcher's: without the CMDB the CoreAPI can serve nothing.
+      try {
+        await store.ping();
+      } catch (err) {
+        return sendJson(res, 503, { status: 'degraded', role: 'coreapi', store: store.kind, cmdb: { healthy: false, error: (err as Error).message } });
+      }
+      sendJson(res, 200, { status: 'ok', role: 'coreapi', store: store.kind, cmdb: { healthy: true } });
     });
     this.add('GET', '/metrics', false, async ({ res }) => serveMetrics(deps.registry, res));
 

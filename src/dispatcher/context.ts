@@ -11,6 +11,7 @@ import { FcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import type { HeldRequests } from './held-requests.js';
+import type { HostLease } from './host-lease.js';
 import type { LocalContainer } from './local-container.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { CgroupCpu } from './signals/cgroup.js';
@@ -63,6 +64,8 @@ export interface DispatcherContext {
   readonly startTimes: StartTimes;
   /** The containers' cgroup CPU files: counters read, quotas written. */
   readonly cgroup: CgroupCpu;
+  /** This dispatcher's lease on its host id: nothing is touched on the host without it. */
+  readonly lease: HostLease;
 }
 
 /** The last few start durations (ms) of each app, bounded in apps and in starts per app. */

@@ -17,6 +17,7 @@ import type { LocalDispatch } from '../shared/protocol.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
 import { labelKeys } from './container-runtime.js';
 import { StartTimes, type DispatcherContext, type DispatcherDeps, type DispatcherSettings } from './context.js';
+import { HostLease } from './host-lease.js';
 import { HostLoops } from './host-loops.js';
 import { ContainerLifecycle } from './lifecycle.js';
 import type { LocalPhase } from './local-container.js';
@@ -45,6 +46,11 @@ export class Dispatcher {
   private timers: Timer[] = [];
   private unwatch: (() => void) | undefined;
   private readonly onChange = (change: Change) => this.lifecycle.react(change);
+  /** The CMDB answers again, or lost its data (a new epoch): re-announce the host and reconcile at once. */
+  private readonly onHealth = (healthy: boolean) => {
+    if (healthy) this.loops.reannounce('the CMDB answers again');
+  };
+  private readonly onEpoch = () => this.loops.reannounce('the CMDB lost its data (new epoch)');
 
   constructor(private readonly deps: DispatcherDeps, s: DispatcherSettings) {
     const locals: DispatcherContext['locals'] = new Map();
@@ -60,6 +66,7 @@ export class Dispatcher {
     });
     this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes(),
       cgroup: new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }),
+      lease: new HostLease(deps.store, s.hostId, s.heartbeatInterval, deps.clock, deps.logger),
     };
     this.lifecycle = new ContainerLifecycle(this.ctx);
     this.autoscaler = new Autoscaler(this.ctx, this.lifecycle);
@@ -67,12 +74,22 @@ export class Dispatcher {
     this.loops = new HostLoops(this.ctx, this.lifecycle);
   }
 
-  /** Before the server listens: checks the engine and adopts or removes what it runs for this host. */
+  /**
+   * Before the server listens: claims the host id (FC_ERR_HOST_ID_TAKEN, having touched nothing,
+   * while another dispatcher holds it), checks the engine and adopts or removes what it runs for
+   * this host.
+   */
   async prepare(): Promise<void> {
-    await this.deps.runtime.ping();
-    this.ctx.startedAt = this.deps.clock.now();
-    await this.loops.reconcile();
-    await this.deps.runtime.prepare();
+    await this.ctx.lease.acquire();
+    try {
+      await this.deps.runtime.ping();
+      this.ctx.startedAt = this.deps.clock.now();
+      await this.loops.reconcile();
+      await this.deps.runtime.prepare();
+    } catch (err) {
+      await this.ctx.lease.release();
+      throw err;
+    }
   }
 
   /**
@@ -93,6 +110,8 @@ export class Dispatcher {
       clock.setInterval(() => void autoscaler.reportStats(STATS_INTERVAL_MS * 3), STATS_INTERVAL_MS),
     );
     cache.on('change', this.onChange);
+    cache.on('health', this.onHealth);
+    cache.on('epoch', this.onEpoch);
     this.unwatch = runtime.watch({ [labelKeys.host]: ctx.s.hostId }, (e) => lifecycle.onRuntimeEvent(e));
     ctx.log.info({ host: ctx.s.hostId, url: ctx.url, runtime: runtime.name, adopted: ctx.locals.size }, 'dispatcher started');
   }
@@ -124,10 +143,19 @@ export class Dispatcher {
     return this.ctx.s.hostId;
   }
 
-  /** For the admin listener's /healthz. Throws when the CMDB does not answer. */
-  async health(): Promise<Record<string, unknown>> {
-    await this.deps.store.ping();
-    return { status: 'ok', host: this.ctx.s.hostId, containers: this.ctx.locals.size };
+  /**
+   * For the admin listener's /healthz. The cache's probe is the CMDB check (every second, within
+   * its deadline), so this answers at once; "degraded", not an error, while the CMDB is away or
+   * the host id lease is not held: the dispatcher still serves its containers.
+   */
+  health(): Record<string, unknown> {
+    const { cache } = this.deps;
+    const { ctx } = this;
+    const ok = cache.cmdbHealthy && ctx.lease.held;
+    return {
+      status: ok ? 'ok' : 'degraded', host: ctx.s.hostId, containers: ctx.locals.size,
+      cmdb: { healthy: cache.cmdbHealthy, since: cache.health.since }, hostLease: ctx.lease.held ? 'held' : 'not held',
+    };
   }
 
   localView(): { id: string; app: string; phase: LocalPhase; address: string | null; inflight: number; held: number; expiresAt: number | null }[] {
@@ -150,6 +178,8 @@ export class Dispatcher {
     this.timers = [];
     this.unwatch?.();
     this.deps.cache.off('change', this.onChange);
+    this.deps.cache.off('health', this.onHealth);
+    this.deps.cache.off('epoch', this.onEpoch);
   }
 
   /**
@@ -160,6 +190,7 @@ export class Dispatcher {
     this.stopLoops();
     await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('close')));
+    await this.ctx.lease.release();
   }
 
   /** Stops the loops and cuts the connections to the containers at once. */
@@ -167,5 +198,6 @@ export class Dispatcher {
     this.stopLoops();
     await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('destroy')));
+    await this.ctx.lease.release();
   }
 }

@@ -20,6 +20,8 @@ export class HostLoops {
     const { ctx } = this;
     const now = ctx.deps.clock.now();
     try {
+      // The lease first: a dispatcher that lost its host id to another stops announcing it.
+      if (!(await ctx.lease.renew())) return;
       await ctx.deps.store.heartbeatHost({
         id: ctx.s.hostId, dispatcherUrl: ctx.url, capacity: ctx.s.hostCapacity, startedAt: ctx.startedAt, heartbeatAt: now,
       });
@@ -28,15 +30,34 @@ export class HostLoops {
     }
   }
 
+  /**
+   * After the CMDB comes back, or comes back empty (a new epoch): the host entry (and its lease)
+   * written again at once, then reconciliation (containers no entry claims go), so the roles
+   * converge within a probe interval instead of a heartbeat and a reconcile interval.
+   */
+  reannounce(why: string): void {
+    const { ctx } = this;
+    if (ctx.closed) return;
+    ctx.log.info({ why }, 're-announcing the host and reconciling');
+    void this.heartbeat()
+      .then(() => this.reconcile())
+      .catch((err: unknown) => ctx.log.error({ err }, 'reconcile after the CMDB\'s return failed; the next pass tries again'));
+  }
+
   /** Makes the engine and the CMDB agree for this host: adopt, remove orphans, reset or forget entries. */
   reconcile(): Promise<void> {
     return this.reconciling.run('host', async () => {
       const { ctx } = this;
-      const { runtime, store } = ctx.deps;
+      const { runtime, store, cache } = ctx.deps;
+      // Without the lease another dispatcher may own these containers; with the CMDB away, what it
+      // says is not known. Either way, touch nothing.
+      if (!ctx.lease.held || !cache.cmdbHealthy) return;
+      // Served from before the CMDB is read: an entry of theirs missing from it was removed.
+      const settled = new Set([...ctx.locals].filter(([, l]) => (l.phase === 'ready' || l.phase === 'draining') && l.runtimeId !== null).map(([id]) => id));
       const [containers, entries] = await Promise.all([runtime.list({ [labelKeys.host]: ctx.s.hostId }), store.listContainers({ host: ctx.s.hostId })]);
       // Containers being started or retired are in flux: reconciliation leaves them alone.
       const tracked = new Map([...ctx.locals].map(([id, l]) => [id, l.phase === 'ready' || l.phase === 'draining' ? l.runtimeId : null]));
-      for (const action of planReconcile({ runtime: containers, entries, tracked })) {
+      for (const action of planReconcile({ runtime: containers, entries, tracked, settled })) {
         ctx.metrics.reconcileActions.inc({ action: action.kind });
         try {
           await this.applyReconcile(action);
@@ -82,6 +103,20 @@ export class HostLoops {
         if (g) cache.observe(g);
         return;
       }
+      case 'unclaimed': {
+        ctx.log.warn({ container: action.entryId }, 'no CMDB entry claims this running container any more; draining it');
+        this.lifecycle.drainLogged(action.entryId, 'unclaimed');
+        return;
+      }
+      case 'confirm': {
+        const local = ctx.locals.get(action.entry.id);
+        if (local === undefined || local.phase !== 'ready' || local.address === null) return;
+        const ready = await store.transitionContainer(action.entry.id, ['starting'], 'ready', {
+          address: local.address, runtimeId: local.runtimeId, readyAt: local.readyAt, expiresAt: local.expiresAt,
+        });
+        if (ready) cache.observe(ready);
+        return;
+      }
       case 'lost': {
         const local = ctx.locals.get(action.entryId);
         if (local !== undefined && (local.phase === 'ready' || local.phase === 'draining')) {
@@ -101,7 +136,7 @@ export class HostLoops {
   private async sweepDeadHosts(): Promise<void> {
     const { ctx } = this;
     const { cache, store, clock } = ctx.deps;
-    for (const hostId of deadHosts(cache.allHosts(), clock.now(), ctx.s.hostTimeout * 6, ctx.s.hostId)) {
+    for (const hostId of deadHosts(cache.allHosts(), clock.now(), ctx.s.hostTimeout * 6, ctx.s.hostId, cache.health.outages)) {
       for (const c of cache.allContainers().filter((e) => e.host === hostId)) {
         const g = await store.transitionContainer(c.id, ['registered', 'starting', 'ready', 'draining'], 'gone', { lastError: `host ${hostId} went silent` });
         if (g) cache.observe(g);
@@ -121,7 +156,8 @@ export class HostLoops {
     return this.minimum.run('host', async () => {
       const { ctx } = this;
       const { cache, store, clock } = ctx.deps;
-      if (ctx.closed) return;
+      // New entries need the CMDB and this host's lease.
+      if (ctx.closed || !ctx.lease.held || !cache.cmdbHealthy) return;
       let mine = 0;
       for (const c of cache.eachContainer()) if (c.host === ctx.s.hostId && c.state !== 'gone') mine += 1;
       // Only the apps with a minimum are taken out (the loop below waits on the store), not all.

@@ -3,6 +3,7 @@
 
 import type { Registry } from 'prom-client';
 import type { CmdbCache } from '../cmdb/cache.js';
+import { registerCmdbMetrics } from '../cmdb/cache-metrics.js';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
@@ -55,6 +56,7 @@ export async function startDispatcher(
     },
   });
   const registry = createRegistry('dispatcher');
+  registerCmdbMetrics(registry, deps.cache);
   const dispatcher = new Dispatcher({ ...deps, runtime, logger, registry }, config);
   await dispatcher.prepare();
   let listening: Listening;

@@ -126,12 +126,12 @@ export class ContainerLifecycle {
       const address = `${info.ip}:${app.port}`;
       const readyAt = clock.now();
       const expiresAt = expiryOf(readyAt, app.lifespan);
-      const ready = await store.transitionContainer(entryId, ['starting'], 'ready', { address, runtimeId, readyAt, expiresAt });
+      const ready = await this.recordReady(entryId, { address, runtimeId, readyAt, expiresAt });
       if (ready === null) throw gone(entryId, 'was drained or removed while it started');
-      cache.observe(ready);
+      if (ready !== undefined) cache.observe(ready);
       local.markReady(address, expiresAt, ctx.s.containerConnections, readyAt);
       // A quota set by hand while it started (react() leaves containers not yet ready alone).
-      if (isNewManualQuota(ready, local)) this.quotas.byHand(local, ready);
+      if (ready !== undefined && isNewManualQuota(ready, local)) this.quotas.byHand(local, ready);
       ctx.startTimes.record(app.name, readyAt - t0);
       ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
       ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
@@ -152,6 +152,23 @@ export class ContainerLifecycle {
       ctx.metrics.coldStarts.inc({ app: app.name, result: fc.code });
       recordEvent(ctx, { app: app.name, kind: 'start-failed', container: entryId, reason: `${fc.code}: ${fc.message}` });
       throw fc;
+    }
+  }
+
+  /**
+   * Writes a started container's entry ready. The entry when written, null when it was drained or
+   * removed meanwhile, undefined when the CMDB did not answer: the container runs and answers, and
+   * removing it for that would turn a CMDB outage into a site outage, so it serves, and
+   * reconciliation writes it ready once the CMDB is back (its 'confirm' action).
+   */
+  private async recordReady(entryId: string, patch: ContainerPatch): Promise<ContainerEntry | null | undefined> {
+    try {
+      return await this.ctx.deps.store.transitionContainer(entryId, ['starting'], 'ready', patch);
+    } catch (err) {
+      const fc = toFcError(err);
+      if (fc.code !== 'FC_ERR_STORE_UNAVAILABLE') throw err;
+      this.ctx.log.warn({ container: entryId, err: fc.message }, 'started, but the CMDB did not hear it is ready; serving it anyway, reconciliation records it later');
+      return undefined;
     }
   }
 
@@ -232,7 +249,9 @@ export class ContainerLifecycle {
   checkLifespans(): void {
     if (this.ctx.closed) return;
     const now = this.ctx.deps.clock.now();
-    this.renewal.tick(now);
+    // With the CMDB away no replacement can be registered, so a container at the end of its
+    // lifespan would be drained with nothing after it: lifespans wait for the CMDB's return.
+    if (this.ctx.deps.cache.cmdbHealthy) this.renewal.tick(now);
     this.freezer.freezeIdle(now);
   }
 

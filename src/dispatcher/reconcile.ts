@@ -3,6 +3,7 @@
 // itself tracking, it says what to adopt, remove, reset, forget or give up as lost. Also which
 // hosts have been silent so long that their entries should go.
 
+import { heartbeatAge, type Outage } from '../cmdb/cmdb-health.js';
 import type { ComputeHost, ContainerEntry } from '../cmdb/types.js';
 import { labelKeys, type RuntimeContainer } from './container-runtime.js';
 
@@ -16,7 +17,15 @@ export type ReconcileAction =
   /** A draining entry whose container is already gone: mark it gone. */
   | { kind: 'forget'; entry: ContainerEntry }
   /** A container the dispatcher serves from that is no longer running (its death went unseen). */
-  | { kind: 'lost'; entryId: string };
+  | { kind: 'lost'; entryId: string }
+  /**
+   * A container the dispatcher serves from whose entry is gone from the CMDB (it lost its data, or
+   * the entry was removed while this host did not hear): nobody routes to it or counts it, so it
+   * would run beside the containers a new entry gets. Drained.
+   */
+  | { kind: 'unclaimed'; entryId: string }
+  /** A container the dispatcher serves from whose entry still says starting: its ready write was lost (the CMDB was away). */
+  | { kind: 'confirm'; entry: ContainerEntry };
 
 export interface ReconcileInput {
   runtime: readonly RuntimeContainer[];
@@ -27,6 +36,11 @@ export interface ReconcileInput {
    * while that is in flux (being created, started or removed), which reconciliation leaves alone.
    */
   tracked: ReadonlyMap<string, string | null>;
+  /**
+   * Entry ids the dispatcher served from (ready or draining) before `entries` was read: an entry
+   * of one of them missing from `entries` was removed, not yet to be written.
+   */
+  settled?: ReadonlySet<string>;
 }
 
 export function planReconcile(input: ReconcileInput): ReconcileAction[] {
@@ -64,7 +78,11 @@ export function planReconcile(input: ReconcileInput): ReconcileAction[] {
   for (const [entryId, runtimeId] of input.tracked) {
     if (runtimeId !== null && !running.has(runtimeId)) actions.push({ kind: 'lost', entryId });
   }
+  for (const entryId of input.settled ?? []) {
+    if (!entries.has(entryId) && typeof input.tracked.get(entryId) === 'string') actions.push({ kind: 'unclaimed', entryId });
+  }
   for (const entry of input.entries) {
+    if (entry.state === 'starting' && typeof input.tracked.get(entry.id) === 'string') actions.push({ kind: 'confirm', entry });
     if (input.tracked.has(entry.id) || covered.has(entry.id)) continue;
     if (entry.state === 'starting' || entry.state === 'ready') actions.push({ kind: 'reset', entry });
     else if (entry.state === 'draining') actions.push({ kind: 'forget', entry });
@@ -76,8 +94,10 @@ export function planReconcile(input: ReconcileInput): ReconcileAction[] {
  * Hosts silent for longer than `deadAfterMs`: their dispatchers are gone for good (a restart
  * heartbeats again within seconds), so their entries only hold places under maxContainers.
  */
-export function deadHosts(hosts: Iterable<ComputeHost>, now: number, deadAfterMs: number, self: string): string[] {
+export function deadHosts(hosts: Iterable<ComputeHost>, now: number, deadAfterMs: number, self: string, outages: readonly Outage[] = []): string[] {
   const dead: string[] = [];
-  for (const h of hosts) if (h.id !== self && now - h.heartbeatAt > deadAfterMs) dead.push(h.id);
+  // Heartbeats nobody could write while the CMDB was away do not count (heartbeatAge): after an
+  // outage every host has the whole of deadAfterMs again to be heard from.
+  for (const h of hosts) if (h.id !== self && heartbeatAge(h.heartbeatAt, now, outages) > deadAfterMs) dead.push(h.id);
   return dead;
 }

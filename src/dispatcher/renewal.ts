@@ -115,7 +115,7 @@ export class Renewal {
     // nothing: it tries again at the next tick, with the view the other's entry is in.
     const surge = live.filter((e) => e.state === 'ready').length;
     try {
-      const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live.length + 1, surge });
+      const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live.length + 1, surge }, cache.health.outages);
       this.hooks.observeNew(entry);
       if (!created) return;
       local.successor = entry.id;

@@ -2,6 +2,7 @@
 
 import type { Registry } from 'prom-client';
 import type { CmdbCache } from '../cmdb/cache.js';
+import { registerCmdbMetrics } from '../cmdb/cache-metrics.js';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Config } from '../shared/config.js';
@@ -29,6 +30,7 @@ export async function startProxy(
 ): Promise<ProxyRole> {
   const logger = deps.logger.child({ role: 'proxy' });
   const registry = createRegistry('proxy');
+  registerCmdbMetrics(registry, deps.cache);
   const proxy = new UserProxy({ ...deps, logger, registry }, config);
   // One header more than it accepts, so that the proxy sees a request with too many (431).
   const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, { maxHeadersCount: PUBLIC_MAX_HEADERS + 1 });

@@ -8,7 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import type { CmdbCache } from '../cmdb/cache.js';
-import { isHostLive, placeContainer } from '../cmdb/placement.js';
+import { cmdbErrors } from '../cmdb/errors.js';
+import { placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError, toFcError } from '../shared/errors.js';
@@ -117,6 +118,8 @@ export class UserProxy {
   private async appFor(host: string): Promise<App | undefined> {
     const now = this.deps.clock.now();
     if ((this.unknownHosts.get(host) ?? 0) > now) return undefined;
+    // Whether the app exists cannot be known now: a 503 to try again, not a 404, and no wait.
+    if (!this.deps.cache.cmdbHealthy) throw cmdbErrors.unavailable(new Error('it is unreachable; only apps this proxy already knows are served'));
     const app = await this.lookups.run(host, () => this.deps.store.appForHostname(host));
     if (app !== null) return app;
     if (this.unknownHosts.size >= 10_000) this.unknownHosts.clear();
@@ -124,9 +127,14 @@ export class UserProxy {
     return undefined;
   }
 
-  /** For the admin listener's /healthz. */
+  /**
+   * For the admin listener's /healthz: "degraded" while the CMDB is away, yet no error: the proxy
+   * still serves every app it knows (a load balancer must not take every proxy out because the
+   * CMDB they share is away); monitoring reads `status`.
+   */
   health(): Record<string, unknown> {
-    return { status: 'ok', apps: this.deps.cache.appCount, cmdbRev: this.deps.cache.snapshotRev };
+    const { cache } = this.deps;
+    return { status: cache.cmdbHealthy ? 'ok' : 'degraded', apps: cache.appCount, cmdbRev: cache.snapshotRev, cmdb: { healthy: cache.cmdbHealthy, since: cache.health.since } };
   }
 
   private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse, requestId: string, authority: string): Promise<number> {
@@ -140,7 +148,9 @@ export class UserProxy {
     const usable = (e: ContainerEntry) => {
       if (tried.has(e.id)) return false;
       const host = cache.host(e.host);
-      return host !== undefined && isHostLive(host, now, this.s.hostTimeout);
+      // A heartbeat's age leaves out the time the CMDB was away: with it unreachable, every host
+      // known live before keeps its traffic (static stability).
+      return host !== undefined && cache.isHostLive(host, now, this.s.hostTimeout);
     };
     const forwarded = [
       'X-Forwarded-For', clientAddress(req),
@@ -198,10 +208,12 @@ export class UserProxy {
   private register(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
     return this.registering.run(app.name, async () => {
       const { cache, store, clock } = this.deps;
+      // A new container needs the CMDB: with it known away, answer at once rather than wait out its deadline.
+      if (!cache.cmdbHealthy) throw cmdbErrors.unavailable(new Error(`it is unreachable, so no container can be added for app "${app.name}"; its running containers keep serving`));
       const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id)).length;
       let registered;
       try {
-        registered = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), this.s.hostTimeout, { ifFewerThan: live + 1 });
+        registered = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), this.s.hostTimeout, { ifFewerThan: live + 1 }, cache.health.outages);
       } catch (err) {
         if (!(err instanceof FcError) || err.code !== 'FC_ERR_MAX_CONTAINERS') throw err;
         // To the tenant's visitor this is the system's trouble, not a conflict of theirs.

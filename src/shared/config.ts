@@ -93,6 +93,19 @@ function listenDefault(c: Readonly<Record<string, unknown>>, fallback: string): 
   return typeof c.listenHost === 'string' && c.listenHost !== '' ? c.listenHost : fallback;
 }
 
+/** "host:port,host:port" (IPv6 hosts in brackets) to a list; undefined when any part is malformed. */
+export function parseSentinels(raw: string): { host: string; port: number }[] | undefined {
+  const out: { host: string; port: number }[] = [];
+  for (const part of raw.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(part);
+    if (m === null) return undefined;
+    const port = Number(m[2]);
+    if (port < 1 || port > 65535) return undefined;
+    out.push({ host: (m[1] as string).replace(/^\[|\]$/g, ''), port });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
 const nonEmpty = (raw: string): string | undefined => (raw.trim() === '' ? undefined : raw.trim());
 
 export const options = {
@@ -106,6 +119,22 @@ export const options = {
     env: 'FC_REDIS_PREFIX', flag: 'redis-prefix', default: 'fc', allowed: '1-64 of [A-Za-z0-9_.-]', roles: SERVERS,
     doc: 'Prefix of every Redis key and channel, so several installations can share one Redis.',
     parse: (raw: string) => (/^[A-Za-z0-9_.-]{1,64}$/.test(raw) ? raw : undefined),
+  },
+  redisSentinels: {
+    env: 'REDIS_SENTINELS', flag: 'redis-sentinels', default: [] as readonly { host: string; port: number }[], defaultDoc: '(none)',
+    allowed: 'comma-separated host:port list', roles: SERVERS,
+    doc: 'Redis Sentinels to ask for the CMDB\'s primary (high availability): every connection, the change subscriber included, follows a failover. REDIS_URL then only lends its password, database and TLS; its host and port are not used.',
+    parse: parseSentinels,
+  },
+  redisSentinelName: {
+    env: 'FC_REDIS_SENTINEL_NAME', flag: 'redis-sentinel-name', default: 'mymaster', allowed: '1-64 of [A-Za-z0-9_.-]', roles: SERVERS,
+    doc: 'Name the Sentinels monitor the CMDB\'s primary under (`sentinel monitor <name> ...`).',
+    parse: (raw: string) => (/^[A-Za-z0-9_.-]{1,64}$/.test(raw) ? raw : undefined),
+  },
+  cmdbTimeout: {
+    env: 'FC_CMDB_TIMEOUT', flag: 'cmdb-timeout', default: 1000, roles: SERVERS,
+    doc: 'Deadline of every CMDB call: a CMDB that does not answer within it (stalled, unreachable) is a fast 503 `FC_ERR_STORE_UNAVAILABLE`, and the caches mark it unhealthy (warm traffic keeps flowing from them).',
+    ...duration(100, 60_000),
   },
   dockerHost: {
     env: 'DOCKER_HOST', flag: 'docker-host', default: 'unix:///var/run/docker.sock',
@@ -232,7 +261,7 @@ export const options = {
   },
   hostTimeout: {
     env: 'FC_HOST_TIMEOUT', flag: 'host-timeout', default: 10_000, roles: ['proxy', 'dispatcher', 'coreapi'],
-    doc: 'A host whose last heartbeat is older than this gets no new containers; after six times this, its container entries are removed.',
+    doc: 'A host whose last heartbeat is older than this gets no new containers; after six times this, its container entries are removed. Time during which this process could not reach the CMDB does not count (nobody could write a heartbeat then): an outage takes no host out.',
     ...duration(1000, 600_000),
   },
   startTimeout: {

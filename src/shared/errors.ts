@@ -171,7 +171,13 @@ export const errorCatalog = {
     status: 503,
     title: 'CMDB unavailable',
     retryable: true,
-    description: 'The CMDB (Redis) did not answer.',
+    description: 'The CMDB (Redis) did not answer within FC_CMDB_TIMEOUT (stopped, stalled, unreachable or failing over). Warm traffic is served from the caches meanwhile; what needs the CMDB (cold starts, API writes) answers this at once.',
+  },
+  FC_ERR_HOST_ID_TAKEN: {
+    status: 409,
+    title: 'Host id taken',
+    retryable: false,
+    description: 'Another dispatcher holds the lease on this host id in the CMDB (it renews it with its heartbeat): a second dispatcher with the same FC_HOST_ID refuses to start and touches nothing. Give each dispatcher its own id, or stop the other one.',
   },
   FC_ERR_CONFIG: {
     status: 500,

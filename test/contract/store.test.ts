@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { redisUrl, uniqueName } from '../helpers/env.js';
 import { dropPrefix } from '../helpers/redis.js';
 import { appSpec, newContainer } from '../helpers/specs.js';
+import { startOwnRedis } from '../helpers/redis-server.js';
 import { eventually } from '../helpers/wait.js';
 
 interface Harness {
@@ -363,6 +364,44 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
     });
   });
 
+  describe('host id leases', () => {
+    it('claims a free host id, renews it for its owner and refuses another owner, saying for how long', async () => {
+      expect(await store.claimHost('h1', 'owner-a', 5_000, Date.now())).toEqual({ held: true });
+      expect(await store.claimHost('h1', 'owner-a', 5_000, Date.now())).toEqual({ held: true });
+      const refused = await store.claimHost('h1', 'owner-b', 5_000, Date.now());
+      expect(refused).toMatchObject({ held: false, owner: 'owner-a' });
+      expect(refused.held === false && refused.ttlMs > 0 && refused.ttlMs <= 5_000).toBe(true);
+      // Another host id is another lease.
+      expect(await store.claimHost('h2', 'owner-b', 5_000, Date.now())).toEqual({ held: true });
+    });
+
+    it('a lease nobody renews runs out, and then another owner gets it', async () => {
+      expect(await store.claimHost('h1', 'owner-a', 150, Date.now())).toEqual({ held: true });
+      expect((await store.claimHost('h1', 'owner-b', 5_000, Date.now())).held).toBe(false);
+      await eventually(async () => (await store.claimHost('h1', 'owner-b', 5_000, Date.now())).held, { timeout: 3_000, what: 'the lease to run out' });
+      expect(await store.claimHost('h1', 'owner-a', 5_000, Date.now())).toMatchObject({ held: false, owner: 'owner-b' });
+    });
+
+    it('is released only by its owner', async () => {
+      await store.claimHost('h1', 'owner-a', 5_000, Date.now());
+      await store.releaseHost('h1', 'owner-b');
+      expect((await store.claimHost('h1', 'owner-b', 5_000, Date.now())).held).toBe(false);
+      await store.releaseHost('h1', 'owner-a');
+      expect(await store.claimHost('h1', 'owner-b', 5_000, Date.now())).toEqual({ held: true });
+    });
+  });
+
+  describe('probe', () => {
+    it('answers one epoch every time, and the revision the writes reached', async () => {
+      const first = await store.probe();
+      expect(first.epoch).toMatch(/^[0-9a-f]{16}$/);
+      const app = await store.createApp(appSpec({ name: 'p', hostnames: ['p.test'] }), 1);
+      const second = await store.probe();
+      expect(second.epoch).toBe(first.epoch);
+      expect(second.rev).toBe(app.rev);
+    });
+  });
+
   describe('changes and snapshots', () => {
     it('publishes every write in revision order and snapshots at the latest revision', async () => {
       const changes: Change[] = [];
@@ -568,6 +607,66 @@ describe('Redis store: the cache resyncs after the subscriber reconnects', () =>
       admin.disconnect();
       await store.close();
       await dropPrefix(prefix);
+    }
+  });
+});
+
+describe('Redis store: a CMDB that lost its data has a new epoch', () => {
+  it('writes a new epoch at the first probe after its keys are gone', async () => {
+    const prefix = uniqueName('fctest');
+    const store = await RedisStore.connect({ url: redisUrl, prefix, logger: silentLogger });
+    try {
+      const before = await store.probe();
+      expect((await store.probe()).epoch).toBe(before.epoch);
+      await dropPrefix(prefix);
+      const after = await store.probe();
+      expect(after.epoch).not.toBe(before.epoch);
+      expect(after.rev).toBe(0);
+      expect((await store.probe()).epoch).toBe(after.epoch);
+    } finally {
+      await store.close();
+      await dropPrefix(prefix);
+    }
+  });
+});
+
+describe('Redis store: every call has a deadline', () => {
+  it('fails calls to a stalled Redis (SIGSTOP) with FC_ERR_STORE_UNAVAILABLE instead of waiting out the stall', async () => {
+    const own = await startOwnRedis();
+    const store = await RedisStore.connect({ url: own.url, prefix: 'fctest', logger: silentLogger, commandTimeoutMs: 300 });
+    try {
+      await store.createApp(appSpec({ name: 'd', hostnames: ['d.test'] }), 1);
+      own.pause();
+      for (const call of [store.getApp('d'), store.createApp(appSpec({ name: 'e', hostnames: ['e.test'] }), 2), store.snapshot(), store.ping(), store.probe(), store.claimHost('h', 'o', 1000)]) {
+        expect((await rejection(call)).code).toBe('FC_ERR_STORE_UNAVAILABLE');
+      }
+      own.resume();
+      await eventually(async () => (await store.getApp('d'))?.name === 'd', { what: 'Redis to answer again' });
+    } finally {
+      own.resume();
+      await store.close();
+      await own.cleanup();
+    }
+  });
+});
+
+describe('Redis store: a write answered unavailable is not applied later', () => {
+  it('does not send a command again once Redis is back (its caller was told 503)', async () => {
+    const own = await startOwnRedis({ persistent: true });
+    const store = await RedisStore.connect({ url: own.url, prefix: 'fctest', logger: silentLogger, commandTimeoutMs: 300 });
+    try {
+      await own.kill();
+      const late = store.createApp(appSpec({ name: 'late', hostnames: ['late.test'] }), 1);
+      const restart = own.restart();
+      expect((await rejection(late)).code).toBe('FC_ERR_STORE_UNAVAILABLE');
+      await restart;
+      await eventually(async () => (await store.ping().then(() => true, () => false)), { what: 'Redis to answer again' });
+      // A command queued for the reconnection would have gone out first on this connection, before
+      // the ping that answered and this read.
+      expect(await store.getApp('late')).toBeNull();
+    } finally {
+      await store.close();
+      await own.cleanup();
     }
   });
 });

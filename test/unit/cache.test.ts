@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { CmdbCache } from '../../src/cmdb/cache.js';
 import type { App, Change, ChangeListener, Snapshot, Store } from '../../src/cmdb/types.js';
+import { ManualClock } from '../../src/shared/clock.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { appSpec } from '../helpers/specs.js';
 
@@ -117,6 +118,131 @@ describe('CmdbCache views without copies', () => {
     expect(cache.appCount).toBe(2);
     expect([...cache.eachApp()].map((x) => x.name).sort()).toEqual(['b', 'c']);
     expect([...cache.eachContainer()]).toEqual([]);
+    await cache.close();
+  });
+});
+
+describe('CmdbCache probes the CMDB', () => {
+  /** A store whose probe answers what the test says, or fails; counts its snapshots. */
+  function probedStore() {
+    let listener: ChangeListener | undefined;
+    const state = { epoch: 'e1', rev: 5, down: false, snapshots: 0, subscriptions: 0, apps: [app('a', 5, ['a.test'])] };
+    const store = {
+      kind: 'memory',
+      async subscribe(l: ChangeListener) {
+        listener = l;
+        state.subscriptions += 1;
+        return { unsubscribe: async () => {} };
+      },
+      async snapshot() {
+        if (state.down) throw new Error('down');
+        state.snapshots += 1;
+        return { rev: state.rev, apps: structuredClone(state.apps), containers: [], hosts: [] };
+      },
+      async probe() {
+        if (state.down) throw new Error('Command timed out');
+        return { epoch: state.epoch, rev: state.rev };
+      },
+      publish: (c: Change) => listener?.onChange(structuredClone(c)),
+    };
+    return { store: store as unknown as Store, state, publish: store.publish };
+  }
+
+  it('marks the CMDB down when a probe fails, keeps what it holds, and resyncs before marking it up', async () => {
+    const { store, state } = probedStore();
+    const clock = new ManualClock(1_000);
+    const cache = await CmdbCache.open(store, silentLogger, { clock, probeIntervalMs: 0 });
+    const events: boolean[] = [];
+    cache.on('health', (h) => events.push(h));
+    await cache.probe();
+    expect(cache.cmdbHealthy).toBe(true);
+    clock.advance(1_000);
+    state.down = true;
+    await cache.probe();
+    expect(cache.cmdbHealthy).toBe(false);
+    // The outage began when the CMDB last answered.
+    expect(cache.health.outages).toEqual([{ from: 1_000, to: null }]);
+    expect(cache.app('a')?.name).toBe('a');
+    await cache.probe();
+    expect(events).toEqual([false]);
+    state.down = false;
+    state.apps = [app('a', 5, ['a.test']), app('b', 6, ['b.test'])];
+    state.rev = 6;
+    const before = state.snapshots;
+    clock.advance(5_000);
+    await cache.probe();
+    expect(state.snapshots).toBe(before + 1);
+    expect(cache.app('b')?.name).toBe('b');
+    expect(cache.cmdbHealthy).toBe(true);
+    expect(events).toEqual([false, true]);
+    expect(cache.health.outages).toEqual([{ from: 1_000, to: 7_000 }]);
+    await cache.close();
+  });
+
+  it('resyncs and says so when the CMDB has a new epoch (it lost its data)', async () => {
+    const { store, state } = probedStore();
+    const cache = await CmdbCache.open(store, silentLogger, { clock: new ManualClock(), probeIntervalMs: 0 });
+    const epochs: string[] = [];
+    cache.on('epoch', (e) => epochs.push(e));
+    await cache.probe();
+    expect(epochs).toEqual([]);
+    state.epoch = 'e2';
+    state.apps = [];
+    state.rev = 0;
+    await cache.probe();
+    expect(epochs).toEqual(['e2']);
+    expect(cache.app('a')).toBeUndefined();
+    await cache.probe();
+    expect(epochs).toEqual(['e2']);
+    await cache.close();
+  });
+
+  it('resyncs when a revision the CMDB reached has not arrived by the next probe (a lost subscription)', async () => {
+    const { store, state, publish } = probedStore();
+    const cache = await CmdbCache.open(store, silentLogger, { clock: new ManualClock(), probeIntervalMs: 0 });
+    await cache.probe();
+    const base = state.snapshots;
+    // A change that arrives: no resync.
+    state.rev = 6;
+    await cache.probe();
+    publish({ kind: 'app', op: 'put', rev: 6, value: app('c', 6, ['c.test']) });
+    await cache.probe();
+    expect(state.snapshots).toBe(base);
+    // One that never arrives: resync at the probe after the one that saw it.
+    state.rev = 7;
+    state.apps = [app('a', 5, ['a.test']), app('c', 6, ['c.test']), app('d', 7, ['d.test'])];
+    await cache.probe();
+    expect(state.snapshots).toBe(base);
+    await cache.probe();
+    expect(state.snapshots).toBe(base + 1);
+    expect(cache.app('d')?.name).toBe('d');
+    await cache.close();
+  });
+
+  it('subscribes afresh when changes are still missed after a resync (a silently dead subscription)', async () => {
+    const { store, state } = probedStore();
+    const cache = await CmdbCache.open(store, silentLogger, { clock: new ManualClock(), probeIntervalMs: 0 });
+    await cache.probe();
+    expect(state.subscriptions).toBe(1);
+    // Writes go on, none is delivered: a resync at the probe after the one that saw the first;
+    // the same again right after it: a new subscription (and a resync).
+    const base = state.snapshots;
+    for (const rev of [7, 8, 9]) {
+      state.rev = rev;
+      await cache.probe();
+    }
+    expect([state.snapshots - base, state.subscriptions]).toEqual([1, 1]);
+    state.rev = 10;
+    await cache.probe();
+    expect([state.snapshots - base, state.subscriptions]).toEqual([2, 2]);
+    // Delivered again from now on: no more of either.
+    for (const rev of [11, 12, 13]) {
+      state.rev = rev;
+      await cache.probe();
+      (store as unknown as { publish(c: Change): void }).publish({ kind: 'app', op: 'put', rev, value: app(`n${rev}`, rev, [`n${rev}.test`]) });
+    }
+    await cache.probe();
+    expect([state.snapshots - base, state.subscriptions]).toEqual([2, 2]);
     await cache.close();
   });
 });

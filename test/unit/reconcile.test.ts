@@ -10,7 +10,7 @@ const container = (id: string, entryId: string, running = true): RuntimeContaine
 });
 const summary = (actions: ReconcileAction[]) =>
   actions.map((a) =>
-    a.kind === 'adopt' ? `adopt ${a.entry.id}` : a.kind === 'remove' ? `remove ${a.container.id}` : a.kind === 'lost' ? `lost ${a.entryId}` : `${a.kind} ${a.entry.id}`,
+    a.kind === 'adopt' ? `adopt ${a.entry.id}` : a.kind === 'remove' ? `remove ${a.container.id}` : a.kind === 'lost' || a.kind === 'unclaimed' ? `${a.kind} ${a.entryId}` : `${a.kind} ${a.entry.id}`,
   );
 
 describe('planReconcile', () => {
@@ -60,9 +60,51 @@ describe('planReconcile', () => {
   });
 });
 
+describe('planReconcile after the CMDB lost entries or writes', () => {
+  it('drains a container it serves from whose entry no longer exists (the CMDB restarted empty)', () => {
+    const actions = planReconcile({
+      runtime: [container('r1', 'e1'), container('r2', 'e2')],
+      entries: [entry('e2', 'ready', 'r2')],
+      tracked: new Map<string, string | null>([['e1', 'r1'], ['e2', 'r2']]),
+      settled: new Set(['e1', 'e2']),
+    });
+    expect(summary(actions)).toEqual(['unclaimed e1']);
+  });
+
+  it('leaves a container alone whose entry may be newer than the read (not served from before it)', () => {
+    const actions = planReconcile({
+      runtime: [container('r1', 'e1')],
+      entries: [],
+      tracked: new Map<string, string | null>([['e1', 'r1']]),
+      settled: new Set(),
+    });
+    expect(summary(actions)).toEqual([]);
+  });
+
+  it('confirms as ready an entry left starting because its ready write was lost', () => {
+    const actions = planReconcile({
+      runtime: [container('r1', 'e1')],
+      entries: [entry('e1', 'starting')],
+      tracked: new Map<string, string | null>([['e1', 'r1']]),
+      settled: new Set(['e1']),
+    });
+    expect(summary(actions)).toEqual(['confirm e1']);
+  });
+});
+
 describe('deadHosts', () => {
   const host = (id: string, heartbeatAt: number) => ({ id, dispatcherUrl: '', capacity: 1, startedAt: 0, heartbeatAt, rev: 1 });
   it('names hosts silent for longer than the limit, never this one', () => {
     expect(deadHosts([host('old', 0), host('fresh', 59_000), host('self', 0)], 61_000, 60_000, 'self')).toEqual(['old']);
+  });
+
+  it('does not count the time the CMDB was away: after an outage every host gets the limit again', () => {
+    // Heartbeats at 0 and 50 s; the CMDB away from 55 s to 155 s; at 160 s the first is 60 s old
+    // counting only CMDB time (55 + 5), the second 10 s.
+    const outages = [{ from: 55_000, to: 155_000 }];
+    expect(deadHosts([host('a', 0), host('b', 50_000)], 160_000, 60_000, 'self', outages)).toEqual([]);
+    expect(deadHosts([host('a', 0), host('b', 50_000)], 161_000, 60_000, 'self', outages)).toEqual(['a']);
+    // Without the outage record both would have gone at once.
+    expect(deadHosts([host('a', 0), host('b', 50_000)], 160_000, 60_000, 'self')).toEqual(['a', 'b']);
   });
 });

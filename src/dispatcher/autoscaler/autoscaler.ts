@@ -196,7 +196,7 @@ export class Autoscaler {
           // The fewer-than guard makes several dispatchers deciding on the same view add one.
           this.lastScaleOutAt.set(app.name, decidedAt);
           const { cache } = ctx.deps;
-          const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), decidedAt, ctx.s.hostTimeout, { ifFewerThan: d.from + 1 });
+          const { entry, created } = await placeContainer(ctx.deps.store, app, cache.allHosts(), cache.allContainers(), decidedAt, ctx.s.hostTimeout, { ifFewerThan: d.from + 1 }, cache.health.outages);
           this.lifecycle.observeNew(entry);
           if (!created) return;
           recordEvent(ctx, { app: app.name, kind: 'scale-out', container: entry.id, reason: `${d.reason}; placed on host ${entry.host}`, from: d.from, to: d.to });
