@@ -16,4 +16,4 @@ export async function openStore(options: { redisUrl: string; redisPrefix: string
   if (options.redisUrl === '') return new MemoryStore();
   return RedisStore.connect({ url: options.redisUrl, prefix: options.redisPrefix, logger: options.logger });
 }
-export { chooseHost, isHostLive, newContainerEntry, newContainerId, placeContainer, scaleInOrder } from './placement.js';
+export { chooseHost, isHostLive, isHostSchedulable, uncountedHosts, newContainerEntry, newContainerId, placeContainer, scaleInOrder } from './placement.js';
