@@ -46,7 +46,11 @@ export class Dispatcher {
   private readonly autoscaler: Autoscaler;
   private timers: Timer[] = [];
   private unwatch: (() => void) | undefined;
-  private readonly onChange = (change: Change) => this.lifecycle.react(change);
+  private readonly onChange = (change: Change) => {
+    this.lifecycle.react(change);
+    // minContainers held within moments of an app's creation or change, and a drain acted on at once.
+    if ((change.kind === 'app' && change.op === 'put') || (change.kind === 'host' && change.value.id === this.ctx.s.hostId)) this.loops.onChange();
+  };
 
   constructor(private readonly deps: DispatcherDeps, s: DispatcherSettings) {
     const locals: DispatcherContext['locals'] = new Map();

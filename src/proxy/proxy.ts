@@ -18,6 +18,7 @@ import type { Logger } from '../shared/logger.js';
 import { serveMetrics } from '../shared/metrics.js';
 import { CONTAINER_HEADER, ERROR_HEADER, type LocalDispatch } from '../shared/protocol.js';
 import { SingleFlight } from '../shared/single-flight.js';
+import { HostHealth } from './host-health.js';
 import { ProxyMetrics } from './metrics.js';
 import { chooseEntry, routingHost } from './routing.js';
 
@@ -57,6 +58,8 @@ export class UserProxy {
   /** Host names the CMDB itself did not know, and until when that answer stands. */
   private readonly unknownHosts = new Map<string, number>();
   private readonly random: () => number;
+  /** Dispatchers that just refused a connection: passed over for a few seconds (host-health.ts). */
+  private readonly health = new HostHealth();
 
   constructor(private readonly deps: ProxyDeps, private readonly s: ProxySettings) {
     this.metrics = new ProxyMetrics(deps.registry);
@@ -133,8 +136,7 @@ export class UserProxy {
     const now = clock.now();
     const usable = (e: ContainerEntry) => {
       if (tried.has(e.id)) return false;
-      const host = cache.host(e.host);
-      return host !== undefined && isHostLive(host, now, this.s.hostTimeout);
+      return this.hostUsable(e.host, now);
     };
     const forwarded = [
       'X-Forwarded-For', clientAddress(req),
@@ -168,6 +170,9 @@ export class UserProxy {
         if (!result.retry) return result.status;
         this.metrics.retries.inc({ reason: 'container-gone' });
       } catch (err) {
+        if (this.health.failed(host.id, err, clock.now())) {
+          this.deps.logger.warn({ host: host.id, err: (err as Error).message }, 'dispatcher refused the connection; its host is passed over for a few seconds');
+        }
         if (last || !safe || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM') throw err;
         this.metrics.retries.inc({ reason: 'upstream-failed' });
         this.deps.logger.warn({ err: err.message, container: entry.id }, 'dispatcher failed; trying another container');
@@ -183,10 +188,14 @@ export class UserProxy {
   private register(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
     return this.registering.run(app.name, async () => {
       const { cache, store, clock } = this.deps;
-      const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id)).length;
+      const now = clock.now();
+      // Entries on hosts not live (or just seen refusing connections) neither count nor get the
+      // new container: placeContainer leaves their hosts out of the count (uncountedHosts).
+      const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id) && this.hostUsable(c.host, now)).length;
+      const hosts = cache.allHosts().filter((h) => !this.health.suspect(h.id, now));
       let registered;
       try {
-        registered = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), this.s.hostTimeout, { ifFewerThan: live + 1 });
+        registered = await placeContainer(store, app, hosts, cache.allContainers(), now, this.s.hostTimeout, { ifFewerThan: live + 1 });
       } catch (err) {
         if (!(err instanceof FcError) || err.code !== 'FC_ERR_MAX_CONTAINERS') throw err;
         // To the tenant's visitor this is the system's trouble, not a conflict of theirs.
@@ -200,6 +209,12 @@ export class UserProxy {
       }
       return entry;
     });
+  }
+
+  /** Whether requests may go to a host: live by its heartbeat, and not just seen refusing connections. */
+  private hostUsable(hostId: string, now: number): boolean {
+    const host = this.deps.cache.host(hostId);
+    return host !== undefined && isHostLive(host, now, this.s.hostTimeout) && !this.health.suspect(hostId, now);
   }
 
   private poolFor(url: string): Pool {
