@@ -87,13 +87,13 @@ export const errorCatalog = {
     status: 503,
     title: 'App at capacity',
     retryable: true,
-    description: 'The proxy found none of the app\'s containers usable and cannot add one: the app already has maxContainers entries (some on hosts that went silent, which are removed after six host timeouts).',
+    description: 'The proxy found none of the app\'s containers usable and cannot add one: the app already has maxContainers entries on live hosts (entries on hosts gone silent do not count).',
   },
   FC_ERR_NO_COMPUTE_HOST: {
     status: 503,
     title: 'No compute host',
     retryable: true,
-    description: 'No dispatcher has sent a heartbeat recently, so a new container has nowhere to run.',
+    description: 'No dispatcher that takes containers has sent a heartbeat recently (or all such hosts are full or drained), so a new container has nowhere to run.',
   },
   FC_ERR_HOST_NOT_FOUND: {
     status: 404,
