@@ -169,22 +169,43 @@ export class HostLoops {
       }
     }
     const drained = (cache.host(ctx.s.hostId)?.drainedAt ?? null) !== null;
+    const now = clock.now();
     for (const c of cache.eachContainer()) {
       if (c.host !== ctx.s.hostId || c.state !== 'registered') continue;
-      if (drained) await this.dropUnstarted(c);
+      if (drained) await this.dropUnstarted(c, `host ${ctx.s.hostId} is drained`);
+      else if (this.overMaximum(c.app, now)) await this.dropUnstarted(c, 'its app already has maxContainers on live hosts');
       else this.lifecycle.warmStart(c);
     }
   }
 
   /**
-   * On a drained host, an entry not started yet (placed before the drain was heard of) goes: the
-   * minimum, or the next request, places it again on a host that is not drained. One a request is
-   * starting is left to start; the lifespan renewal replaces it elsewhere once it is ready.
+   * Whether an app has more live entries on live hosts than its maxContainers. It happens when a
+   * host judged dead comes back (its dispatcher restarted, its entries reset to registered) after
+   * replacements were placed elsewhere: its entries not started are then not started.
    */
-  private async dropUnstarted(entry: ContainerEntry): Promise<void> {
+  private overMaximum(appName: string, now: number): boolean {
+    const { cache } = this.ctx.deps;
+    const app = cache.app(appName);
+    if (app === undefined) return false;
+    let live = 0;
+    for (const e of cache.containersOf(appName)) {
+      if (!liveStates.includes(e.state)) continue;
+      // This host counts as live even before its first heartbeat since a restart.
+      const host = cache.host(e.host);
+      if (e.host === this.ctx.s.hostId || (host !== undefined && isHostLive(host, now, this.ctx.s.hostTimeout))) live += 1;
+    }
+    return live > app.maxContainers;
+  }
+
+  /**
+   * An entry not started yet that should not be (on a drained host, or beyond the app's maximum)
+   * goes; the minimum, or the next request, places another where it fits. One a request is
+   * starting is left to start; on a drained host the renewal replaces it once it is ready.
+   */
+  private async dropUnstarted(entry: ContainerEntry, why: string): Promise<void> {
     const { ctx } = this;
     if (ctx.locals.has(entry.id) || this.lifecycle.starting(entry.id)) return;
-    const g = await ctx.deps.store.transitionContainer(entry.id, ['registered'], 'gone', { lastError: `host ${ctx.s.hostId} is drained` });
+    const g = await ctx.deps.store.transitionContainer(entry.id, ['registered'], 'gone', { lastError: why });
     if (g) ctx.deps.cache.observe(g);
   }
 }

@@ -4,7 +4,7 @@
 // lifespan.ts; this applies them.
 
 import { withScalingDefaults } from '../cmdb/app-defaults.js';
-import { placeContainer } from '../cmdb/placement.js';
+import { isHostLive, placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry } from '../cmdb/types.js';
 import { toFcError } from '../shared/errors.js';
 import type { DispatcherContext } from './context.js';
@@ -57,7 +57,10 @@ export class Renewal {
       if (app !== undefined) {
         const lastRequestAt = l.requests.lastRequestAt;
         const busy = l.inflight > 0 || (lastRequestAt !== null && now - lastRequestAt < app.idleTimeout * 1000);
-        wanted = busy || this.lastingOthers(app, l.id, now) < app.minContainers;
+        const others = this.lastingOthers(app, l.id, now);
+        // Never replaced while the others already make maxContainers: an app that went over it
+        // (a host judged dead came back with its containers) comes back to it as lifespans end.
+        wanted = (busy || others < app.minContainers) && others < app.maxContainers;
       }
       const ends = drainedAt === null ? { expiresAt: l.expiresAt } : { expiresAt: Math.min(l.expiresAt, drainedAt), holdUntil: l.expiresAt + ctx.s.startTimeout };
       mortal.push({ id: l.id, app: l.app, phase: l.phase, successor, wanted, ...ends });
@@ -87,7 +90,8 @@ export class Renewal {
    * The app's containers, other than this one, that will still be there after this one's end:
    * ready ones not ending within the lead time, and those coming up. A replacement coming up
    * counts for the container it replaces, so two containers ending together both get one. Those
-   * on a drained host (this one's neighbours) are ending too.
+   * on a drained host (this one's neighbours) are ending too, and those on a host not live serve
+   * nobody.
    */
   private lastingOthers(app: App, selfId: string, now: number): number {
     const lead = this.leadMs(app.name);
@@ -95,7 +99,8 @@ export class Renewal {
     let n = 0;
     for (const e of cache.containersOf(app.name)) {
       if (e.id === selfId || !liveStates.includes(e.state)) continue;
-      if ((cache.host(e.host)?.drainedAt ?? null) !== null) continue;
+      const host = cache.host(e.host);
+      if (host === undefined || !isHostLive(host, now, this.ctx.s.hostTimeout) || (host.drainedAt ?? null) !== null) continue;
       if (e.state !== 'ready' || e.expiresAt === null || e.expiresAt - now > lead) n += 1;
     }
     return n;

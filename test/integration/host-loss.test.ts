@@ -137,6 +137,17 @@ describe('a compute host dies under load', () => {
     // The dead host's entries are still in the CMDB (swept only after six host timeouts), and the
     // app has more entries than maxContainers for that while: they did not count.
     expect((await entries(c, 'spread')).filter((e) => e.host === c.b.hostId).length).toBeGreaterThan(0);
+
+    // Host B comes back (its dispatcher restarted, its containers lost with it): its old entries
+    // are not started again, since the app already has maxContainers on live hosts.
+    const runtimeB2 = new FakeRuntime();
+    runtimeB2.images.set('work', { requestMs: 20 });
+    c.runtimeB = runtimeB2;
+    c.b = await startTestStack({ prefix: c.prefix, runtime: runtimeB2, env, hostId: c.b.hostId, roles: ['dispatcher'] });
+    bAlive = true;
+    await eventually(async () => (await entries(c, 'spread')).every((e) => e.host === c.a.hostId), { timeout: 15_000, what: 'host B\'s old entries gone' });
+    expect(runtimeB2.creates).toBe(0);
+    expect((await entries(c, 'spread')).filter((e) => e.state === 'ready')).toHaveLength(2);
   }, 60_000);
 
   it('with one container on the host that dies, the first answer from the other host comes after one cold start', async () => {
