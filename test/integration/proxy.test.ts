@@ -156,12 +156,16 @@ describe('when a dispatcher cannot be reached', () => {
     Object.assign(firstPick, { random: () => 0 });
     const server = await listen(firstPick.handle, 0, '127.0.0.1');
     try {
-      const getRes = await request(`${server.url}/`, { headers: { host: 'flaky.test' } });
-      expect(getRes.statusCode).toBe(200);
-      expect(await getRes.body.text()).toBe(`served by ${alive.id}`);
       const postRes = await request(`${server.url}/`, { method: 'POST', headers: { host: 'flaky.test' } });
       expect(postRes.statusCode).toBe(502);
       expect(JSON.parse(await postRes.body.text()).code).toBe('FC_ERR_UPSTREAM');
+      const getRes = await request(`${server.url}/`, { headers: { host: 'flaky.test' } });
+      expect(getRes.statusCode).toBe(200);
+      expect(await getRes.body.text()).toBe(`served by ${alive.id}`);
+      // The host that refused connections is passed over for a while: the next POST goes elsewhere.
+      const laterPost = await request(`${server.url}/`, { method: 'POST', headers: { host: 'flaky.test' } });
+      expect(laterPost.statusCode).toBe(200);
+      expect(await laterPost.body.text()).toBe(`served by ${alive.id}`);
     } finally {
       await server.destroy();
       await firstPick.destroy();
