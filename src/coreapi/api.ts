@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, type Registry } from 'prom-client';
 import { withScalingDefaults } from '../cmdb/app-defaults.js';
 import { cmdbErrors } from '../cmdb/errors.js';
-import { isHostSchedulable, placeContainer, scaleInOrder } from '../cmdb/placement.js';
+import { isHostSchedulable, placeContainer, scaleInOrder, uncountedHosts } from '../cmdb/placement.js';
 import { EVENTS_KEPT, liveStates, type App, type AppEvent, type ContainerEntry, type ContainerStats, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError, invalidFields, toFcError, type FieldProblem } from '../shared/errors.js';
@@ -180,15 +180,17 @@ export class CoreApi {
   private async scaleContainers(app: App, wanted: number): Promise<void> {
     const { store, clock, logger } = this.deps;
     const now = clock.now();
-    const all = await store.listContainers();
-    const live = all.filter((e) => e.app === app.name && liveStates.includes(e.state));
+    const [all, hosts] = await Promise.all([store.listContainers(), store.listHosts()]);
+    // Entries on hosts not live serve nobody and are not counted (placement.ts, uncountedHosts).
+    const uncounted = new Set(uncountedHosts(app.name, hosts, all, now, this.s.hostTimeout));
+    const counted = (e: ContainerEntry) => liveStates.includes(e.state) && !uncounted.has(e.host);
+    const live = all.filter((e) => e.app === app.name && counted(e));
     let added = 0;
     let gone = 0;
     let drained = 0;
     let failure: unknown;
     try {
       if (live.length < wanted) {
-        const hosts = await store.listHosts();
         while (live.length + added < wanted) {
           // ifFewerThan makes a repeated or concurrent ask idempotent: never past `wanted`.
           const { entry, created } = await placeContainer(store, app, hosts, all, now, this.s.hostTimeout, { ifFewerThan: wanted });
@@ -200,7 +202,7 @@ export class CoreApi {
         // One at a time, counting again before each: a second ask running at the same time
         // (or the autoscaler scaling in) does not take the app below what was asked.
         for (;;) {
-          const current = (await store.listContainers({ app: app.name })).filter((e) => liveStates.includes(e.state));
+          const current = (await store.listContainers({ app: app.name })).filter(counted);
           if (current.length <= wanted) break;
           const e = scaleInOrder(current)[0] as ContainerEntry;
           if (e.state === 'registered') {

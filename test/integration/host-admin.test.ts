@@ -114,6 +114,21 @@ describe('host rm', () => {
   });
 });
 
+describe('app scale with a dead host', () => {
+  it('does not count the entries on a host that is not live: it registers their replacements on a live host', async () => {
+    const s = await stack();
+    expect((await s.api('POST', '/v1/apps', { name: 'a', hostnames: ['a.test'], image: 'fastcontainer/hello', maxContainers: 2 })).status).toBe(201);
+    await host(s, 'dead', 0);
+    expect((await s.api('POST', '/v1/apps/a/containers', { host: 'dead' })).status).toBe(201);
+    expect((await s.api('POST', '/v1/apps/a/containers', { host: 'dead' })).status).toBe(201);
+    await host(s, 'dead', 60_000);
+    const scaled = await s.api('POST', '/v1/apps/a/scale', { containers: 2 });
+    expect(scaled.status, JSON.stringify(scaled.body)).toBe(200);
+    const hosts = (scaled.body.containers as ContainerEntry[]).map((e) => e.host).sort();
+    expect(hosts).toEqual(['dead', 'dead', s.hostId, s.hostId].sort());
+  });
+});
+
 describe('host drain', () => {
   it('refuses to drain the last host that takes containers (409 FC_ERR_LAST_HOST); forced, new containers have nowhere to go until undrained', async () => {
     const s = await stack();
