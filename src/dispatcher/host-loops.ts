@@ -147,15 +147,20 @@ export class HostLoops {
     for (const a of cache.eachApp()) if (a.minContainers > 0) wanting.push(a);
     if (wanting.length > 0) {
       const now = clock.now();
-      const liveHosts = new Set<string>();
+      // This host counts as live even before its first heartbeat since a restart: its containers serve.
+      const liveHosts = new Set<string>([ctx.s.hostId]);
       for (const h of cache.allHosts()) if (isHostLive(h, now, ctx.s.hostTimeout)) liveHosts.add(h.id);
       for (const app of wanting) {
         let live = 0;
-        for (const c of cache.containersOf(app.name)) if (liveStates.includes(c.state) && liveHosts.has(c.host)) live += 1;
+        const ignoreHosts = new Set<string>();
+        for (const c of cache.containersOf(app.name)) {
+          if (!liveHosts.has(c.host)) ignoreHosts.add(c.host);
+          else if (liveStates.includes(c.state)) live += 1;
+        }
         while (live < app.minContainers && !ctx.closed) {
           let placed;
           try {
-            placed = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live + 1 });
+            placed = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live + 1, ignoreHosts: [...ignoreHosts] });
           } catch (err) {
             const code = (err as { code?: string }).code;
             // No room on any host, or the app is full: the next pass tries again.
