@@ -43,7 +43,15 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
   ps [--app <name>]      container entries: state, host, age, time left, CPU quota, load
   events <name> [--limit 50]
                          what happened to an app's containers and why, newest first (1-200)
-  hosts                  compute hosts and their heartbeats
+  hosts | host ls        compute hosts: heartbeat, live, drained, containers
+  host rm <id> [--force] forget a host that will not come back, with its container entries
+                         (refused for a live host unless --force)
+  host drain <id> [--force]
+                         no new containers there; its containers are replaced on other hosts,
+                         each drained once its replacement is ready (refused for the last host
+                         that takes containers unless --force)
+  host undrain <id> | host resume <id>
+                         the host takes new containers again
   config [--markdown]    every option, its env var, flag and default
 
 Every option can be given as a flag or an env var; \`fastcontainer config\` lists them.`;
@@ -76,6 +84,7 @@ const appFlags = {
   file: { type: 'string' },
   app: { type: 'string' },
   markdown: { type: 'boolean' },
+  force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -112,6 +121,8 @@ export async function main(argv: string[]): Promise<number> {
         return await events(config, rest[0], values.limit);
       case 'hosts':
         return await hosts(config);
+      case 'host':
+        return await hostCommand(config, rest, values.force === true);
       case 'config':
         process.stdout.write(`${values.markdown === true ? configMarkdownTable() : configText(config)}\n`);
         return 0;
@@ -460,12 +471,43 @@ export function psRows(now: number, containers: ListedContainer[]): string[][] {
   });
 }
 
+type ListedHost = ComputeHost & { live: boolean; containers?: number };
+
 async function hosts(config: Config): Promise<number> {
-  const { now, hosts: list } = await client(config).call<{ now: number; hosts: (ComputeHost & { live: boolean })[] }>('GET', '/v1/hosts');
-  printTable(
-    ['HOST', 'DISPATCHER', 'CAPACITY', 'LIVE', 'LAST HEARTBEAT'],
-    list.map((h) => [h.id, h.dispatcherUrl, String(h.capacity), h.live ? 'yes' : 'no', `${formatDuration(now - h.heartbeatAt)} ago`]),
-  );
+  const { now, hosts: list } = await client(config).call<{ now: number; hosts: ListedHost[] }>('GET', '/v1/hosts');
+  printTable(hostHead, hostRows(now, list));
+  return 0;
+}
+
+const hostHead = ['HOST', 'DISPATCHER', 'CAPACITY', 'LIVE', 'LAST HEARTBEAT', 'DRAINED', 'CONTAINERS'];
+
+export function hostRows(now: number, list: ListedHost[]): string[][] {
+  return list.map((h) => [
+    h.id, h.dispatcherUrl, String(h.capacity), h.live ? 'yes' : 'no', `${formatDuration(now - h.heartbeatAt)} ago`,
+    h.drainedAt == null ? '-' : `${formatDuration(now - h.drainedAt)} ago`, h.containers === undefined ? '-' : String(h.containers),
+  ]);
+}
+
+/** `host ls | rm | drain | undrain | resume`: the operator's commands on compute hosts. */
+async function hostCommand(config: Config, args: string[], force: boolean): Promise<number> {
+  const [sub, id, ...extra] = args;
+  if (sub === 'ls' && id === undefined) return hosts(config);
+  if (sub === undefined || !['rm', 'drain', 'undrain', 'resume'].includes(sub)) throw new UsageError(`host needs one of ls, rm, drain, undrain, resume${sub === undefined ? '' : ` (not "${sub}")`}`);
+  if (id === undefined || id === '' || extra.length > 0) throw new UsageError(`host ${sub} needs exactly one host id`);
+  const path = `/v1/hosts/${encodeURIComponent(id)}`;
+  const api = client(config);
+  if (sub === 'rm') {
+    const { removedContainers } = await api.call<{ removedContainers: number }>('DELETE', `${path}${force ? '?force=true' : ''}`);
+    process.stdout.write(`host ${id} removed with ${removedContainers} container entr${removedContainers === 1 ? 'y' : 'ies'}\n`);
+    return 0;
+  }
+  if (sub === 'drain') {
+    const h = await api.call<ListedHost>('POST', `${path}/drain${force ? '?force=true' : ''}`);
+    process.stdout.write(`host ${id} drained: no new containers; its ${h.containers ?? 0} container${h.containers === 1 ? '' : 's'} move to other hosts (\`fastcontainer hosts\` shows how many are left)\n`);
+    return 0;
+  }
+  await api.call<ListedHost>('POST', `${path}/undrain`);
+  process.stdout.write(`host ${id} takes new containers again\n`);
   return 0;
 }
 

@@ -14,7 +14,7 @@ export const cmdbErrors = {
       app, live, maxContainers, ...(surge > 0 ? { surge } : {}),
     }),
   noComputeHost: (app: string, hostTimeoutMs: number) =>
-    new FcError('FC_ERR_NO_COMPUTE_HOST', `no live compute host has room for another container of app "${app}" (none has sent a heartbeat in the last ${hostTimeoutMs} ms, or all are full)`, { app }, { retryAfter: 5 }),
+    new FcError('FC_ERR_NO_COMPUTE_HOST', `no live compute host has room for another container of app "${app}" (none has sent a heartbeat in the last ${hostTimeoutMs} ms, or all are full or drained)`, { app }, { retryAfter: 5 }),
   unavailable: (cause: unknown) =>
     new FcError('FC_ERR_STORE_UNAVAILABLE', `the CMDB did not answer: ${cause instanceof Error ? cause.message : String(cause)}`, {}, { cause, retryAfter: 2 }),
 };

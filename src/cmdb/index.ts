@@ -38,4 +38,4 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     ...(options.redisSentinelName === undefined ? {} : { sentinelName: options.redisSentinelName }),
   });
 }
-export { chooseHost, isHostLive, newContainerEntry, newContainerId, placeContainer, scaleInOrder } from './placement.js';
+export { chooseHost, isHostLive, isHostSchedulable, uncountedHosts, newContainerEntry, newContainerId, placeContainer, scaleInOrder } from './placement.js';

@@ -96,7 +96,8 @@ export class MemoryStore implements Store {
   async registerContainer(entry: NewContainer, options: RegisterOptions = {}): Promise<{ entry: ContainerEntry; created: boolean }> {
     const app = this.apps.get(entry.app);
     if (app === undefined) throw cmdbErrors.appNotFound(entry.app);
-    const live = [...this.containers.values()].filter((c) => c.app === entry.app && liveStates.includes(c.state));
+    const ignored = new Set(options.ignoreHosts ?? []);
+    const live = [...this.containers.values()].filter((c) => c.app === entry.app && liveStates.includes(c.state) && !ignored.has(c.host));
     const fewerThan = options.ifFewerThan ?? 0;
     if (fewerThan > 0 && live.length >= fewerThan) {
       // Ready first, then starting, then registered; the oldest among equals.
@@ -147,8 +148,20 @@ export class MemoryStore implements Store {
   }
 
   async heartbeatHost(host: HostInfo): Promise<ComputeHost> {
-    const stored: ComputeHost = { rev: ++this.rev, ...copy(host) };
+    // The drain mark is the operator's: a heartbeat keeps the stored one and never writes its own.
+    const { drainedAt: _operators, ...info } = copy(host) as HostInfo & { drainedAt?: unknown };
+    const drainedAt = this.hosts.get(host.id)?.drainedAt;
+    const stored: ComputeHost = { rev: ++this.rev, ...(typeof drainedAt === 'number' ? { drainedAt } : {}), ...info };
     this.hosts.set(host.id, stored);
+    this.publish({ kind: 'host', op: 'put', rev: stored.rev, value: stored });
+    return copy(stored);
+  }
+
+  async setHostDrained(id: string, drainedAt: number | null): Promise<ComputeHost | null> {
+    const old = this.hosts.get(id);
+    if (old === undefined) return null;
+    const stored: ComputeHost = { ...old, rev: ++this.rev, drainedAt };
+    this.hosts.set(id, stored);
     this.publish({ kind: 'host', op: 'put', rev: stored.rev, value: stored });
     return copy(stored);
   }

@@ -11,10 +11,39 @@ import { liveStates, type App, type ComputeHost, type ContainerEntry, type NewCo
 // CMDB was unreachable); re-exported here, where it has always been found.
 export { isHostLive } from './cmdb-health.js';
 
+/** Whether new containers may go to a host: it is live and the operator is not draining it. */
+export function isHostSchedulable(host: ComputeHost, now: number, hostTimeoutMs: number, outages: readonly Outage[] = []): boolean {
+  return isHostLive(host, now, hostTimeoutMs, outages) && (host.drainedAt ?? null) === null;
+}
+
 /**
- * Picks the live host for a new container of `app`: first the one running the fewest of this app's
- * containers (so scale-out spreads an app across hosts), then the one with the most room, then by
- * id so the choice is stable. Hosts that are full or silent get nothing. Null when none fits.
+ * The hosts holding entries of `app` that do not count for it: hosts not live, or not among
+ * `hosts` (unknown, or left out by the caller, e.g. a dispatcher that refused connections). Their
+ * entries get no traffic, so they must not hold places under maxContainers either: this is what
+ * placeContainer passes to the store as ignoreHosts. Example: hosts h1 (live) and h2 (silent for
+ * longer than the timeout), app entries on h1 and h2 → ['h2'].
+ */
+export function uncountedHosts(
+  app: string,
+  hosts: Iterable<ComputeHost>,
+  entries: Iterable<ContainerEntry>,
+  now: number,
+  hostTimeoutMs: number,
+  outages: readonly Outage[] = [],
+): string[] {
+  const live = new Set<string>();
+  for (const h of hosts) if (isHostLive(h, now, hostTimeoutMs, outages)) live.add(h.id);
+  const out = new Set<string>();
+  for (const e of entries) if (e.app === app && !live.has(e.host)) out.add(e.host);
+  return [...out].sort();
+}
+
+/**
+ * Picks the host for a new container of `app` among the schedulable ones (live, not drained):
+ * first the one running the fewest of this app's containers, so an app is spread over the hosts
+ * before any host gets a second one (anti-affinity first: a host lost takes as few of its
+ * containers as can be), then the one with the most room, then by id so the choice is stable.
+ * Hosts that are full, silent or drained get nothing. Null when none fits.
  */
 export function chooseHost(
   app: string,
@@ -30,10 +59,11 @@ export function chooseHost(
   for (const e of entries) {
     if (e.state === 'gone') continue;
     used.set(e.host, (used.get(e.host) ?? 0) + 1);
-    if (e.app === app) ofApp.set(e.host, (ofApp.get(e.host) ?? 0) + 1);
+    // Draining ones take room until they are gone, but are not the app's any more.
+    if (e.app === app && liveStates.includes(e.state)) ofApp.set(e.host, (ofApp.get(e.host) ?? 0) + 1);
   }
   const candidates = [...hosts]
-    .filter((h) => isHostLive(h, now, hostTimeoutMs, outages) && (used.get(h.id) ?? 0) < h.capacity)
+    .filter((h) => isHostSchedulable(h, now, hostTimeoutMs, outages) && (used.get(h.id) ?? 0) < h.capacity)
     .sort(
       (a, b) =>
         (ofApp.get(a.id) ?? 0) - (ofApp.get(b.id) ?? 0) ||
@@ -93,7 +123,8 @@ export function newContainerEntry(app: App, hostId: string, now: number, id: str
 /**
  * Picks a host for a new container of `app` (chooseHost over the given hosts and entries) and
  * registers an entry there. Every role that adds a container goes through this, so they all place
- * and register the same way. `options` go to registerContainer (ifFewerThan, surge).
+ * and register the same way. `options` go to registerContainer (ifFewerThan, surge); unless they
+ * say otherwise, entries on hosts not live (or not among `hosts`) are not counted (uncountedHosts).
  * Throws FC_ERR_NO_COMPUTE_HOST when no live host has room, and whatever registerContainer throws
  * (FC_ERR_APP_NOT_FOUND, FC_ERR_MAX_CONTAINERS).
  */
@@ -107,7 +138,10 @@ export async function placeContainer(
   options: RegisterOptions = {},
   outages: readonly Outage[] = [],
 ): Promise<{ entry: ContainerEntry; created: boolean }> {
-  const host = chooseHost(app.name, hosts, entries, now, hostTimeoutMs, outages);
+  const hostList = [...hosts];
+  const entryList = [...entries];
+  const host = chooseHost(app.name, hostList, entryList, now, hostTimeoutMs, outages);
   if (host === null) throw cmdbErrors.noComputeHost(app.name, hostTimeoutMs);
-  return store.registerContainer(newContainerEntry(app, host.id, now, newContainerId(app.name)), options);
+  const ignoreHosts = options.ignoreHosts ?? uncountedHosts(app.name, hostList, entryList, now, hostTimeoutMs, outages);
+  return store.registerContainer(newContainerEntry(app, host.id, now, newContainerId(app.name)), { ...options, ignoreHosts });
 }

@@ -18,7 +18,7 @@ import {
 
 const scriptNames = [
   'create-app', 'update-app', 'delete-app', 'register-container', 'transition-container', 'put-host', 'remove-host', 'append-event',
-  'probe', 'claim-host', 'release-host',
+  'probe', 'claim-host', 'release-host', 'drain-host',
 ] as const;
 
 /** The default deadline of every command (FC_CMDB_TIMEOUT). */
@@ -198,7 +198,10 @@ export class RedisStore implements Store {
     const reply = (await this.run(
       'register-container',
       [k.app(entry.app), k.appContainers(entry.app), k.containers, k.container(entry.id), k.rev, k.changes],
-      [entry.id, JSON.stringify(entry), String(options.ifFewerThan ?? 0), k.prefixes.container, String(Math.max(0, options.surge ?? 0))],
+      [
+        entry.id, JSON.stringify(entry), String(options.ifFewerThan ?? 0), k.prefixes.container, String(Math.max(0, options.surge ?? 0)),
+        JSON.stringify(options.ignoreHosts ?? []),
+      ],
     )) as [number, string];
     return { created: reply[0] === 1, entry: JSON.parse(reply[1]) as ContainerEntry };
   }
@@ -225,8 +228,16 @@ export class RedisStore implements Store {
 
   async heartbeatHost(host: HostInfo): Promise<ComputeHost> {
     const k = this.keys;
-    const json = await this.run('put-host', [k.host(host.id), k.hosts, k.rev, k.changes], [host.id, JSON.stringify(host)]);
+    // The drain mark is the operator's: a heartbeat never writes it (put-host keeps the stored one).
+    const { drainedAt: _operators, ...info } = host as HostInfo & { drainedAt?: unknown };
+    const json = await this.run('put-host', [k.host(host.id), k.hosts, k.rev, k.changes], [host.id, JSON.stringify(info)]);
     return JSON.parse(json as string) as ComputeHost;
+  }
+
+  async setHostDrained(id: string, drainedAt: number | null): Promise<ComputeHost | null> {
+    const k = this.keys;
+    const json = await this.run('drain-host', [k.host(id), k.rev, k.changes], [drainedAt === null ? '' : String(drainedAt)]);
+    return json === null ? null : (JSON.parse(json as string) as ComputeHost);
   }
 
   async removeHost(id: string): Promise<void> {

@@ -93,11 +93,18 @@ export interface ComputeHost {
   capacity: number;
   startedAt: number;
   heartbeatAt: number;
+  /**
+   * Since when the operator drains this host (`host drain`): no new containers are placed on it,
+   * and its dispatcher replaces its containers elsewhere, make before break. Null or absent: it
+   * takes new containers. Set only by setHostDrained; a heartbeat keeps it.
+   */
+  drainedAt?: number | null;
   rev: number;
 }
 
 export type NewContainer = Omit<ContainerEntry, 'rev'>;
-export type HostInfo = Omit<ComputeHost, 'rev'>;
+/** What a dispatcher's heartbeat writes; the drain mark is the operator's and is kept. */
+export type HostInfo = Omit<ComputeHost, 'rev' | 'drainedAt'>;
 
 /** The fields a transition may change; null clears a field. */
 export type ContainerPatch = Partial<Omit<ContainerEntry, 'id' | 'app' | 'host' | 'state' | 'rev' | 'createdAt'>>;
@@ -143,6 +150,13 @@ export interface RegisterOptions {
    * containers): the limit check becomes `live >= maxContainers + surge`. Default 0.
    */
   surge?: number;
+  /**
+   * Hosts whose entries neither count (against ifFewerThan and maxContainers) nor are returned:
+   * those the caller judges not live (isHostLive, or a dispatcher that refused connections), so
+   * that a dead host's containers are replaced at once rather than after its entries are swept.
+   * Entries on hosts not listed count, so a caller that knows less counts more (the safe side).
+   */
+  ignoreHosts?: readonly string[];
 }
 
 export type AppEventKind =
@@ -249,7 +263,10 @@ export interface Store {
    */
   transitionContainer(id: string, from: readonly ContainerState[], to: ContainerState, patch?: ContainerPatch, guard?: TransitionGuard): Promise<ContainerEntry | null>;
 
+  /** Writes the host's record, keeping its drain mark. */
   heartbeatHost(host: HostInfo): Promise<ComputeHost>;
+  /** Sets (a time) or clears (null) the host's drain mark. Returns null when the host is unknown. */
+  setHostDrained(id: string, drainedAt: number | null): Promise<ComputeHost | null>;
   removeHost(id: string): Promise<void>;
   listHosts(): Promise<ComputeHost[]>;
 

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, type Registry } from 'prom-client';
 import { withScalingDefaults } from '../cmdb/app-defaults.js';
 import { cmdbErrors } from '../cmdb/errors.js';
-import { isHostLive, placeContainer, scaleInOrder } from '../cmdb/placement.js';
+import { isHostSchedulable, placeContainer, scaleInOrder, uncountedHosts } from '../cmdb/placement.js';
 import { EVENTS_KEPT, liveStates, type App, type AppEvent, type ContainerEntry, type ContainerStats, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError, invalidFields, toFcError, type FieldProblem } from '../shared/errors.js';
@@ -16,6 +16,7 @@ import { readJsonBody, sendJson, sendProblem } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
 import { serveMetrics } from '../shared/metrics.js';
 import { parseAppPatch, parseNewApp, publicApp, specOf } from './app-spec.js';
+import { HostAdmin, parseForce } from './hosts.js';
 
 export interface CoreApiSettings {
   /** Admin token: writes and reads. */
@@ -129,8 +130,8 @@ export class CoreApi {
       let candidates = hosts;
       if (body.host !== undefined) {
         const host = hosts.find((h) => h.id === body.host);
-        if (host === undefined || !isHostLive(host, now, this.s.hostTimeout)) {
-          throw invalidFields([{ field: 'host', value: body.host, allowed: `a live host: ${hosts.filter((h) => isHostLive(h, now, this.s.hostTimeout)).map((h) => h.id).join(', ') || '(none)'}` }]);
+        if (host === undefined || !isHostSchedulable(host, now, this.s.hostTimeout)) {
+          throw invalidFields([{ field: 'host', value: body.host, allowed: `a live host that is not drained: ${hosts.filter((h) => isHostSchedulable(h, now, this.s.hostTimeout)).map((h) => h.id).join(', ') || '(none)'}` }]);
         }
         candidates = [host];
       }
@@ -157,11 +158,13 @@ export class CoreApi {
       this.deps.logger.info({ container: id, state: next.state }, 'container removal asked');
       sendJson(res, next.state === 'gone' ? 200 : 202, next);
     });
-    this.add('GET', '/v1/hosts', false, async ({ res }) => {
-      const now = clock.now();
-      const hosts = (await store.listHosts()).sort((a, b) => a.id.localeCompare(b.id));
-      sendJson(res, 200, { now, hosts: hosts.map((h) => ({ ...h, live: isHostLive(h, now, this.s.hostTimeout) })) });
-    });
+    // Compute hosts: list, show, and the operator's remove, drain and undrain (coreapi/hosts.ts).
+    const hostAdmin = new HostAdmin(deps, s);
+    this.add('GET', '/v1/hosts', false, async ({ res }) => sendJson(res, 200, await hostAdmin.list()));
+    this.add('GET', '/v1/hosts/:id', false, async ({ res, params }) => sendJson(res, 200, await hostAdmin.get(params.id as string)));
+    this.add('DELETE', '/v1/hosts/:id', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.remove(params.id as string, parseForce(query.get('force')))));
+    this.add('POST', '/v1/hosts/:id/drain', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.drain(params.id as string, parseForce(query.get('force')))));
+    this.add('POST', '/v1/hosts/:id/undrain', true, async ({ res, params }) => sendJson(res, 200, await hostAdmin.undrain(params.id as string)));
   }
 
   private add(method: string, path: string, write: boolean, handler: Handler): void {
@@ -193,15 +196,17 @@ export class CoreApi {
   private async scaleContainers(app: App, wanted: number): Promise<void> {
     const { store, clock, logger } = this.deps;
     const now = clock.now();
-    const all = await store.listContainers();
-    const live = all.filter((e) => e.app === app.name && liveStates.includes(e.state));
+    const [all, hosts] = await Promise.all([store.listContainers(), store.listHosts()]);
+    // Entries on hosts not live serve nobody and are not counted (placement.ts, uncountedHosts).
+    const uncounted = new Set(uncountedHosts(app.name, hosts, all, now, this.s.hostTimeout));
+    const counted = (e: ContainerEntry) => liveStates.includes(e.state) && !uncounted.has(e.host);
+    const live = all.filter((e) => e.app === app.name && counted(e));
     let added = 0;
     let gone = 0;
     let drained = 0;
     let failure: unknown;
     try {
       if (live.length < wanted) {
-        const hosts = await store.listHosts();
         while (live.length + added < wanted) {
           // ifFewerThan makes a repeated or concurrent ask idempotent: never past `wanted`.
           const { entry, created } = await placeContainer(store, app, hosts, all, now, this.s.hostTimeout, { ifFewerThan: wanted });
@@ -213,7 +218,7 @@ export class CoreApi {
         // One at a time, counting again before each: a second ask running at the same time
         // (or the autoscaler scaling in) does not take the app below what was asked.
         for (;;) {
-          const current = (await store.listContainers({ app: app.name })).filter((e) => liveStates.includes(e.state));
+          const current = (await store.listContainers({ app: app.name })).filter(counted);
           if (current.length <= wanted) break;
           const e = scaleInOrder(current)[0] as ContainerEntry;
           if (e.state === 'registered') {

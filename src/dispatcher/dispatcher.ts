@@ -45,7 +45,11 @@ export class Dispatcher {
   private readonly autoscaler: Autoscaler;
   private timers: Timer[] = [];
   private unwatch: (() => void) | undefined;
-  private readonly onChange = (change: Change) => this.lifecycle.react(change);
+  private readonly onChange = (change: Change) => {
+    this.lifecycle.react(change);
+    // minContainers held within moments of an app's creation or change, and a drain acted on at once.
+    if ((change.kind === 'app' && change.op === 'put') || (change.kind === 'host' && change.value.id === this.ctx.s.hostId)) this.loops.onChange();
+  };
   /** The CMDB answers again, or lost its data (a new epoch): re-announce the host and reconcile at once. */
   private readonly onHealth = (healthy: boolean) => {
     if (healthy) this.loops.reannounce('the CMDB answers again');

@@ -2,8 +2,8 @@
 // reconciliation of the engine with the CMDB (adopt, remove orphans, reset or forget entries),
 // which also sweeps hosts gone silent and keeps every app's minContainers.
 
-import { newContainerEntry, newContainerId } from '../cmdb/placement.js';
-import { liveStates, type App } from '../cmdb/types.js';
+import { isHostLive, placeContainer } from '../cmdb/placement.js';
+import { liveStates, type App, type ContainerEntry } from '../cmdb/types.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { labelKeys } from './container-runtime.js';
 import { appOf, type DispatcherContext } from './context.js';
@@ -13,6 +13,8 @@ import { deadHosts, planReconcile, type ReconcileAction } from './reconcile.js';
 export class HostLoops {
   private readonly reconciling = new SingleFlight<string, void>();
   private readonly minimum = new SingleFlight<string, void>();
+  /** Set when a pass of ensureMinimum should follow the one under way. */
+  private minimumAgain = false;
 
   constructor(private readonly ctx: DispatcherContext, private readonly lifecycle: ContainerLifecycle) {}
 
@@ -147,34 +149,104 @@ export class HostLoops {
   }
 
   /**
-   * Every app keeps minContainers live entries: the missing ones are registered (on this host, as
-   * any dispatcher may; the fewer-than guard keeps several from overshooting) and started. Runs
-   * every second as well as at reconciliation, and costs nothing but cache reads when no app is
-   * short.
+   * Every app keeps minContainers live entries on live hosts: the missing ones are placed as any
+   * placement is (spread over the schedulable hosts, any of them, not only this one; entries on
+   * hosts not live do not count, so a dead host's are replaced at once) and the fewer-than guard
+   * keeps the dispatchers doing this at once from overshooting. Each host's dispatcher starts the
+   * entries placed on it when it hears of them. Runs every second, at reconciliation, and at once
+   * when an app is created or changed or this host's record changes (onChange), and costs nothing
+   * but cache reads when no app is short.
    */
   ensureMinimum(): Promise<void> {
     return this.minimum.run('host', async () => {
-      const { ctx } = this;
-      const { cache, store, clock } = ctx.deps;
-      // New entries need the CMDB and this host's lease.
-      if (ctx.closed || !ctx.lease.held || !cache.cmdbHealthy) return;
-      let mine = 0;
-      for (const c of cache.eachContainer()) if (c.host === ctx.s.hostId && c.state !== 'gone') mine += 1;
-      // Only the apps with a minimum are taken out (the loop below waits on the store), not all.
-      const wanting: App[] = [];
-      for (const a of cache.eachApp()) if (a.minContainers > 0) wanting.push(a);
+      // A change that came while a pass ran may be one the pass went by: one more pass then.
+      do {
+        this.minimumAgain = false;
+        await this.keepMinimum();
+      } while (this.minimumAgain && !this.ctx.closed);
+    });
+  }
+
+  /** An app was created or changed, or a host's record changed: the minimum is kept now, not at the next tick. */
+  onChange(): void {
+    this.minimumAgain = true;
+    void this.ensureMinimum().catch((err: unknown) => this.ctx.log.warn({ err }, 'keeping minContainers failed'));
+  }
+
+  private async keepMinimum(): Promise<void> {
+    const { ctx } = this;
+    const { cache, store, clock } = ctx.deps;
+    // New entries need the CMDB and this host's lease.
+    if (ctx.closed || !ctx.lease.held || !cache.cmdbHealthy) return;
+    // Only the apps with a minimum are taken out (the loop below waits on the store), not all.
+    const wanting: App[] = [];
+    for (const a of cache.eachApp()) if (a.minContainers > 0) wanting.push(a);
+    if (wanting.length > 0) {
+      const now = clock.now();
+      // This host counts as live even before its first heartbeat since a restart: its containers serve.
+      const liveHosts = new Set<string>([ctx.s.hostId]);
+      for (const h of cache.allHosts()) if (cache.isHostLive(h, now, ctx.s.hostTimeout)) liveHosts.add(h.id);
       for (const app of wanting) {
-        let live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state)).length;
-        while (live < app.minContainers && mine < ctx.s.hostCapacity) {
-          const fresh = newContainerEntry(app, ctx.s.hostId, clock.now(), newContainerId(app.name));
-          const { entry, created } = await store.registerContainer(fresh, { ifFewerThan: live + 1 });
-          if (!created) break;
-          cache.observe(entry);
+        let live = 0;
+        const ignoreHosts = new Set<string>();
+        for (const c of cache.containersOf(app.name)) {
+          if (!liveHosts.has(c.host)) ignoreHosts.add(c.host);
+          else if (liveStates.includes(c.state)) live += 1;
+        }
+        while (live < app.minContainers && !ctx.closed) {
+          let placed;
+          try {
+            placed = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), ctx.s.hostTimeout, { ifFewerThan: live + 1, ignoreHosts: [...ignoreHosts] }, cache.health.outages);
+          } catch (err) {
+            const code = (err as { code?: string }).code;
+            // No room on any host, or the app is full: the next pass tries again.
+            if (code === 'FC_ERR_NO_COMPUTE_HOST' || code === 'FC_ERR_MAX_CONTAINERS' || code === 'FC_ERR_APP_NOT_FOUND') break;
+            throw err;
+          }
+          if (!placed.created) break;
+          this.lifecycle.observeNew(placed.entry);
           live += 1;
-          mine += 1;
         }
       }
-      for (const c of cache.eachContainer()) if (c.host === ctx.s.hostId && c.state === 'registered') this.lifecycle.warmStart(c);
-    });
+    }
+    const drained = (cache.host(ctx.s.hostId)?.drainedAt ?? null) !== null;
+    const now = clock.now();
+    for (const c of cache.eachContainer()) {
+      if (c.host !== ctx.s.hostId || c.state !== 'registered') continue;
+      if (drained) await this.dropUnstarted(c, `host ${ctx.s.hostId} is drained`);
+      else if (this.overMaximum(c.app, now)) await this.dropUnstarted(c, 'its app already has maxContainers on live hosts');
+      else this.lifecycle.warmStart(c);
+    }
+  }
+
+  /**
+   * Whether an app has more live entries on live hosts than its maxContainers. It happens when a
+   * host judged dead comes back (its dispatcher restarted, its entries reset to registered) after
+   * replacements were placed elsewhere: its entries not started are then not started.
+   */
+  private overMaximum(appName: string, now: number): boolean {
+    const { cache } = this.ctx.deps;
+    const app = cache.app(appName);
+    if (app === undefined) return false;
+    let live = 0;
+    for (const e of cache.containersOf(appName)) {
+      if (!liveStates.includes(e.state)) continue;
+      // This host counts as live even before its first heartbeat since a restart.
+      const host = cache.host(e.host);
+      if (e.host === this.ctx.s.hostId || (host !== undefined && cache.isHostLive(host, now, this.ctx.s.hostTimeout))) live += 1;
+    }
+    return live > app.maxContainers;
+  }
+
+  /**
+   * An entry not started yet that should not be (on a drained host, or beyond the app's maximum)
+   * goes; the minimum, or the next request, places another where it fits. One a request is
+   * starting is left to start; on a drained host the renewal replaces it once it is ready.
+   */
+  private async dropUnstarted(entry: ContainerEntry, why: string): Promise<void> {
+    const { ctx } = this;
+    if (ctx.locals.has(entry.id) || this.lifecycle.starting(entry.id)) return;
+    const g = await ctx.deps.store.transitionContainer(entry.id, ['registered'], 'gone', { lastError: why });
+    if (g) ctx.deps.cache.observe(g);
   }
 }

@@ -289,6 +289,8 @@ export class ContainerLifecycle {
     const { ctx } = this;
     if (ctx.closed || ctx.locals.has(entry.id) || this.starts.has(entry.id) || ctx.deps.cache.app(entry.app) === undefined) return;
     if (entry.retryAt !== null && entry.retryAt > ctx.deps.clock.now()) return;
+    // A drained host starts nothing ahead of a request: host-loops drops such entries instead.
+    if ((ctx.deps.cache.host(ctx.s.hostId)?.drainedAt ?? null) !== null) return;
     void this.ensureStarted(entry.id).catch(() => undefined);
   }
 

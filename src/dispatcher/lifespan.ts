@@ -19,6 +19,13 @@ export interface MortalContainer extends AgingContainer {
   successor: 'pending' | 'ready' | 'gone' | null;
   /** Needs a replacement when it ends: it has traffic, or the app would fall below minContainers. */
   wanted: boolean;
+  /**
+   * Set for a container of a host being drained (its expiresAt is then the drain's start): while
+   * wanted, it keeps serving until a replacement elsewhere is ready, or until this time (its own
+   * lifespan's end plus the overstay). A replacement that could not be placed or failed does not
+   * end it early: a drain makes before it breaks.
+   */
+  holdUntil?: number;
 }
 
 export interface MetabolismPolicy {
@@ -34,6 +41,9 @@ export interface MetabolismPolicy {
  * replacement is registered; at t=10 s, the replacement ready since t=8.8 s, it is drained. Had the
  * replacement not been ready, it would keep serving until it was, or until t=10 s + maxOverstay.
  * Without traffic (and above minContainers) it is simply drained at t=10 s.
+ * On a host drained at t=3 s (holdUntil t=10 s + maxOverstay): expiresAt is t=3 s, so a wanted
+ * container gets its replacement (on another host) at t=3 s and is drained once it is ready; with
+ * no room elsewhere it keeps serving, trying again, until holdUntil. An idle one goes at t=3 s.
  */
 export function metabolism(containers: Iterable<MortalContainer>, now: number, policy: MetabolismPolicy): { replace: string[]; drain: string[] } {
   const replace: string[] = [];
@@ -42,8 +52,9 @@ export function metabolism(containers: Iterable<MortalContainer>, now: number, p
     if (c.phase !== 'ready' || c.expiresAt === null) continue;
     if (c.successor === null && c.wanted && now >= c.expiresAt - policy.leadMs(c.app)) replace.push(c.id);
     if (now < c.expiresAt) continue;
-    const waiting = c.successor === 'pending' || (c.successor === null && c.wanted);
-    if (!waiting || now >= c.expiresAt + policy.maxOverstayMs) drain.push(c.id);
+    const holding = c.holdUntil !== undefined && c.wanted && c.successor !== 'ready';
+    const waiting = holding || c.successor === 'pending' || (c.successor === null && c.wanted);
+    if (!waiting || now >= (c.holdUntil ?? c.expiresAt + policy.maxOverstayMs)) drain.push(c.id);
   }
   return { replace, drain };
 }

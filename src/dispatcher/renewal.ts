@@ -4,7 +4,7 @@
 // lifespan.ts; this applies them.
 
 import { withScalingDefaults } from '../cmdb/app-defaults.js';
-import { placeContainer } from '../cmdb/placement.js';
+import { isHostLive, placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry } from '../cmdb/types.js';
 import { toFcError } from '../shared/errors.js';
 import type { DispatcherContext } from './context.js';
@@ -35,6 +35,8 @@ export class Renewal {
     const { ctx } = this;
     const { cache } = ctx.deps;
     const mortal: MortalContainer[] = [];
+    // A drained host's containers end now, each replaced elsewhere before it goes (lifespan.ts).
+    const drainedAt = cache.host(ctx.s.hostId)?.drainedAt ?? null;
     for (const l of ctx.locals.values()) {
       if (l.phase !== 'ready' || l.expiresAt === null) continue;
       const stored = cache.app(l.app);
@@ -55,9 +57,13 @@ export class Renewal {
       if (app !== undefined) {
         const lastRequestAt = l.requests.lastRequestAt;
         const busy = l.inflight > 0 || (lastRequestAt !== null && now - lastRequestAt < app.idleTimeout * 1000);
-        wanted = busy || this.lastingOthers(app, l.id, now) < app.minContainers;
+        const others = this.lastingOthers(app, l.id, now);
+        // Never replaced while the others already make maxContainers: an app that went over it
+        // (a host judged dead came back with its containers) comes back to it as lifespans end.
+        wanted = (busy || others < app.minContainers) && others < app.maxContainers;
       }
-      mortal.push({ id: l.id, app: l.app, phase: l.phase, expiresAt: l.expiresAt, successor, wanted });
+      const ends = drainedAt === null ? { expiresAt: l.expiresAt } : { expiresAt: Math.min(l.expiresAt, drainedAt), holdUntil: l.expiresAt + ctx.s.startTimeout };
+      mortal.push({ id: l.id, app: l.app, phase: l.phase, successor, wanted, ...ends });
     }
     const plan = metabolism(mortal, now, { leadMs: (app) => this.leadMs(app), maxOverstayMs: ctx.s.startTimeout });
     if (plan.replace.length > 0 && this.replacing === null) {
@@ -83,13 +89,18 @@ export class Renewal {
   /**
    * The app's containers, other than this one, that will still be there after this one's end:
    * ready ones not ending within the lead time, and those coming up. A replacement coming up
-   * counts for the container it replaces, so two containers ending together both get one.
+   * counts for the container it replaces, so two containers ending together both get one. Those
+   * on a drained host (this one's neighbours) are ending too, and those on a host not live serve
+   * nobody.
    */
   private lastingOthers(app: App, selfId: string, now: number): number {
     const lead = this.leadMs(app.name);
+    const { cache } = this.ctx.deps;
     let n = 0;
-    for (const e of this.ctx.deps.cache.containersOf(app.name)) {
+    for (const e of cache.containersOf(app.name)) {
       if (e.id === selfId || !liveStates.includes(e.state)) continue;
+      const host = cache.host(e.host);
+      if (host === undefined || !cache.isHostLive(host, now, this.ctx.s.hostTimeout) || (host.drainedAt ?? null) !== null) continue;
       if (e.state !== 'ready' || e.expiresAt === null || e.expiresAt - now > lead) n += 1;
     }
     return n;

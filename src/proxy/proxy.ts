@@ -19,6 +19,7 @@ import type { Logger } from '../shared/logger.js';
 import type { HopAuth } from '../shared/hop-auth.js';
 import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS, type LocalDispatch } from '../shared/protocol.js';
 import { SingleFlight } from '../shared/single-flight.js';
+import { HostHealth } from './host-health.js';
 import { ProxyMetrics } from './metrics.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
@@ -63,6 +64,8 @@ export class UserProxy {
   /** Host names the CMDB itself did not know, and until when that answer stands. */
   private readonly unknownHosts = new Map<string, number>();
   private readonly random: () => number;
+  /** Dispatchers that just refused a connection: passed over for a few seconds (host-health.ts). */
+  private readonly hostHealth = new HostHealth();
 
   constructor(private readonly deps: ProxyDeps, private readonly s: ProxySettings) {
     this.metrics = new ProxyMetrics(deps.registry);
@@ -147,10 +150,7 @@ export class UserProxy {
     const now = clock.now();
     const usable = (e: ContainerEntry) => {
       if (tried.has(e.id)) return false;
-      const host = cache.host(e.host);
-      // A heartbeat's age leaves out the time the CMDB was away: with it unreachable, every host
-      // known live before keeps its traffic (static stability).
-      return host !== undefined && cache.isHostLive(host, now, this.s.hostTimeout);
+      return this.hostUsable(e.host, now);
     };
     const forwarded = [
       'X-Forwarded-For', clientAddress(req),
@@ -193,6 +193,9 @@ export class UserProxy {
         if (!result.retry) return result.status;
         this.metrics.retries.inc({ reason: 'container-gone' });
       } catch (err) {
+        if (this.hostHealth.failed(host.id, err, clock.now())) {
+          this.deps.logger.warn({ host: host.id, err: (err as Error).message }, 'dispatcher refused the connection; its host is passed over for a few seconds');
+        }
         if (last || !safe || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM') throw err;
         this.metrics.retries.inc({ reason: 'upstream-failed' });
         this.deps.logger.warn({ err: err.message, container: entry.id }, 'dispatcher failed; trying another container');
@@ -208,12 +211,16 @@ export class UserProxy {
   private register(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
     return this.registering.run(app.name, async () => {
       const { cache, store, clock } = this.deps;
+      const now = clock.now();
       // A new container needs the CMDB: with it known away, answer at once rather than wait out its deadline.
       if (!cache.cmdbHealthy) throw cmdbErrors.unavailable(new Error(`it is unreachable, so no container can be added for app "${app.name}"; its running containers keep serving`));
-      const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id)).length;
+      // Entries on hosts not live (or just seen refusing connections) neither count nor get the
+      // new container: placeContainer leaves their hosts out of the count (uncountedHosts).
+      const live = [...cache.containersOf(app.name)].filter((c) => liveStates.includes(c.state) && !tried.has(c.id) && this.hostUsable(c.host, now)).length;
+      const hosts = cache.allHosts().filter((h) => !this.hostHealth.suspect(h.id, now));
       let registered;
       try {
-        registered = await placeContainer(store, app, cache.allHosts(), cache.allContainers(), clock.now(), this.s.hostTimeout, { ifFewerThan: live + 1 }, cache.health.outages);
+        registered = await placeContainer(store, app, hosts, cache.allContainers(), now, this.s.hostTimeout, { ifFewerThan: live + 1 }, cache.health.outages);
       } catch (err) {
         if (!(err instanceof FcError) || err.code !== 'FC_ERR_MAX_CONTAINERS') throw err;
         // To the tenant's visitor this is the system's trouble, not a conflict of theirs.
@@ -227,6 +234,12 @@ export class UserProxy {
       }
       return entry;
     });
+  }
+
+  /** Whether requests may go to a host: live by its heartbeat, and not just seen refusing connections. */
+  private hostUsable(hostId: string, now: number): boolean {
+    const host = this.deps.cache.host(hostId);
+    return host !== undefined && this.deps.cache.isHostLive(host, now, this.s.hostTimeout) && !this.hostHealth.suspect(hostId, now);
   }
 
   private poolFor(url: string): Pool {

@@ -111,13 +111,31 @@ export const errorCatalog = {
     status: 503,
     title: 'App at capacity',
     retryable: true,
-    description: 'The proxy found none of the app\'s containers usable and cannot add one: the app already has maxContainers entries (some on hosts that went silent, which are removed after six host timeouts).',
+    description: 'The proxy found none of the app\'s containers usable and cannot add one: the app already has maxContainers entries on live hosts (entries on hosts gone silent do not count).',
   },
   FC_ERR_NO_COMPUTE_HOST: {
     status: 503,
     title: 'No compute host',
     retryable: true,
-    description: 'No dispatcher has sent a heartbeat recently, so a new container has nowhere to run.',
+    description: 'No dispatcher that takes containers has sent a heartbeat recently (or all such hosts are full or drained), so a new container has nowhere to run.',
+  },
+  FC_ERR_HOST_NOT_FOUND: {
+    status: 404,
+    title: 'Host not found',
+    retryable: false,
+    description: 'No compute host has this id (`fastcontainer hosts` lists them).',
+  },
+  FC_ERR_HOST_LIVE: {
+    status: 409,
+    title: 'Host is live',
+    retryable: false,
+    description: 'The host\'s dispatcher still sends heartbeats: removing it would evict its running containers and its next heartbeat would add it back. Drain it and stop its dispatcher first, or pass force.',
+  },
+  FC_ERR_LAST_HOST: {
+    status: 409,
+    title: 'Last schedulable host',
+    retryable: false,
+    description: 'Draining this host would leave no live host to place containers on: apps without a container would get 503 until a host is undrained. Pass force to drain it anyway.',
   },
   FC_ERR_CONTAINER_GONE: {
     status: 503,

@@ -57,6 +57,20 @@ async function changesDuring(store: Store, act: () => Promise<void>): Promise<Ch
   }
 }
 
+/** Every change (hosts too) published while `act` runs, up to a marker app's creation. */
+async function changesDuringAll(store: Store, act: () => Promise<void>): Promise<Change[]> {
+  const changes: Change[] = [];
+  const sub = await store.subscribe({ onChange: (c) => changes.push(c), onResync: () => {} });
+  try {
+    await act();
+    await store.createApp(appSpec({ name: 'marker', hostnames: ['marker.test'] }), 1);
+    await eventually(() => changes.some((c) => c.kind === 'app' && c.value.name === 'marker'), { what: 'the marker change' });
+    return changes;
+  } finally {
+    await sub.unsubscribe();
+  }
+}
+
 async function rejection(p: Promise<unknown>): Promise<FcError> {
   try {
     await p;
@@ -253,6 +267,26 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       expect(await store.listContainers({ app: 'a' })).toHaveLength(3);
     });
 
+    it('with ignoreHosts neither counts nor returns the entries on those hosts (a dead host\'s)', async () => {
+      const dead1 = (await store.registerContainer(newContainer('a', { host: 'dead' }))).entry;
+      await store.transitionContainer(dead1.id, ['registered'], 'ready', { address: '10.0.0.9:8080' });
+      await store.registerContainer(newContainer('a', { host: 'dead' }));
+      // maxContainers 2, both on the dead host: counted, the app is full.
+      expect((await rejection(store.registerContainer(newContainer('a', { host: 'live' })))).code).toBe('FC_ERR_MAX_CONTAINERS');
+      expect((await store.registerContainer(newContainer('a', { host: 'live' }), { ifFewerThan: 1 })).created).toBe(false);
+      // Ignored: the ready one on the dead host is not handed back, and a replacement fits.
+      const fresh = await store.registerContainer(newContainer('a', { host: 'live' }), { ifFewerThan: 1, ignoreHosts: ['dead'] });
+      expect(fresh.created).toBe(true);
+      expect(fresh.entry.host).toBe('live');
+      // The one on the live host counts: the fewer-than guard still holds, and so does the limit.
+      const again = await store.registerContainer(newContainer('a', { host: 'live' }), { ifFewerThan: 1, ignoreHosts: ['dead'] });
+      expect(again).toMatchObject({ created: false, entry: { id: fresh.entry.id } });
+      await store.registerContainer(newContainer('a', { host: 'live' }), { ignoreHosts: ['dead'] });
+      const err = await rejection(store.registerContainer(newContainer('a', { host: 'live' }), { ignoreHosts: ['dead', 'other'] }));
+      expect(err.details).toMatchObject({ live: 2, maxContainers: 2 });
+      expect(await store.listContainers({ app: 'a' })).toHaveLength(4);
+    });
+
     it('lists entries by app and by host', async () => {
       await store.createApp(appSpec({ name: 'b', hostnames: ['b.test'] }), 1);
       await store.registerContainer(newContainer('a', { host: 'h1' }));
@@ -399,6 +433,32 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
       const second = await store.probe();
       expect(second.epoch).toBe(first.epoch);
       expect(second.rev).toBe(app.rev);
+    });
+  });
+
+  describe('host drain mark', () => {
+    const beat = (heartbeatAt: number) => ({ id: 'h1', dispatcherUrl: 'http://10.0.0.1:8082', capacity: 10, startedAt: 1, heartbeatAt });
+
+    it('is set and cleared by setHostDrained, kept by heartbeats, and published', async () => {
+      await store.heartbeatHost(beat(1));
+      const changes = await changesDuringAll(store, async () => {
+        const drained = await store.setHostDrained('h1', 500);
+        expect(drained).toMatchObject({ id: 'h1', drainedAt: 500, heartbeatAt: 1 });
+      });
+      expect(changes.find((c) => c.kind === 'host' && c.value.id === 'h1')).toMatchObject({ op: 'put', value: { drainedAt: 500 } });
+      // A heartbeat, even one that names a drain mark of its own, keeps the operator's.
+      const beaten = await store.heartbeatHost({ ...beat(9), drainedAt: null } as never);
+      expect(beaten).toMatchObject({ heartbeatAt: 9, drainedAt: 500 });
+      expect((await store.listHosts())[0]).toMatchObject({ heartbeatAt: 9, drainedAt: 500 });
+      const undrained = await store.setHostDrained('h1', null);
+      expect(undrained?.drainedAt ?? null).toBeNull();
+      expect((await store.heartbeatHost(beat(10))).drainedAt ?? null).toBeNull();
+      expect(undrained!.rev).toBeGreaterThan(beaten.rev);
+    });
+
+    it('is null for an unknown host, which it does not create', async () => {
+      expect(await store.setHostDrained('ghost', 5)).toBeNull();
+      expect(await store.listHosts()).toEqual([]);
     });
   });
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { startStack, type Stack, type StackRole } from '../../src/cli/stack.js';
 import type { ContainerRuntime } from '../../src/dispatcher/container-runtime.js';
+import type { Clock } from '../../src/shared/clock.js';
 import { loadConfig, type Config } from '../../src/shared/config.js';
 import { createLogger, silentLogger } from '../../src/shared/logger.js';
 import { removeContainersOfHost } from './docker.js';
@@ -40,6 +41,7 @@ export interface TestStackOptions {
   runtime?: ContainerRuntime;
   hostId?: string;
   prefix?: string;
+  clock?: Clock;
 }
 
 export async function startTestStack(o: TestStackOptions = {}): Promise<TestStack> {
@@ -65,7 +67,7 @@ export async function startTestStack(o: TestStackOptions = {}): Promise<TestStac
     },
   });
   const logger = config.logLevel === 'silent' ? silentLogger : createLogger(config.logLevel);
-  const stack = await startStack({ config, roles: o.roles ?? ['coreapi', 'dispatcher', 'proxy'], logger, ...(o.runtime ? { runtime: o.runtime } : {}) });
+  const stack = await startStack({ config, roles: o.roles ?? ['coreapi', 'dispatcher', 'proxy'], logger, ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.clock ? { clock: o.clock } : {}) });
   const dispatcherUrl = stack.dispatcher?.listening.url ?? '';
   const proxyUrl = stack.proxy?.listening.url ?? '';
   const apiUrl = stack.coreapi?.listening.url ?? '';

@@ -208,6 +208,39 @@ describe('scaling commands', () => {
   });
 });
 
+describe('host commands', () => {
+  it('lists the host, refuses rm of a live host and a drain of the last one, drains with --force and resumes', async () => {
+    const ls = await cli('host', 'ls');
+    expect(ls, ls.stderr).toMatchObject({ code: 0 });
+    expect(ls.stdout).toMatch(/^HOST\s+DISPATCHER\s+CAPACITY\s+LIVE\s+LAST HEARTBEAT\s+DRAINED\s+CONTAINERS\n/);
+    expect(ls.stdout).toMatch(new RegExp(`${hostId}\\s+http://\\S+\\s+\\d+\\s+yes\\s+\\d+s ago\\s+-\\s+\\d+`));
+
+    const rm = await cli('host', 'rm', hostId);
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toContain('FC_ERR_HOST_LIVE');
+    const last = await cli('host', 'drain', hostId);
+    expect(last.code).toBe(1);
+    expect(last.stderr).toContain('FC_ERR_LAST_HOST');
+    const unknown = await cli('host', 'drain', 'no-such-host');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('FC_ERR_HOST_NOT_FOUND');
+
+    const drained = await cli('host', 'drain', hostId, '--force');
+    expect(drained, drained.stderr).toMatchObject({ code: 0 });
+    expect(drained.stdout).toContain(`host ${hostId} drained`);
+    expect((await cli('hosts')).stdout).toMatch(new RegExp(`${hostId}\\s.*\\s\\d+s ago\\s+\\d+s ago\\s+\\d+`));
+    const resumed = await cli('host', 'resume', hostId);
+    expect(resumed, resumed.stderr).toMatchObject({ code: 0, stdout: `host ${hostId} takes new containers again\n` });
+    expect((await cli('hosts')).stdout).toMatch(new RegExp(`${hostId}\\s.*\\s\\d+s ago\\s+-\\s+\\d+`));
+  });
+
+  it('is a usage error without a subcommand or host id, exit 2', async () => {
+    for (const args of [['host'], ['host', 'rm'], ['host', 'frob', 'x'], ['host', 'drain', 'a', 'b']]) {
+      expect((await cli(...args)).code, args.join(' ')).toBe(2);
+    }
+  });
+});
+
 describe('stopping', () => {
   it('drains and removes its containers on SIGTERM (the embedded CMDB dies with it)', async () => {
     expect((await containersOfHost(hostId)).length).toBeGreaterThan(0);

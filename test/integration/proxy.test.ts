@@ -175,9 +175,6 @@ describe('when a dispatcher cannot be reached', () => {
     Object.assign(firstPick, { random: () => 0 });
     const server = await listen(firstPick.handle, 0, '127.0.0.1');
     try {
-      const getRes = await request(`${server.url}/`, { headers: { host: 'flaky.test' } });
-      expect(getRes.statusCode).toBe(200);
-      expect(await getRes.body.text()).toBe(`served by ${alive.id}`);
       const postRes = await request(`${server.url}/`, { method: 'POST', headers: { host: 'flaky.test' } });
       expect(postRes.statusCode).toBe(502);
       const text = await postRes.body.text();
@@ -185,6 +182,13 @@ describe('when a dispatcher cannot be reached', () => {
       // Not where: no dispatcher address, host or container id.
       expect(text).not.toMatch(/127\.0\.0\.1|hdead|dispatcher|flaky/);
       expect(text).not.toContain(dead.id);
+      const getRes = await request(`${server.url}/`, { headers: { host: 'flaky.test' } });
+      expect(getRes.statusCode).toBe(200);
+      expect(await getRes.body.text()).toBe(`served by ${alive.id}`);
+      // The host that refused connections is passed over for a while: the next POST goes elsewhere.
+      const laterPost = await request(`${server.url}/`, { method: 'POST', headers: { host: 'flaky.test' } });
+      expect(laterPost.statusCode).toBe(200);
+      expect(await laterPost.body.text()).toBe(`served by ${alive.id}`);
     } finally {
       await server.destroy();
       await firstPick.destroy();

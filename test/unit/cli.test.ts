@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeLive, eventRows, formatDuration, formatLocalTime, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
+import { describeLive, eventRows, formatDuration, formatLocalTime, hostRows, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
 import type { ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
 import { newContainer } from '../helpers/specs.js';
 
@@ -114,6 +114,21 @@ describe('events table', () => {
       ['2025-03-01T14:05:09', 'scale-up', 'blog-1', '0.5→0.75', 'p95 812 ms > target 500 ms'],
       ['2025-03-01T14:05:09', 'manual', '-', '?→3', 'asked'],
       ['2025-03-01T14:05:09', 'ready', 'blog-2', '-', 'listening'],
+    ]);
+  });
+});
+
+describe('hostRows', () => {
+  it('shows live, when the drain began and the containers left', () => {
+    const base = { dispatcherUrl: 'http://h:8082', capacity: 10, startedAt: 0, heartbeatAt: 98_000, rev: 1 };
+    expect(hostRows(100_000, [
+      { ...base, id: 'h1', live: true, drainedAt: null, containers: 3 },
+      { ...base, id: 'h2', live: true, drainedAt: 40_000, containers: 1 },
+      { ...base, id: 'h3', live: false },
+    ])).toEqual([
+      ['h1', 'http://h:8082', '10', 'yes', '2s ago', '-', '3'],
+      ['h2', 'http://h:8082', '10', 'yes', '2s ago', '1m00s ago', '1'],
+      ['h3', 'http://h:8082', '10', 'no', '2s ago', '-', '-'],
     ]);
   });
 });

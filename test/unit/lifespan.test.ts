@@ -37,6 +37,13 @@ describe('metabolism', () => {
     ['a replacement already registered is not registered again', c({ successor: 'pending' }), 9_000, { replace: [], drain: [] }],
     ['draining already: nothing', c({ phase: 'draining' }), 11_000, { replace: [], drain: [] }],
     ['starting: nothing', c({ phase: 'starting', expiresAt: null }), 11_000, { replace: [], drain: [] }],
+    // On a drained host: expiresAt is the drain's start, holdUntil its own end plus the overstay.
+    ['drained host, wanted: a replacement at once', c({ expiresAt: 3_000, holdUntil: 20_000 }), 3_000, { replace: ['a'], drain: [] }],
+    ['drained host, replacement ready: drained', c({ expiresAt: 3_000, holdUntil: 20_000, successor: 'ready' }), 4_000, { replace: [], drain: ['a'] }],
+    ['drained host, replacement could not be placed: keeps serving', c({ expiresAt: 3_000, holdUntil: 20_000, successor: 'gone' }), 15_000, { replace: [], drain: [] }],
+    ['drained host, replacement still starting past the usual overstay: keeps serving', c({ expiresAt: 3_000, holdUntil: 20_000, successor: 'pending' }), 15_000, { replace: [], drain: [] }],
+    ['drained host, no replacement by holdUntil: drained', c({ expiresAt: 3_000, holdUntil: 20_000, successor: 'gone' }), 20_000, { replace: [], drain: ['a'] }],
+    ['drained host, not wanted: drained at once', c({ expiresAt: 3_000, holdUntil: 20_000, wanted: false }), 3_000, { replace: [], drain: ['a'] }],
   ])('%s', (_name, container, now, want) => {
     expect(metabolism([container], now, policy)).toEqual(want);
   });

@@ -17,6 +17,8 @@
   ARGV[3]  fewer-than count, or "0" for none
   ARGV[4]  container key prefix
   ARGV[5]  surge: how many entries beyond maxContainers are allowed, "0" for none
+  ARGV[6]  JSON array of host ids whose entries neither count nor are returned (hosts the caller
+           judges not live), "[]" or absent for none
 
   Returns { created (1 or 0), container JSON }, or an error "FC_ERR_APP_NOT_FOUND {...}" /
   "FC_ERR_MAX_CONTAINERS {...}".
@@ -26,6 +28,10 @@ if not appjs then
   return redis.error_reply('FC_ERR_APP_NOT_FOUND ' .. cjson.encode({ app = cjson.decode(ARGV[2]).app }))
 end
 local app = cjson.decode(appjs)
+local ignored = {}
+if ARGV[6] and ARGV[6] ~= '' then
+  for _, h in ipairs(cjson.decode(ARGV[6])) do ignored[h] = true end
+end
 local live = 0
 local best, bestRank, bestCreated = nil, 99, nil
 local rank = { ready = 1, starting = 2, registered = 3 }
@@ -34,7 +40,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if cjs then
     local c = cjson.decode(cjs)
     local r = rank[c.state]
-    if r then
+    if r and not ignored[c.host] then
       live = live + 1
       -- Ready first, then starting, then registered; the oldest among equals.
       if r < bestRank or (r == bestRank and c.createdAt < bestCreated) then
