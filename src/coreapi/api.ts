@@ -68,7 +68,9 @@ export class CoreApi {
       try {
         await store.ping();
       } catch (err) {
-        return sendJson(res, 503, { status: 'degraded', role: 'coreapi', store: store.kind, cmdb: { healthy: false, error: (err as Error).message } });
+        // The reason goes to the log: this endpoint is open, and it names the CMDB's address.
+        this.deps.logger.warn({ err: (err as Error).message }, 'health check: the CMDB does not answer');
+        return sendJson(res, 503, { status: 'degraded', role: 'coreapi', store: store.kind, cmdb: { healthy: false } });
       }
       sendJson(res, 200, { status: 'ok', role: 'coreapi', store: store.kind, cmdb: { healthy: true } });
     });

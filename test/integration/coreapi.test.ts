@@ -229,7 +229,7 @@ describe('auth and routing', () => {
   it('keeps /healthz open, saying nothing about apps', async () => {
     const health = await raw('GET', '/healthz', undefined);
     expect(health.status).toBe(200);
-    expect(Object.keys(health.body).sort()).toEqual(['role', 'status', 'store']);
+    expect(Object.keys(health.body).sort()).toEqual(['cmdb', 'role', 'status', 'store']);
   });
 
   it('answers 404 for unknown paths and 405 with Allow for wrong methods', async () => {
