@@ -36,6 +36,10 @@ export interface AppSpec {
   autoscale: boolean;
   /** Seconds without a request after which a container is frozen (cgroup freezer); 0: never. */
   freezeAfter: number;
+  /** Seconds the app may take to start an answer before the client gets 504; null: the proxy's FC_UPSTREAM_TIMEOUT. */
+  upstreamTimeout?: number | null;
+  /** Most requests a proxy forwards to the app at once (more wait in a bounded queue); null: FC_APP_CONCURRENCY. */
+  maxConcurrency?: number | null;
 }
 
 export interface App extends AppSpec {

@@ -8,7 +8,7 @@ import { invalidFields, type FieldProblem } from '../shared/errors.js';
 
 export { appDefaults, defaultMaxCpus, withScalingDefaults };
 
-const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter'] as const;
+const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter', 'upstreamTimeout', 'maxConcurrency'] as const;
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -47,6 +47,11 @@ const bad = (allowed: string) => ({ ok: false as const, allowed });
 
 function intIn(min: number, max: number): Checker {
   return (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? ok(v) : bad(`an integer from ${min} to ${max}`));
+}
+
+/** null, or what `check` accepts. */
+function orNull(check: Checker, allowed: string): Checker {
+  return (v, spec) => (v === null ? ok(null) : check(v, spec).ok ? check(v, spec) : bad(allowed));
 }
 
 const checkers: Record<(typeof fields)[number], Checker> = {
@@ -95,6 +100,8 @@ const checkers: Record<(typeof fields)[number], Checker> = {
   idleTimeout: intIn(1, 7 * 24 * 3600),
   autoscale: (v) => (typeof v === 'boolean' ? ok(v) : bad('true or false')),
   freezeAfter: intIn(0, 7 * 24 * 3600),
+  upstreamTimeout: orNull(intIn(1, 3600), 'null (the proxy\'s FC_UPSTREAM_TIMEOUT) or seconds, an integer from 1 to 3600'),
+  maxConcurrency: orNull(intIn(1, 65_536), 'null (the proxy\'s FC_APP_CONCURRENCY) or an integer from 1 to 65536'),
   readinessPath: (v) => (v === null || (typeof v === 'string' && v.startsWith('/') && v.length <= 1024 && !/\s/.test(v)) ? ok(v) : bad('null or a path starting with "/", e.g. "/healthz"')),
 };
 
@@ -143,7 +150,8 @@ export function parseAppPatch(current: AppSpec, body: unknown): AppSpec {
   const b = asObject(body);
   const problems = unknownFields(b);
   if (b.name !== undefined && b.name !== current.name) problems.push({ field: 'name', value: b.name, allowed: `"${current.name}" (an app cannot be renamed)` });
-  const candidate: Record<string, unknown> = { ...withScalingDefaults(current) };
+  // Apps stored before the front-door fields existed have none: null, the proxy's defaults.
+  const candidate: Record<string, unknown> = { upstreamTimeout: null, maxConcurrency: null, ...withScalingDefaults(current) };
   for (const [k, v] of Object.entries(b)) if (v !== undefined && (fields as readonly string[]).includes(k)) candidate[k] = v;
   // Raising cpus past the old ceiling lifts the ceiling with it, unless the change names one.
   if (b.maxCpus === undefined && typeof candidate.cpus === 'number' && typeof candidate.maxCpus === 'number' && candidate.maxCpus < candidate.cpus) {
@@ -156,6 +164,6 @@ export function parseAppPatch(current: AppSpec, body: unknown): AppSpec {
 export function specOf(app: AppSpec): AppSpec {
   const out: Record<string, unknown> = {};
   const full = withScalingDefaults(app);
-  for (const f of fields) out[f] = full[f];
+  for (const f of fields) out[f] = full[f] ?? null;
   return out as unknown as AppSpec;
 }

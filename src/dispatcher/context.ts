@@ -32,6 +32,8 @@ export interface DispatcherSettings {
   hostTimeout: number;
   pidsLimit: number;
   containerConnections: number;
+  /** FC_UPSTREAM_TIMEOUT, ms: an app without its own upstreamTimeout gets 504 past this. */
+  upstreamTimeout?: number;
 }
 
 export interface DispatcherDeps {

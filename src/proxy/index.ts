@@ -21,7 +21,11 @@ export interface ProxyRole {
 }
 
 export async function startProxy(
-  config: Pick<Config, 'proxyPort' | 'listenHost' | 'hostTimeout' | 'upstreamConnections'>,
+  config: Pick<
+    Config,
+    | 'proxyPort' | 'listenHost' | 'hostTimeout' | 'upstreamConnections' | 'bufferBody' | 'bufferTotal' | 'bodyMinRate' | 'bodyTimeout'
+    | 'requestTimeout' | 'upstreamTimeout' | 'queueTimeout' | 'appConcurrency' | 'appQueue' | 'appQueueTimeout' | 'drainTimeout'
+  >,
   deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; local?: LocalDispatch },
 ): Promise<ProxyRole> {
   const logger = deps.logger.child({ role: 'proxy' });
