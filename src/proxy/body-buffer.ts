@@ -20,6 +20,8 @@ export interface BodyLimits {
   bodyTimeout: number;
   /** FC_REQUEST_TIMEOUT, ms: longest time for the whole body, from the request's start. */
   requestTimeout: number;
+  /** Waiting time before a streamed body's rate is first judged; RATE_GRACE_MS unless a test says otherwise. */
+  rateGrace?: number;
 }
 
 /** A streamed body's rate is first judged after this much time waiting on its client. */
@@ -75,7 +77,7 @@ export function judgeBody(p: BodyProgress, now: number, l: BodyLimits): BodyVerd
     if (p.streaming && l.minRate > 0) {
       const waited = p.waitedMs + (now - p.waitingSince);
       // The bytes so far pay for this much waiting at the minimum rate, never less than the grace.
-      const paidFor = Math.max(RATE_GRACE_MS, (p.bytes / l.minRate) * 1000);
+      const paidFor = Math.max(l.rateGrace ?? RATE_GRACE_MS, (p.bytes / l.minRate) * 1000);
       if (waited >= paidFor) return { ok: false, code: 'FC_ERR_BODY_TOO_SLOW' };
       checkAt = Math.min(checkAt, now + (paidFor - waited));
     }

@@ -39,6 +39,9 @@ export interface ProxySettings {
   appConcurrency?: number;
   appQueue?: number;
   appQueueTimeout?: number;
+  /** Tests only: RATE_GRACE_MS and DISPATCHER_MARGIN_MS, shorter. */
+  rateGrace?: number;
+  dispatcherMargin?: number;
 }
 
 /** The dispatcher has this long beyond the app's own upstream timeout and its hold of a cold start to answer. */
@@ -164,6 +167,7 @@ export class UserProxy {
     const body = await readBody(req, {
       bufferBytes: s.bufferBody ?? 1_048_576, minRate: s.bodyMinRate ?? 10_240,
       bodyTimeout: s.bodyTimeout ?? 30_000, requestTimeout: s.requestTimeout ?? 300_000,
+      ...(s.rateGrace === undefined ? {} : { rateGrace: s.rateGrace }),
     }, clock, this.budget, clock.now());
     try {
       const limits = { concurrency: this.concurrencyOf(app), queue: s.appQueue ?? 1024, queueTimeout: s.appQueueTimeout ?? 10_000 };
@@ -211,7 +215,7 @@ export class UserProxy {
       'X-Forwarded-Host', req.headers.host ?? '',
     ];
     const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? 60_000);
-    const headersTimeout = appTimeout + (this.s.queueTimeout ?? 30_000) + DISPATCHER_MARGIN_MS;
+    const headersTimeout = appTimeout + (this.s.queueTimeout ?? 30_000) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
     let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
