@@ -52,7 +52,7 @@ export async function startDispatcher(
   await dispatcher.prepare();
   let listening: Listening;
   try {
-    listening = await listen(dispatcher.handle, config.dispatcherPort, config.listenHost);
+    listening = await listen(dispatcher.handle, config.dispatcherPort, config.listenHost, { drainTimeout: config.drainTimeout });
     // With port 0 (any free port) the URL to advertise is known only now.
     const advertised = new URL(config.dispatcherUrl);
     if (advertised.port === '0') advertised.port = String(listening.port);

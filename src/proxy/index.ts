@@ -30,7 +30,7 @@ export async function startProxy(
 ): Promise<ProxyRole> {
   const logger = deps.logger.child({ role: 'proxy' });
   const proxy = new UserProxy({ ...deps, logger, registry: createRegistry('proxy') }, config);
-  const listening = await listen(proxy.handle, config.proxyPort, config.listenHost);
+  const listening = await listen(proxy.handle, config.proxyPort, config.listenHost, { drainTimeout: config.drainTimeout });
   logger.info({ url: listening.url }, 'proxy listening');
   return {
     proxy,
