@@ -122,7 +122,7 @@ export class UserProxy {
       status = fc.status;
       // A body not read to its end (a client too slow, a request refused before it was forwarded)
       // is not waited for: the connection closes after the answer.
-      if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
+      if (hasBody(req) && !req.readableEnded && !res.headersSent) res.setHeader('connection', 'close');
       if (fc.status === 408) this.metrics.slowClients.inc({ app: app?.name ?? '', code: fc.code });
       sendProblem(res, fc);
       if (fc.code === 'FC_ERR_INTERNAL') this.deps.logger.error({ err, host }, 'request failed');

@@ -242,6 +242,8 @@ describe('fairness between apps', () => {
       expect(r.status).toBe(503);
       expect(r.headers['retry-after']).toBeDefined();
       expect(JSON.parse(r.body).code).toBe('FC_ERR_APP_BUSY');
+      // A refused GET has no body left unread: its connection stays open.
+      expect(r.headers.connection).not.toBe('close');
     }
     // The other app answers while the slow one is saturated.
     const other = await Promise.race([get(url, 'other.test', '/echo'), sleep(10_000).then(() => undefined)]);
