@@ -1,8 +1,10 @@
 // Request bodies at the front door. A small body is read whole before the request takes any
 // upstream slot (nginx's `proxy_request_buffering`): a client that uploads at 700 B/s then holds
 // only its own socket and a buffer here, never one of the few connections to the app's container.
-// A large body is streamed, but only while the client keeps a minimum rate. Either way the wait for
-// the next piece (FC_BODY_TIMEOUT) and for the whole body (FC_REQUEST_TIMEOUT) are bounded: 408.
+// Of a large body the first FC_BUFFER_BODY bytes are read the same way, so only a client that has
+// shown it can send gets a slot; the rest is streamed, while the client keeps a minimum rate.
+// Either way the wait for the next piece (FC_BODY_TIMEOUT) and for the whole body
+// (FC_REQUEST_TIMEOUT) are bounded: 408.
 //
 // Only the time the proxy spends waiting on the client counts against its rate and its idle time:
 // while the upstream is slow to take a streamed body (back-pressure), the client is not to blame.
@@ -31,15 +33,17 @@ export type BodyPlan = 'none' | 'buffer' | 'stream' | 'buffer-or-stream';
 
 /**
  * How a request's body is taken, from its framing: none; a Content-Length within the buffer is
- * read whole; a larger one streamed; a chunked body (length unknown) is read up to the buffer's
- * size and streamed from there on if it is longer.
+ * read whole; a larger one, or a chunked body (length unknown), is read up to the buffer's size
+ * first and streamed from there on. With no buffer, every body is streamed.
  */
 export function planBody(contentLength: string | undefined, transferEncoding: string | undefined, bufferBytes: number): BodyPlan {
-  if (transferEncoding !== undefined) return bufferBytes > 0 ? 'buffer-or-stream' : 'stream';
-  if (contentLength === undefined) return 'none';
-  const length = Number(contentLength);
-  if (length === 0) return 'none';
-  return length <= bufferBytes ? 'buffer' : 'stream';
+  if (transferEncoding === undefined) {
+    if (contentLength === undefined) return 'none';
+    const length = Number(contentLength);
+    if (length === 0) return 'none';
+    if (length <= bufferBytes) return 'buffer';
+  }
+  return bufferBytes > 0 ? 'buffer-or-stream' : 'stream';
 }
 
 export interface BodyProgress {

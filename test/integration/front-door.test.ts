@@ -143,6 +143,9 @@ describe('request bodies', () => {
     const { url } = await startProxy({ bodyTimeout: 10_000 });
     const uploads = Array.from({ length: 20 }, () => slowUpload(url, 'site.test', '/echo', { 'content-length': 1000 }));
     for (const u of uploads) u.send('x'.repeat(500));
+    // Larger than the buffer: its first MiB is read here too before it may take a slot.
+    const large = slowUpload(url, 'site.test', '/echo', { 'content-length': 5_000_000 });
+    large.send('x'.repeat(500));
     // Half of each body is in; a normal client still gets through, and nothing of the uploads has
     // reached the dispatcher.
     const normal = await get(url, 'site.test', '/echo');
@@ -153,6 +156,8 @@ describe('request bodies', () => {
     for (const u of uploads) u.finish('y'.repeat(500));
     const answers = await Promise.all(uploads.map((u) => u.response));
     expect(answers.map((a) => `${a.status} ${a.body}`)).toEqual(Array(20).fill('200 bytes=1000'));
+    expect(inflight).toBe(0);
+    large.abort();
   });
 
   it('buffers a chunked body too, and streams one longer than the buffer', async () => {

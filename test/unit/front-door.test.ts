@@ -14,7 +14,7 @@ describe('planBody', () => {
     [undefined, undefined, 1024, 'none'],
     ['0', undefined, 1024, 'none'],
     ['1024', undefined, 1024, 'buffer'],
-    ['1025', undefined, 1024, 'stream'],
+    ['1025', undefined, 1024, 'buffer-or-stream'],
     [undefined, 'chunked', 1024, 'buffer-or-stream'],
     [undefined, 'chunked', 0, 'stream'],
     ['10', undefined, 0, 'stream'],
