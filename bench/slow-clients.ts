@@ -46,7 +46,8 @@ async function normalLoad(proxyUrl: string, until: number): Promise<Phase> {
       while (Date.now() < until) {
         const began = performance.now();
         try {
-          const res = await pool.request({ path: '/', method: 'GET', headers: { host: HOST } });
+          // Bounded, so that an app taken offline shows as failures, not as a phase that never ends.
+          const res = await pool.request({ path: '/', method: 'GET', headers: { host: HOST }, headersTimeout: 5_000, bodyTimeout: 5_000 });
           await res.body.dump();
           if (res.statusCode === 200) times.push(performance.now() - began);
           else failed += 1;
