@@ -67,6 +67,8 @@ const MAX_ATTEMPTS = 3;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+const NO_BODY: RequestBody = { kind: 'none' };
+
 /** Past this many pools to dispatchers (one per app and dispatcher), those of idle apps are closed. */
 const MAX_POOLS = 4096;
 
@@ -163,8 +165,9 @@ export class UserProxy {
   private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse): Promise<number> {
     const { clock } = this.deps;
     const s = this.s;
-    // The body first: a small one is read whole before the request takes any slot upstream.
-    const body = await readBody(req, {
+    // The body first: a small one is read whole before the request takes any slot upstream. (Most
+    // requests have none: no promise for them.)
+    const body = !hasBody(req) ? NO_BODY : await readBody(req, {
       bufferBytes: s.bufferBody ?? 1_048_576, minRate: s.bodyMinRate ?? 10_240,
       bodyTimeout: s.bodyTimeout ?? 30_000, requestTimeout: s.requestTimeout ?? 300_000,
       ...(s.rateGrace === undefined ? {} : { rateGrace: s.rateGrace }),
