@@ -208,29 +208,37 @@ export type RequestBody =
   | { kind: 'none' }
   /** Read whole; release() gives its bytes back to the budget once the request is done. */
   | { kind: 'buffered'; body: Buffer; release(): void }
-  /** Streamed upstream as it arrives, within the minimum rate. */
-  | { kind: 'stream'; body: AsyncIterable<Buffer> };
+  /**
+   * Streamed upstream as it arrives, within the minimum rate, after what was read first; release()
+   * gives those first bytes back (done by the stream once it has sent them, or by the caller when
+   * the request ends without it).
+   */
+  | { kind: 'stream'; body: AsyncIterable<Buffer>; release(): void };
 
 const NONE: RequestBody = { kind: 'none' };
 
 /**
  * Takes a request's body as planBody says. Rejects with a 408 FcError when the client is too slow
- * while it is buffered, and with ClientGone when it breaks off; a streamed body fails the same way
- * later, inside the upstream request.
+ * while it is read, and with ClientGone when it breaks off; a streamed body fails the same way
+ * later, inside the upstream request. The budget counts the bytes held, as they arrive: a client
+ * that only announces a large body holds none of it.
  */
 export async function readBody(req: IncomingMessage, limits: BodyLimits, clock: Clock, budget: BufferBudget, requestStart: number): Promise<RequestBody> {
   const plan = planBody(req.headers['content-length'], req.headers['transfer-encoding'], limits.bufferBytes);
   if (plan === 'none') return NONE;
-  const declared = plan === 'buffer' ? Number(req.headers['content-length']) : 0;
-  // Past the budget, the body is streamed: it then holds no memory here, and the rate applies.
-  const bufferable = plan === 'buffer' ? budget.take(declared) : plan === 'buffer-or-stream';
-  const watch = new BodyWatch(clock, limits, requestStart, !bufferable);
+  let taken = 0;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    budget.give(taken);
+  };
+  const watch = new BodyWatch(clock, limits, requestStart, plan === 'stream');
   // Made only once the body is read: a stream never pulled (the request refused before it was
   // forwarded) is left as it is, so the server can drain or close the connection.
-  if (!bufferable) return { kind: 'stream', body: streamed([], () => req[Symbol.asyncIterator]() as AsyncIterator<Buffer>, watch) };
+  if (plan === 'stream') return { kind: 'stream', body: streamed([], () => req[Symbol.asyncIterator]() as AsyncIterator<Buffer>, watch, release), release };
   const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
-  let taken = declared;
   try {
     for (;;) {
       const r = await watch.wait(it.next()).catch((err: unknown) => {
@@ -239,41 +247,29 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits, clock: 
       if (r.done) break;
       const chunk = r.value;
       watch.received(chunk.length);
-      if (plan === 'buffer-or-stream') {
-        if (watch.p.bytes > limits.bufferBytes || !budget.take(chunk.length)) {
-          // Longer than the buffer (or no room left): what came so far goes first, the rest streams.
-          budget.give(taken);
-          taken = 0;
-          watch.stream();
-          chunks.push(chunk);
-          return { kind: 'stream', body: streamed(chunks, () => it, watch) };
-        }
-        taken += chunk.length;
-      }
       chunks.push(chunk);
+      if (watch.p.bytes > limits.bufferBytes || !budget.take(chunk.length)) {
+        // Longer than the buffer, or no room left in the budget: what came so far goes first, the
+        // rest is streamed, at the minimum rate.
+        watch.stream();
+        return { kind: 'stream', body: streamed(chunks, () => it, watch, release), release };
+      }
+      taken += chunk.length;
     }
   } catch (err) {
     watch.stop();
-    budget.give(taken);
+    release();
     throw err;
   }
   watch.stop();
-  let released = false;
-  return {
-    kind: 'buffered',
-    body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
-    release: () => {
-      if (released) return;
-      released = true;
-      budget.give(taken);
-    },
-  };
+  return { kind: 'buffered', body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), release };
 }
 
 /** The rest of a body, as undici pulls it: `first` then the client's stream, within the limits. */
-async function* streamed(first: Buffer[], source: () => AsyncIterator<Buffer>, watch: BodyWatch): AsyncGenerator<Buffer> {
+async function* streamed(first: Buffer[], source: () => AsyncIterator<Buffer>, watch: BodyWatch, sentFirst: () => void): AsyncGenerator<Buffer> {
   try {
     for (const chunk of first) yield chunk;
+    sentFirst();
     const it = source();
     for (;;) {
       const r = await watch.wait(it.next()).catch((err: unknown) => {

@@ -184,7 +184,7 @@ export class UserProxy {
         release();
       }
     } finally {
-      if (body.kind === 'buffered') body.release();
+      if (body.kind !== 'none') body.release();
     }
   }
 

@@ -43,7 +43,8 @@ export interface ForwardRequest {
   upstream: string;
   /**
    * Looks at the upstream's status and headers before anything reaches the client; true discards
-   * the answer so the caller can send the request elsewhere (only for requests without a body).
+   * the answer so the caller can send the request elsewhere (only for requests whose body can be
+   * sent again: none, or one read whole).
    */
   retryIf?: (status: number, headers: Record<string, string | string[] | undefined>) => boolean;
   /** The body to send instead of req's own stream: read whole already, or streamed under watch. */

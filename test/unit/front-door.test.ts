@@ -2,9 +2,11 @@
 // an app's slot, and which upstream failures allow sending a request again.
 
 import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { admit, AppGate } from '../../src/proxy/app-gate.js';
-import { BufferBudget, judgeBody, planBody, type BodyLimits, type BodyProgress } from '../../src/proxy/body-buffer.js';
+import { BufferBudget, judgeBody, planBody, readBody, type BodyLimits, type BodyProgress } from '../../src/proxy/body-buffer.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { FcError } from '../../src/shared/errors.js';
 import { neverSent, upstreamFailure } from '../../src/shared/upstream-errors.js';
@@ -159,5 +161,103 @@ describe('upstream failures', () => {
     const own = new FcError('FC_ERR_BODY_TOO_SLOW', 'slow');
     expect(upstreamFailure(own, 'x')).toBe(own);
     expect(upstreamFailure(err('ECONNRESET'), 'x').code).toBe('FC_ERR_UPSTREAM');
+  });
+});
+
+describe('readBody', () => {
+  const limits: BodyLimits = { bufferBytes: 100, minRate: 1000, bodyTimeout: 30_000, requestTimeout: 300_000 };
+  /** A request body the test writes, with the headers that frame it. */
+  const request = (headers: Record<string, string>) => Object.assign(new PassThrough(), { headers }) as PassThrough & IncomingMessage;
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  async function drain(body: AsyncIterable<Buffer>): Promise<string> {
+    let out = '';
+    for await (const c of body) out += c.toString();
+    return out;
+  }
+
+  it('reads a small body whole, counting in the budget only what arrived, until released', async () => {
+    const clock = new ManualClock();
+    const budget = new BufferBudget(1000);
+    const req = request({ 'content-length': '100' });
+    const reading = readBody(req, limits, clock, budget, clock.now());
+    req.write('a'.repeat(30));
+    await tick();
+    // Announced 100, sent 30: 30 held.
+    expect(budget.inUse).toBe(30);
+    req.end('b'.repeat(70));
+    const body = await reading;
+    expect(body.kind).toBe('buffered');
+    if (body.kind !== 'buffered') return;
+    expect(body.body.toString()).toBe('a'.repeat(30) + 'b'.repeat(70));
+    expect(budget.inUse).toBe(100);
+    body.release();
+    body.release();
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('streams a body past the buffer: what came first, then the rest, giving the first bytes back', async () => {
+    const clock = new ManualClock();
+    const budget = new BufferBudget(1000);
+    const req = request({ 'transfer-encoding': 'chunked' });
+    const reading = readBody(req, limits, clock, budget, clock.now());
+    req.write('x'.repeat(60));
+    await tick();
+    req.write('y'.repeat(60));
+    const body = await reading;
+    expect(body.kind).toBe('stream');
+    if (body.kind !== 'stream') return;
+    const sent = drain(body.body);
+    req.end('z');
+    expect(await sent).toBe(`${'x'.repeat(60)}${'y'.repeat(60)}z`);
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('streams a small body too when the budget is used up', async () => {
+    const clock = new ManualClock();
+    const budget = new BufferBudget(10);
+    const req = request({ 'content-length': '50' });
+    const reading = readBody(req, limits, clock, budget, clock.now());
+    req.end('q'.repeat(50));
+    const body = await reading;
+    expect(body.kind).toBe('stream');
+    if (body.kind === 'stream') expect(await drain(body.body)).toBe('q'.repeat(50));
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('gives up on a body that stalls (408) and gives its bytes back', async () => {
+    const clock = new ManualClock();
+    const budget = new BufferBudget(1000);
+    const req = request({ 'content-length': '100' });
+    const reading = outcome(readBody(req, limits, clock, budget, clock.now()));
+    req.write('a'.repeat(10));
+    await tick();
+    await clock.advance(29_999);
+    await tick();
+    await clock.advance(1);
+    expect(await reading).toBe('FC_ERR_BODY_TIMEOUT');
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('cuts off a streamed body below the minimum rate once the grace is over, not before', async () => {
+    const clock = new ManualClock();
+    const budget = new BufferBudget(1000);
+    const req = request({ 'content-length': '100000' });
+    const body = await readBody(req, { ...limits, bufferBytes: 0 }, clock, budget, clock.now());
+    expect(body.kind).toBe('stream');
+    if (body.kind !== 'stream') return;
+    const it = body.body[Symbol.asyncIterator]();
+    req.write('a'.repeat(100));
+    expect((await it.next()).value?.length).toBe(100);
+    const next = outcome(it.next());
+    // 100 bytes pay for 100 ms at 1000 B/s; the grace is 5 s of waiting.
+    await clock.advance(4_999);
+    await tick();
+    let settled = false;
+    void next.then(() => (settled = true));
+    await tick();
+    expect(settled).toBe(false);
+    await clock.advance(1);
+    expect(await next).toBe('FC_ERR_BODY_TOO_SLOW');
   });
 });
