@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ContainerEntry } from '../cmdb/types.js';
+import { options } from '../shared/config.js';
 import { FcError, toFcError, type ErrorCode, errorCatalog } from '../shared/errors.js';
 import { forward, upstreamRequestHeaders } from '../shared/forward.js';
 import { sendProblem } from '../shared/http.js';
@@ -69,7 +70,7 @@ export class RequestPath {
   /** How long the app may take to start its answer: its upstreamTimeout, else FC_UPSTREAM_TIMEOUT; past it, 504. */
   private upstreamTimeoutOf(app: string): number {
     const seconds = this.ctx.deps.cache.app(app)?.upstreamTimeout;
-    return seconds != null ? seconds * 1000 : (this.ctx.s.upstreamTimeout ?? 60_000);
+    return seconds != null ? seconds * 1000 : (this.ctx.s.upstreamTimeout ?? options.upstreamTimeout.default);
   }
 
   /** The container, if it is ready and awake: the common case, which needs no admission. */

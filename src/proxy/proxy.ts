@@ -12,6 +12,7 @@ import type { CmdbCache } from '../cmdb/cache.js';
 import { isHostLive, placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
+import { options } from '../shared/config.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { forward, hasBody, upstreamRequestHeaders } from '../shared/forward.js';
 import { sendJson, sendProblem } from '../shared/http.js';
@@ -28,7 +29,7 @@ import { chooseEntry, routingHost } from './routing.js';
 export interface ProxySettings {
   hostTimeout: number;
   upstreamConnections: number;
-  /** The front door's limits (body-buffer.ts, app-gate.ts); each defaults as in config.ts. */
+  /** The front door's limits (body-buffer.ts, app-gate.ts); each defaults to its option's default in config.ts. */
   bufferBody?: number;
   bufferTotal?: number;
   bodyMinRate?: number;
@@ -91,7 +92,7 @@ export class UserProxy {
     this.metrics = new ProxyMetrics(deps.registry);
     this.random = deps.random ?? Math.random;
     this.gate = new AppGate(deps.clock, (app, outcome) => this.metrics.limited.inc({ app, outcome }));
-    this.budget = new BufferBudget(s.bufferTotal ?? 256 * 1_048_576);
+    this.budget = new BufferBudget(s.bufferTotal ?? options.bufferTotal.default);
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -168,12 +169,12 @@ export class UserProxy {
     // The body first: a small one is read whole before the request takes any slot upstream. (Most
     // requests have none: no promise for them.)
     const body = !hasBody(req) ? NO_BODY : await readBody(req, {
-      bufferBytes: s.bufferBody ?? 1_048_576, minRate: s.bodyMinRate ?? 10_240,
-      bodyTimeout: s.bodyTimeout ?? 30_000, requestTimeout: s.requestTimeout ?? 300_000,
+      bufferBytes: s.bufferBody ?? options.bufferBody.default, minRate: s.bodyMinRate ?? options.bodyMinRate.default,
+      bodyTimeout: s.bodyTimeout ?? options.bodyTimeout.default, requestTimeout: s.requestTimeout ?? options.requestTimeout.default,
       ...(s.rateGrace === undefined ? {} : { rateGrace: s.rateGrace }),
     }, clock, this.budget, clock.now());
     try {
-      const limits = { concurrency: this.concurrencyOf(app), queue: s.appQueue ?? 1024, queueTimeout: s.appQueueTimeout ?? 10_000 };
+      const limits = { concurrency: this.concurrencyOf(app), queue: s.appQueue ?? options.appQueue.default, queueTimeout: s.appQueueTimeout ?? options.appQueueTimeout.default };
       const entered = this.gate.enter(app.name, limits, res);
       const release = typeof entered === 'function' ? entered : await entered.catch((err: unknown) => {
         throw err instanceof FcError ? err : new ClientGone(err);
@@ -189,7 +190,7 @@ export class UserProxy {
   }
 
   private concurrencyOf(app: App): number {
-    return app.maxConcurrency ?? this.s.appConcurrency ?? 128;
+    return app.maxConcurrency ?? this.s.appConcurrency ?? options.appConcurrency.default;
   }
 
   /**
@@ -217,8 +218,8 @@ export class UserProxy {
       'X-Forwarded-Proto', 'http',
       'X-Forwarded-Host', req.headers.host ?? '',
     ];
-    const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? 60_000);
-    const headersTimeout = appTimeout + (this.s.queueTimeout ?? 30_000) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
+    const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? options.upstreamTimeout.default);
+    const headersTimeout = appTimeout + (this.s.queueTimeout ?? options.queueTimeout.default) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
     let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
