@@ -6,7 +6,7 @@
 // autoscale (the paper's figures 3 and 4), recycle, metabolism. Times are noisy on a shared
 // machine: read the ratios, which compare paths measured side by side in the same run.
 //
-//   node dist-bench/bench/run.js [all] [proxy-libs] [warm-path] [cold-start] [autoscale] [recycle] [metabolism] [freeze] [burst] [many-tenants]
+//   node dist-bench/bench/run.js [all] [proxy-libs] [warm-path] [cold-start] [autoscale] [recycle] [metabolism] [freeze] [burst] [many-tenants] [slow-clients]
 
 import path from 'node:path';
 import { benchAutoscaleFigures } from './autoscale-figures.js';
@@ -17,6 +17,7 @@ import { benchManyTenants } from './many-tenants.js';
 import { benchMetabolism } from './metabolism.js';
 import { benchProxyLibs } from './proxy-libs.js';
 import { benchRecycle } from './recycle.js';
+import { benchSlowClients } from './slow-clients.js';
 import { displayPath, resultsDir } from './lib/plot.js';
 import { machine, resultsFile, writeLatest, writeSection } from './lib/report.js';
 import { benchWarmPath } from './warm-path.js';
@@ -36,6 +37,7 @@ const benchmarks: Record<string, { title: string; run(): Promise<string> }> = {
   freeze: { title: 'Freezing idle containers: request to first byte on a frozen container', run: benchFreeze },
   burst: { title: `Burst: ${process.env.FC_BENCH_BURST_CONCURRENCY ?? 100} concurrent first requests to an app with no container`, run: benchBurst },
   'many-tenants': { title: 'Many tenants: 100,000 apps in the CMDB, 200 live containers', run: benchManyTenants },
+  'slow-clients': { title: 'Slow clients: a normal client\'s p99 beside 100 uploads at 700 B/s', run: benchSlowClients },
 };
 /** With no name: those with the performance goals (issue 7), about 15 minutes. `all`: every one. */
 const goals = ['warm-path', 'cold-start', 'freeze', 'burst', 'many-tenants'];

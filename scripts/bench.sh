@@ -15,6 +15,8 @@
 #                                         # processes sync each (time, RSS, lookups), FC_BENCH_TENANTS_WRITES (600) route changes to
 #                                         # FC_BENCH_TENANTS_PROXIES (4) proxies; then the warm path beside FC_BENCH_TENANTS_CONTAINERS (200,
 #                                         # 0 skips it) live containers vs 1; about 3 minutes
+#   bash scripts/bench.sh slow-clients    # a normal client's p99 alone vs beside FC_BENCH_SLOW_CLIENTS (100) uploads at 700 B/s,
+#                                         # FC_BENCH_SLOW_SECONDS (10) per phase; about 40 s
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # One benchmark at a time on this machine: two loads at once would measure each other.

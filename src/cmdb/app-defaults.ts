@@ -21,6 +21,8 @@ export const appDefaults = {
   freezeAfter: 5,
   user: null,
   readOnlyRootfs: false,
+  upstreamTimeout: null,
+  maxConcurrency: null,
 } as const;
 
 /** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */

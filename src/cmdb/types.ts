@@ -46,6 +46,10 @@ export interface AppSpec {
   user: string | null;
   /** The container's root file system is read-only (/tmp and /run are tmpfs). */
   readOnlyRootfs: boolean;
+  /** Seconds the app may take to start an answer before the client gets 504; null: the proxy's FC_UPSTREAM_TIMEOUT. */
+  upstreamTimeout?: number | null;
+  /** Most requests a proxy forwards to the app at once (more wait in a bounded queue); null: FC_APP_CONCURRENCY. */
+  maxConcurrency?: number | null;
 }
 
 export interface App extends AppSpec {

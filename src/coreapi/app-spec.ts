@@ -8,7 +8,7 @@ import { parseVolume, rootHolding, rootsOf } from '../shared/volumes.js';
 
 export { appDefaults, defaultMaxCpus, withScalingDefaults };
 
-const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'secrets', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter', 'user', 'readOnlyRootfs'] as const;
+const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'secrets', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter', 'user', 'readOnlyRootfs', 'upstreamTimeout', 'maxConcurrency'] as const;
 
 /** What the operator decided about specs: where volumes may come from (FC_VOLUME_ROOTS). */
 export interface SpecRules {
@@ -80,6 +80,11 @@ function intIn(min: number, max: number): Checker {
   return (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? ok(v) : bad(`an integer from ${min} to ${max}`));
 }
 
+/** null, or what `check` accepts. */
+function orNull(check: Checker, allowed: string): Checker {
+  return (v, spec, rules) => (v === null ? ok(null) : check(v, spec, rules).ok ? check(v, spec, rules) : bad(allowed));
+}
+
 const checkers: Record<(typeof fields)[number], Checker> = {
   name: (v) => (typeof v === 'string' && NAME.test(v) ? ok(v) : bad('1-63 lower-case letters, digits and inner hyphens, e.g. "my-blog"')),
   hostnames: (v) => {
@@ -146,6 +151,8 @@ const checkers: Record<(typeof fields)[number], Checker> = {
       : bad('null (the image\'s user, never root unless the operator allows it for the image) or a numeric "uid" or "uid:gid", not 0, e.g. "1000" or "1000:1000"');
   },
   readOnlyRootfs: (v) => (typeof v === 'boolean' ? ok(v) : bad('true (the container\'s root file system is read-only; /tmp and /run are empty tmpfs) or false')),
+  upstreamTimeout: orNull(intIn(1, 3600), 'null (the proxy\'s FC_UPSTREAM_TIMEOUT) or seconds, an integer from 1 to 3600'),
+  maxConcurrency: orNull(intIn(1, 65_536), 'null (the proxy\'s FC_APP_CONCURRENCY) or an integer from 1 to 65536'),
 };
 
 function asObject(body: unknown): Record<string, unknown> {
@@ -212,7 +219,8 @@ export function parseAppPatch(current: AppSpec, body: unknown, rules: SpecRules)
   const b = asObject(body);
   const problems = unknownFields(b);
   if (b.name !== undefined && b.name !== current.name) problems.push({ field: 'name', value: b.name, allowed: `"${current.name}" (an app cannot be renamed)` });
-  const candidate: Record<string, unknown> = { ...withScalingDefaults(current) };
+  // Apps stored before the front-door fields existed have none: null, the proxy's defaults.
+  const candidate: Record<string, unknown> = { upstreamTimeout: null, maxConcurrency: null, ...withScalingDefaults(current) };
   for (const [k, v] of Object.entries(b)) if (v !== undefined && (fields as readonly string[]).includes(k)) candidate[k] = v;
   if (b.secrets !== undefined) candidate.secrets = mergeSecrets(withScalingDefaults(current).secrets, b.secrets);
   // Raising cpus past the old ceiling lifts the ceiling with it, unless the change names one.
@@ -232,6 +240,6 @@ export function publicApp<T extends AppSpec>(app: T): Omit<T, 'secrets'> & { sec
 export function specOf(app: AppSpec): AppSpec {
   const out: Record<string, unknown> = {};
   const full = withScalingDefaults(app);
-  for (const f of fields) out[f] = full[f];
+  for (const f of fields) out[f] = full[f] ?? null;
   return out as unknown as AppSpec;
 }

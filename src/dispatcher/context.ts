@@ -35,6 +35,8 @@ export interface DispatcherSettings {
   containerConnections: number;
   /** FC_VOLUME_ROOTS; absent: no volumes allowed. */
   volumeRoots?: readonly string[];
+  /** FC_UPSTREAM_TIMEOUT, ms: an app without its own upstreamTimeout gets 504 past this. */
+  upstreamTimeout?: number;
 }
 
 export interface DispatcherDeps {

@@ -127,7 +127,7 @@ export class Dispatcher {
 
   /** This dispatcher as the proxy of the same process sees it: no HTTP hop (`fastcontainer up`). */
   get local(): LocalDispatch {
-    return { hostId: this.ctx.s.hostId, serve: (entryId, req, res, headers, retryIfGone) => this.requests.serve(entryId, req, res, headers, retryIfGone) };
+    return { hostId: this.ctx.s.hostId, serve: (entryId, req, res, headers, retryIfGone, body) => this.requests.serve(entryId, req, res, headers, retryIfGone, body) };
   }
 
   ensureStarted(entryId: string): Promise<unknown> {

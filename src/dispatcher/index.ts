@@ -28,7 +28,7 @@ export type DispatcherConfig = Pick<
   | 'dispatcherPort' | 'dispatcherListen' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
-  | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages'
+  | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages' | 'upstreamTimeout'
 >;
 
 export interface DispatcherRole {
@@ -63,7 +63,7 @@ export async function startDispatcher(
   try {
     // Only requests a proxy signed get past the gate; nothing else is served on this port.
     const gate = hopGate({ auth: deps.hopAuth, clock: deps.clock, logger, rejected: dispatcher.metrics.refused, maxHeaders: DISPATCHER_MAX_HEADERS }, dispatcher.serveProxied);
-    listening = await listen(gate, config.dispatcherPort, config.dispatcherListen, { maxHeadersCount: DISPATCHER_MAX_HEADERS });
+    listening = await listen(gate, config.dispatcherPort, config.dispatcherListen, { maxHeadersCount: DISPATCHER_MAX_HEADERS, drainTimeout: config.drainTimeout });
     // With port 0 (any free port) the URL to advertise is known only now.
     const advertised = new URL(config.dispatcherUrl);
     if (advertised.port === '0') advertised.port = String(listening.port);

@@ -4,9 +4,11 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ContainerEntry } from '../cmdb/types.js';
+import { options } from '../shared/config.js';
 import { FcError, toFcError, type ErrorCode, errorCatalog } from '../shared/errors.js';
 import { forward, upstreamRequestHeaders } from '../shared/forward.js';
 import { requestIdOf, sendPublicProblem } from '../shared/public-problem.js';
+import type { ForwardBody } from '../shared/protocol.js';
 import { gone, type DispatcherContext } from './context.js';
 import { HeldRequests } from './held-requests.js';
 import type { ContainerLifecycle } from './lifecycle.js';
@@ -25,7 +27,7 @@ export class RequestPath {
    * (the proxy's LocalDispatch) the proxy's, and a container found gone may be left to the proxy
    * to retry elsewhere (retryIfGone) instead of answered.
    */
-  async serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers?: string[], retryIfGone = false): Promise<{ status: number; retry: boolean }> {
+  async serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers?: string[], retryIfGone = false, body?: ForwardBody): Promise<{ status: number; retry: boolean }> {
     const { ctx } = this;
     const begin = performance.now();
     // Only a request that may be held (its container starting or frozen) needs to hear of its
@@ -47,7 +49,7 @@ export class RequestPath {
         res.off('close', onClose);
       }
       app = local.app;
-      status = await this.forwardTo(local, req, res, headers);
+      status = await this.forwardTo(local, req, res, headers, body);
     } catch (err) {
       res.off('close', onClose);
       if (abort?.signal.aborted === true) {
@@ -64,6 +66,12 @@ export class RequestPath {
     }
     ctx.metrics.recorder.record(app, status, (performance.now() - begin) / 1000);
     return { status, retry };
+  }
+
+  /** How long the app may take to start its answer: its upstreamTimeout, else FC_UPSTREAM_TIMEOUT; past it, 504. */
+  private upstreamTimeoutOf(app: string): number {
+    const seconds = this.ctx.deps.cache.app(app)?.upstreamTimeout;
+    return seconds != null ? seconds * 1000 : (this.ctx.s.upstreamTimeout ?? options.upstreamTimeout.default);
   }
 
   /** The container, if it is ready and awake: the common case, which needs no admission. */
@@ -133,7 +141,7 @@ export class RequestPath {
    * download speed, which a visitor could slow down on purpose. A client gone before any answer
    * leaves nothing to measure.
    */
-  private async forwardTo(local: LocalContainer, req: IncomingMessage, res: ServerResponse, given?: string[]): Promise<number> {
+  private async forwardTo(local: LocalContainer, req: IncomingMessage, res: ServerResponse, given?: string[], body?: ForwardBody): Promise<number> {
     const pool = local.pool;
     if (pool === null) throw gone(local.id, 'has no connection pool');
     local.enter();
@@ -142,7 +150,11 @@ export class RequestPath {
     let headersAt = 0;
     try {
       const headers = given ?? upstreamRequestHeaders(req, (name) => name.startsWith('x-fc-'), []);
-      ({ status, headersAt } = await forward({ pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}` }));
+      ({ status, headersAt } = await forward({
+        pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}`,
+        headersTimeout: this.upstreamTimeoutOf(local.app),
+        ...(body === undefined ? {} : { body }),
+      }));
       return status;
     } finally {
       local.leave();

@@ -25,7 +25,11 @@ export interface ProxyRole {
 }
 
 export async function startProxy(
-  config: Pick<Config, 'proxyPort' | 'proxyListen' | 'hostTimeout' | 'upstreamConnections'>,
+  config: Pick<
+    Config,
+    | 'proxyPort' | 'proxyListen' | 'hostTimeout' | 'upstreamConnections' | 'bufferBody' | 'bufferTotal' | 'bodyMinRate' | 'bodyTimeout'
+    | 'requestTimeout' | 'upstreamTimeout' | 'queueTimeout' | 'appConcurrency' | 'appQueue' | 'appQueueTimeout' | 'drainTimeout'
+  >,
   deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; hopAuth: HopAuth; local?: LocalDispatch },
 ): Promise<ProxyRole> {
   const logger = deps.logger.child({ role: 'proxy' });
@@ -33,7 +37,7 @@ export async function startProxy(
   registerCmdbMetrics(registry, deps.cache);
   const proxy = new UserProxy({ ...deps, logger, registry }, config);
   // One header more than it accepts, so that the proxy sees a request with too many (431).
-  const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, { maxHeadersCount: PUBLIC_MAX_HEADERS + 1 });
+  const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, { maxHeadersCount: PUBLIC_MAX_HEADERS + 1, drainTimeout: config.drainTimeout });
   logger.info({ url: listening.url }, 'proxy listening');
   return {
     proxy,

@@ -2,7 +2,8 @@
 // cache of the CMDB, chooses one of the app's container entries (registering one on a live host
 // when the app has none) and forwards the request to the dispatcher of that entry's host, which
 // starts the container if needed. The request path is a chain of small steps: own endpoints,
-// route lookup, entry choice, forward (with a retry elsewhere when a container went away), metrics.
+// route lookup, body (read whole when small: body-buffer.ts), the app's slot (app-gate.ts), entry
+// choice, forward (elsewhere only when the request provably never reached the app), metrics.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -12,6 +13,7 @@ import { cmdbErrors } from '../cmdb/errors.js';
 import { placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry, type Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
+import { options } from '../shared/config.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { forward, hasBody, upstreamRequestHeaders } from '../shared/forward.js';
 import { newRequestId, REQUEST_ID_HEADER, sendPublicProblem } from '../shared/public-problem.js';
@@ -20,6 +22,9 @@ import type { HopAuth } from '../shared/hop-auth.js';
 import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS, type LocalDispatch } from '../shared/protocol.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { HostHealth } from './host-health.js';
+import { neverSent } from '../shared/upstream-errors.js';
+import { AppGate } from './app-gate.js';
+import { BufferBudget, ClientGone, readBody, type RequestBody } from './body-buffer.js';
 import { ProxyMetrics } from './metrics.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
@@ -27,7 +32,24 @@ import { chooseEntry, routingHost } from './routing.js';
 export interface ProxySettings {
   hostTimeout: number;
   upstreamConnections: number;
+  /** The front door's limits (body-buffer.ts, app-gate.ts); each defaults to its option's default in config.ts. */
+  bufferBody?: number;
+  bufferTotal?: number;
+  bodyMinRate?: number;
+  bodyTimeout?: number;
+  requestTimeout?: number;
+  upstreamTimeout?: number;
+  queueTimeout?: number;
+  appConcurrency?: number;
+  appQueue?: number;
+  appQueueTimeout?: number;
+  /** Tests only: RATE_GRACE_MS and DISPATCHER_MARGIN_MS, shorter. */
+  rateGrace?: number;
+  dispatcherMargin?: number;
 }
+
+/** The dispatcher has this long beyond the app's own upstream timeout and its hold of a cold start to answer. */
+const DISPATCHER_MARGIN_MS = 5_000;
 
 export interface ProxyDeps {
   store: Store;
@@ -53,12 +75,20 @@ const MAX_ATTEMPTS = 3;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+const NO_BODY: RequestBody = { kind: 'none' };
+
+/** Past this many pools to dispatchers (one per app and dispatcher), those of idle apps are closed. */
+const MAX_POOLS = 4096;
+
 /** How long a host name the CMDB did not know is answered 404 without asking it again. */
 const UNKNOWN_HOST_TTL_MS = 1000;
 
 export class UserProxy {
   readonly metrics: ProxyMetrics;
-  private readonly pools = new Map<string, Pool>();
+  /** Connections to the dispatchers, one pool per dispatcher and app: one app's slow requests hold only its own. */
+  private readonly pools = new Map<string, { pool: Pool; connections: number }>();
+  private readonly gate: AppGate;
+  private readonly budget: BufferBudget;
   private readonly registering = new SingleFlight<string, ContainerEntry>();
   private readonly lookups = new SingleFlight<string, App | null>();
   /** Host names the CMDB itself did not know, and until when that answer stands. */
@@ -70,6 +100,8 @@ export class UserProxy {
   constructor(private readonly deps: ProxyDeps, private readonly s: ProxySettings) {
     this.metrics = new ProxyMetrics(deps.registry);
     this.random = deps.random ?? Math.random;
+    this.gate = new AppGate(deps.clock, (app, outcome) => this.metrics.limited.inc({ app, outcome }));
+    this.budget = new BufferBudget(s.bufferTotal ?? options.bufferTotal.default);
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -106,8 +138,16 @@ export class UserProxy {
       }
       status = await this.forwardToApp(app, req, res, requestId, target.authority as string);
     } catch (err) {
+      if (err instanceof ClientGone) {
+        this.metrics.recorder.record(app?.name ?? '', 499, (performance.now() - begin) / 1000);
+        return;
+      }
       const fc = toFcError(err);
       status = fc.status;
+      // A body not read to its end (a client too slow, a request refused before it was forwarded)
+      // is not waited for: the connection closes after the answer.
+      if (hasBody(req) && !req.readableEnded && !res.headersSent) res.setHeader('connection', 'close');
+      if (fc.status === 408) this.metrics.slowClients.inc({ app: app?.name ?? '', code: fc.code });
       sendPublicProblem(res, fc, requestId, this.deps.logger, { host, app: app?.name });
     }
     this.metrics.recorder.record(app?.name ?? '', status, (performance.now() - begin) / 1000);
@@ -141,11 +181,48 @@ export class UserProxy {
   }
 
   private async forwardToApp(app: App, req: IncomingMessage, res: ServerResponse, requestId: string, authority: string): Promise<number> {
+    const { clock } = this.deps;
+    const s = this.s;
+    // The body first: a small one is read whole before the request takes any slot upstream. (Most
+    // requests have none: no promise for them.)
+    const body = !hasBody(req) ? NO_BODY : await readBody(req, {
+      bufferBytes: s.bufferBody ?? options.bufferBody.default, minRate: s.bodyMinRate ?? options.bodyMinRate.default,
+      bodyTimeout: s.bodyTimeout ?? options.bodyTimeout.default, requestTimeout: s.requestTimeout ?? options.requestTimeout.default,
+      ...(s.rateGrace === undefined ? {} : { rateGrace: s.rateGrace }),
+    }, clock, this.budget, clock.now());
+    try {
+      const limits = { concurrency: this.concurrencyOf(app), queue: s.appQueue ?? options.appQueue.default, queueTimeout: s.appQueueTimeout ?? options.appQueueTimeout.default };
+      const entered = this.gate.enter(app.name, limits, res);
+      const release = typeof entered === 'function' ? entered : await entered.catch((err: unknown) => {
+        throw err instanceof FcError ? err : new ClientGone(err);
+      });
+      try {
+        return await this.forwardWithRetries(app, req, res, body, requestId, authority);
+      } finally {
+        release();
+      }
+    } finally {
+      if (body.kind !== 'none') body.release();
+    }
+  }
+
+  private concurrencyOf(app: App): number {
+    return app.maxConcurrency ?? this.s.appConcurrency ?? options.appConcurrency.default;
+  }
+
+  /**
+   * Sends the request to one of the app's containers. It goes to another container (never the same
+   * entry again) only when it provably did not reach the app: the dispatcher said the container was
+   * gone before anything was forwarded (any method whose body can be sent again), or the connection
+   * to the dispatcher failed before the request was written (safe methods). Anything else, a 504
+   * above all, is answered as it is.
+   */
+  private async forwardWithRetries(app: App, req: IncomingMessage, res: ServerResponse, body: RequestBody, requestId: string, authority: string): Promise<number> {
     const { cache, clock } = this.deps;
-    // A container gone before the dispatcher forwarded: any request without a body may go elsewhere.
-    const retryable = !hasBody(req);
-    // A failed connection may have failed after the request reached the app: only safe methods.
+    // A container gone before the dispatcher forwarded: a request whose body we hold may go elsewhere.
+    const retryable = body.kind !== 'stream';
     const safe = retryable && SAFE_METHODS.has(req.method ?? '');
+    const sendBody = body.kind === 'none' ? null : body.body;
     const tried = new Set<string>();
     const now = clock.now();
     const usable = (e: ContainerEntry) => {
@@ -161,9 +238,15 @@ export class UserProxy {
     // Host first and set here, never the client's copy: a header the client names in Connection
     // (`Connection: host`) must not take it away, and absolute form brings its own.
     const headers = () => ['Host', authority, ...upstreamRequestHeaders(req, untrustedOrHost, forwarded)];
+    const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? options.upstreamTimeout.default);
+    const headersTimeout = appTimeout + (this.s.queueTimeout ?? options.queueTimeout.default) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
+    let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
       const entry = decision.kind === 'forward' ? decision.entry : await this.register(app, tried);
+      // Registration may hand back an entry already tried (the app is at its maximum): the request
+      // is not sent to the same container twice.
+      if (tried.has(entry.id)) throw lastError;
       tried.add(entry.id);
       const host = cache.host(entry.host);
       if (host === undefined) throw new FcError('FC_ERR_NO_COMPUTE_HOST', `host "${entry.host}" of container ${entry.id} is unknown`, { host: entry.host });
@@ -171,14 +254,15 @@ export class UserProxy {
       const local = this.deps.local;
       if (local !== undefined && local.hostId === entry.host) {
         // The dispatcher is in this process: called directly, one hop less.
-        const result = await local.serve(entry.id, req, res, headers(), !last);
+        const result = await local.serve(entry.id, req, res, headers(), !last, sendBody);
         if (!result.retry) return result.status;
+        lastError = new FcError('FC_ERR_CONTAINER_GONE', `container ${entry.id} went away`, { container: entry.id });
         this.metrics.retries.inc({ reason: 'container-gone' });
         continue;
       }
       try {
         const result = await forward({
-          pool: this.poolFor(host.dispatcherUrl),
+          pool: this.poolFor(host.dispatcherUrl, app),
           req,
           res,
           // The proxy's own headers first: whatever the dispatcher's server cuts, it is not these.
@@ -189,16 +273,20 @@ export class UserProxy {
           ],
           upstream: `the dispatcher of host ${host.id} (${host.dispatcherUrl})`,
           retryIf: last ? undefined : (status, headers) => status === 503 && headers[ERROR_HEADER] === 'FC_ERR_CONTAINER_GONE',
+          body: sendBody,
+          headersTimeout,
         });
         if (!result.retry) return result.status;
+        lastError = new FcError('FC_ERR_CONTAINER_GONE', `container ${entry.id} went away`, { container: entry.id });
         this.metrics.retries.inc({ reason: 'container-gone' });
       } catch (err) {
         if (this.hostHealth.failed(host.id, err, clock.now())) {
           this.deps.logger.warn({ host: host.id, err: (err as Error).message }, 'dispatcher refused the connection; its host is passed over for a few seconds');
         }
-        if (last || !safe || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM') throw err;
-        this.metrics.retries.inc({ reason: 'upstream-failed' });
-        this.deps.logger.warn({ err: err.message, container: entry.id }, 'dispatcher failed; trying another container');
+        if (last || !safe || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM' || !neverSent(err.cause)) throw err;
+        lastError = err;
+        this.metrics.retries.inc({ reason: 'not-sent' });
+        this.deps.logger.warn({ err: err.message, container: entry.id }, 'dispatcher unreachable; trying another container');
       }
     }
   }
@@ -242,23 +330,40 @@ export class UserProxy {
     return host !== undefined && this.deps.cache.isHostLive(host, now, this.s.hostTimeout) && !this.hostHealth.suspect(hostId, now);
   }
 
-  private poolFor(url: string): Pool {
-    let pool = this.pools.get(url);
-    if (pool === undefined) {
-      pool = new Pool(url, { connections: this.s.upstreamConnections, pipelining: 1, keepAliveTimeout: 30_000 });
-      this.pools.set(url, pool);
-    }
+  /**
+   * The pool for an app's requests to a dispatcher, as many connections as the app may have
+   * requests in flight (at most FC_UPSTREAM_CONNECTIONS). Idle connections close after 30 s; pools
+   * of apps with nothing in flight are dropped when there are many.
+   */
+  private poolFor(url: string, app: App): Pool {
+    const key = `${app.name} ${url}`;
+    const connections = Math.min(this.concurrencyOf(app), this.s.upstreamConnections);
+    const known = this.pools.get(key);
+    if (known !== undefined && known.connections === connections) return known.pool;
+    if (known !== undefined) void known.pool.close().catch(() => undefined);
+    else if (this.pools.size >= MAX_POOLS) this.dropIdlePools();
+    const pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.pools.set(key, { pool, connections });
     return pool;
+  }
+
+  private dropIdlePools(): void {
+    for (const [key, { pool }] of this.pools) {
+      const app = key.slice(0, key.indexOf(' '));
+      if (this.gate.load(app).inflight > 0) continue;
+      this.pools.delete(key);
+      void pool.close().catch(() => undefined);
+    }
   }
 
   /** Waits for forwarded requests to finish, then closes the connections to the dispatchers. */
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await Promise.all([...this.pools.values()].map((p) => p.pool.close()));
     this.pools.clear();
   }
 
   async destroy(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    await Promise.all([...this.pools.values()].map((p) => p.pool.destroy()));
     this.pools.clear();
   }
 }

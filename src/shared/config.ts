@@ -285,13 +285,13 @@ export const options = {
     ...int(1, 1_000_000),
   },
   queueTimeout: {
-    env: 'FC_QUEUE_TIMEOUT', flag: 'queue-timeout', default: 30_000, roles: ['dispatcher'],
-    doc: 'Deadline of a held request; past it, 503 with Retry-After.',
+    env: 'FC_QUEUE_TIMEOUT', flag: 'queue-timeout', default: 30_000, roles: ['dispatcher', 'proxy'],
+    doc: 'Deadline of a request held while its container starts; past it, 503 with Retry-After. The proxy waits for a dispatcher\'s answer up to this plus the upstream timeout plus 5 s.',
     ...duration(100, 600_000),
   },
   drainTimeout: {
-    env: 'FC_DRAIN_TIMEOUT', flag: 'drain-timeout', default: 30_000, roles: ['dispatcher'],
-    doc: 'Longest wait for a draining container\'s in-flight requests before it is stopped anyway.',
+    env: 'FC_DRAIN_TIMEOUT', flag: 'drain-timeout', default: 30_000, roles: ['dispatcher', 'proxy'],
+    doc: 'Longest wait for a draining container\'s in-flight requests before it is stopped anyway; also, after SIGTERM, for a server\'s in-flight requests (answered with `Connection: close`) before the rest are cut.',
     ...duration(0, 3_600_000),
   },
   drainGrace: {
@@ -335,8 +335,53 @@ export const options = {
   },
   upstreamConnections: {
     env: 'FC_UPSTREAM_CONNECTIONS', flag: 'upstream-connections', default: 256, roles: ['proxy'],
-    doc: 'Most keep-alive connections from a proxy to one dispatcher.',
+    doc: 'Most keep-alive connections from a proxy to one dispatcher for one app (each app has its own, as many as its concurrency at the proxy, up to this).',
     ...int(1, 65_536),
+  },
+  bufferBody: {
+    env: 'FC_BUFFER_BODY', flag: 'buffer-body', default: 1_048_576, roles: ['proxy'],
+    doc: 'Request bodies up to this many bytes are read whole at the proxy before the request takes an upstream slot (as nginx `proxy_request_buffering`), so a client that uploads slowly holds no connection of the app\'s; larger ones are streamed, at `FC_BODY_MIN_RATE`. 1 MiB holds every form post and JSON call of a typical site. 0: stream every body.',
+    ...int(0, 64 * 1_048_576, ' (bytes)'),
+  },
+  bufferTotal: {
+    env: 'FC_BUFFER_TOTAL', flag: 'buffer-total', default: 256 * 1_048_576, roles: ['proxy'],
+    doc: 'Most bytes of request bodies the proxy holds in memory at once; past it, a body is streamed instead (at `FC_BODY_MIN_RATE`).',
+    ...int(0, 16 * 1024 * 1_048_576, ' (bytes)'),
+  },
+  bodyMinRate: {
+    env: 'FC_BODY_MIN_RATE', flag: 'body-min-rate', default: 10_240, roles: ['proxy'],
+    doc: 'A streamed request body (larger than `FC_BUFFER_BODY`) must arrive at least this fast on average, counted from 5 s after it began; a slower client gets 408 and is cut off. 0: no minimum.',
+    ...int(0, 1_073_741_824, ' (bytes per second)'),
+  },
+  bodyTimeout: {
+    env: 'FC_BODY_TIMEOUT', flag: 'body-timeout', default: 30_000, roles: ['proxy'],
+    doc: 'Longest wait for the next piece of a request body; past it, 408.',
+    ...duration(100, 3_600_000),
+  },
+  requestTimeout: {
+    env: 'FC_REQUEST_TIMEOUT', flag: 'request-timeout', default: 300_000, roles: ['proxy'],
+    doc: 'Longest time to receive a whole request body, from the end of its headers (which have 60 s); past it, 408.',
+    ...duration(100, 24 * 3_600_000),
+  },
+  upstreamTimeout: {
+    env: 'FC_UPSTREAM_TIMEOUT', flag: 'upstream-timeout', default: 60_000, roles: ['proxy', 'dispatcher'],
+    doc: 'How long an app may take to start its answer (status and headers) once its container has the whole request; past it, 504 (never sent again). An app\'s `upstreamTimeout` field overrides it.',
+    ...duration(100, 3_600_000),
+  },
+  appConcurrency: {
+    env: 'FC_APP_CONCURRENCY', flag: 'app-concurrency', default: 128, roles: ['proxy'],
+    doc: 'Most requests of one app a proxy forwards at once; more wait in the app\'s queue at the proxy. An app\'s `maxConcurrency` field overrides it. Each app has its own connections to a dispatcher, so one app\'s slow requests do not hold another\'s.',
+    ...int(1, 65_536),
+  },
+  appQueue: {
+    env: 'FC_APP_QUEUE', flag: 'app-queue', default: 1024, roles: ['proxy'],
+    doc: 'Requests of one app that may wait at a proxy for a slot; beyond it, 503 with Retry-After at once.',
+    ...int(0, 1_000_000),
+  },
+  appQueueTimeout: {
+    env: 'FC_APP_QUEUE_TIMEOUT', flag: 'app-queue-timeout', default: 10_000, roles: ['proxy'],
+    doc: 'Longest wait of a request in its app\'s queue at the proxy; past it, 503 with Retry-After.',
+    ...duration(0, 600_000),
   },
   containerConnections: {
     env: 'FC_CONTAINER_CONNECTIONS', flag: 'container-connections', default: 16, roles: ['dispatcher'],

@@ -179,6 +179,36 @@ export const errorCatalog = {
     retryable: true,
     description: 'The connection to the dispatcher or the container failed mid-request.',
   },
+  FC_ERR_BODY_TIMEOUT: {
+    status: 408,
+    title: 'Request body timeout',
+    retryable: false,
+    description: 'The client sent no part of its request body for FC_BODY_TIMEOUT; the connection is closed.',
+  },
+  FC_ERR_BODY_TOO_SLOW: {
+    status: 408,
+    title: 'Request body too slow',
+    retryable: false,
+    description: 'A streamed request body (larger than FC_BUFFER_BODY) arrived slower than FC_BODY_MIN_RATE; the connection is closed.',
+  },
+  FC_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    retryable: false,
+    description: 'The whole request body did not arrive within FC_REQUEST_TIMEOUT; the connection is closed.',
+  },
+  FC_ERR_UPSTREAM_TIMEOUT: {
+    status: 504,
+    title: 'Gateway timeout',
+    retryable: false,
+    description: 'The app did not start its answer within its upstream timeout (the app\'s upstreamTimeout, else FC_UPSTREAM_TIMEOUT); the request is not sent again.',
+  },
+  FC_ERR_APP_BUSY: {
+    status: 503,
+    title: 'App busy',
+    retryable: true,
+    description: 'The app already has its most requests in flight at this proxy (maxConcurrency, else FC_APP_CONCURRENCY) and its queue there is full (FC_APP_QUEUE) or the wait ran out (FC_APP_QUEUE_TIMEOUT).',
+  },
   FC_ERR_ENGINE: {
     status: 503,
     title: 'Container engine failed',

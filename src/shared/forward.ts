@@ -5,8 +5,8 @@
 
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { FcError } from './errors.js';
 import { connectionTokens, isHopByHop } from './http.js';
+import { upstreamFailure } from './upstream-errors.js';
 
 /** True when the request carries a body to stream upstream. */
 export function hasBody(req: IncomingMessage): boolean {
@@ -43,9 +43,14 @@ export interface ForwardRequest {
   upstream: string;
   /**
    * Looks at the upstream's status and headers before anything reaches the client; true discards
-   * the answer so the caller can send the request elsewhere (only for requests without a body).
+   * the answer so the caller can send the request elsewhere (only for requests whose body can be
+   * sent again: none, or one read whole).
    */
   retryIf?: (status: number, headers: Record<string, string | string[] | undefined>) => boolean;
+  /** The body to send instead of req's own stream: read whole already, or streamed under watch. */
+  body?: Buffer | AsyncIterable<Buffer> | null;
+  /** Longest wait (ms) for the upstream's status and headers after the request was sent: past it, 504. */
+  headersTimeout?: number;
 }
 
 export interface Forwarded {
@@ -141,7 +146,7 @@ class ForwardHandler implements Dispatcher.DispatchHandlers {
       return this.resolve({ status: this.status, retry: false, headersAt: this.headersAt });
     }
     if (this.clientGone) return this.resolve({ status: 499, retry: false, headersAt: this.headersAt });
-    this.reject(new FcError('FC_ERR_UPSTREAM', `${this.f.upstream} failed: ${err.message}`, { upstream: this.f.upstream }, { cause: err }));
+    this.reject(upstreamFailure(err, this.f.upstream));
   }
 
   private settle(): void {
@@ -167,19 +172,24 @@ function headerObject(flat: readonly string[]): Record<string, string | string[]
 
 /**
  * Sends the request through the pool and streams the answer into res. Resolves with the upstream
- * status. Rejects with FC_ERR_UPSTREAM when the upstream failed before answering (nothing has been
- * written to res then, so the caller may answer or retry); a failure mid-answer cuts res. A client
+ * status. Rejects when the upstream failed before answering (upstreamFailure: 502, 504 past
+ * headersTimeout, or the body's own 408; nothing has been written to res then, so the caller may
+ * answer, or retry when neverSent() says so); a failure mid-answer cuts res. A client
  * gone before the answer ends aborts the upstream request (499).
  */
 export function forward(f: ForwardRequest): Promise<Forwarded> {
   const { req } = f;
   return new Promise<Forwarded>((resolve, reject) => {
     const handler = new ForwardHandler(f, resolve, reject);
-    const body = hasBody(req) ? req : null;
+    const body = f.body !== undefined ? f.body : hasBody(req) ? req : null;
     // A client that breaks off its upload fails the request (undici sees the stream end early).
-    if (body !== null) body.once('error', (err) => handler.onError(err));
+    if (body === req) req.once('error', (err) => handler.onError(err));
     try {
-      f.pool.dispatch({ path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers: f.headers, body }, handler);
+      f.pool.dispatch({
+        // undici takes async iterables as bodies too (its types say only Readable).
+        path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers: f.headers, body: body as Dispatcher.DispatchOptions['body'],
+        ...(f.headersTimeout === undefined ? {} : { headersTimeout: f.headersTimeout }),
+      }, handler);
     } catch (err) {
       handler.onError(err as Error);
     }

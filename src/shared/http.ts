@@ -2,8 +2,9 @@
 // bodies, listening with close() that drains and destroy() that aborts.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { FcError, invalidFields, toFcError } from './errors.js';
+import { GracefulClose } from './graceful-close.js';
 import { ERROR_HEADER } from './protocol.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -81,7 +82,11 @@ export interface Listening {
   readonly server: http.Server;
   readonly port: number;
   readonly url: string;
-  /** Stops accepting, lets in-flight requests finish, closes idle keep-alive connections. */
+  /**
+   * Stops accepting, answers in-flight requests (and any that still arrive on open connections)
+   * with `Connection: close`, closes idle keep-alive connections; past the drain timeout given to
+   * listen(), cuts the rest.
+   */
   close(): Promise<void>;
   /** Stops at once, cutting every connection. */
   destroy(): Promise<void>;
@@ -93,6 +98,8 @@ export interface ListenOptions {
    * server that must notice too many (to refuse them) sets it one above what it accepts.
    */
   maxHeadersCount?: number;
+  /** How long close() lets in-flight requests finish before it cuts them (FC_DRAIN_TIMEOUT). */
+  drainTimeout?: number;
 }
 
 export async function listen(
@@ -101,15 +108,16 @@ export async function listen(
   host: string,
   options: ListenOptions = {},
 ): Promise<Listening> {
-  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, handler);
+  let graceful: GracefulClose | undefined;
+  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    graceful?.track(res);
+    handler(req, res);
+  });
   // Always set: Node's HTTP parsers are pooled per process, and a server that leaves it unset parses
   // with the limit of whichever server used the parser last (the proxy's 1001, in `up`).
   server.maxHeadersCount = options.maxHeadersCount ?? 2000;
-  const sockets = new Set<Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
+  graceful = new GracefulClose(server);
+  const drain = graceful;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -119,21 +127,12 @@ export async function listen(
   });
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   return {
     server,
     port: address.port,
     url: `http://${shownHost}:${address.port}`,
-    async close() {
-      server.close();
-      server.closeIdleConnections();
-      await closed;
-    },
-    async destroy() {
-      server.close();
-      for (const s of sockets) s.destroy();
-      await closed;
-    },
+    close: () => drain.close(options.drainTimeout),
+    destroy: () => drain.destroy(),
   };
 }
 

@@ -3,6 +3,9 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/** A request body the proxy has taken from the client: read whole, or streamed under its watch; null: none. */
+export type ForwardBody = Buffer | AsyncIterable<Buffer> | null;
+
 /** Request header naming the container entry a proxied request is for. */
 export const CONTAINER_HEADER = 'x-fc-container';
 
@@ -37,5 +40,5 @@ export interface LocalDispatch {
    * With retryIfGone, a container gone before anything was sent (drained meanwhile) leaves `res`
    * untouched and resolves with retry: true, so the proxy may try another entry.
    */
-  serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers: string[], retryIfGone: boolean): Promise<{ status: number; retry: boolean }>;
+  serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers: string[], retryIfGone: boolean, body?: ForwardBody): Promise<{ status: number; retry: boolean }>;
 }

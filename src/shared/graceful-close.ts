@@ -1,0 +1,71 @@
+// Closing an HTTP server gracefully (SIGTERM): stop accepting; every request still without an
+// answer, and every request that arrives on an open keep-alive connection meanwhile, is answered
+// with `Connection: close`, so each connection ends after its current answer; idle connections
+// close at once; whatever is still open after the drain timeout is cut. Without this, Node's
+// server.close() lets a busy keep-alive client go on sending requests for as long as it likes.
+
+import type { Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+export class GracefulClose {
+  private draining = false;
+  private readonly sockets = new Set<Socket>();
+  /** Responses not yet finished, so that close() can mark them. */
+  private readonly open = new Set<ServerResponse>();
+  private readonly closed: Promise<void>;
+
+  constructor(private readonly server: Server) {
+    server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    this.closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  }
+
+  /** Called for each request before the handler. */
+  track(res: ServerResponse): void {
+    if (this.draining) {
+      res.setHeader('connection', 'close');
+      return;
+    }
+    this.open.add(res);
+    res.once('close', () => {
+      this.open.delete(res);
+      // A keep-alive connection whose answer was under way when the drain began is idle now.
+      if (this.draining) setImmediate(() => this.server.closeIdleConnections());
+    });
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Stops accepting and drains; after timeoutMs (if given) cuts what is left. Resolves once every
+   * connection is closed.
+   */
+  async close(timeoutMs?: number): Promise<void> {
+    if (!this.draining) {
+      this.draining = true;
+      for (const res of this.open) if (!res.headersSent) res.setHeader('connection', 'close');
+      this.server.close();
+      this.server.closeIdleConnections();
+    }
+    if (timeoutMs === undefined) return this.closed;
+    const timer = setTimeout(() => this.destroy(), timeoutMs);
+    timer.unref();
+    try {
+      await this.closed;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops at once, cutting every connection. */
+  async destroy(): Promise<void> {
+    this.draining = true;
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+    await this.closed;
+  }
+}
