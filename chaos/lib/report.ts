@@ -1,0 +1,79 @@
+// Chaos results: each scenario's row is kept as chaos/results/<name>.json, and CHAOS.md at the
+// repository's root is written from all of them (so `--only x` keeps the others' last rows, each
+// with its date and commit).
+
+import { execSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const resultsDir = path.join(repoRoot, 'chaos', 'results');
+
+/** pass: the goal held; fail: it did not; unavailable: the scenario could not run here (not a pass). */
+export type Verdict = 'pass' | 'fail' | 'unavailable';
+
+export interface Row {
+  scenario: string;
+  did: string;
+  sent: number;
+  failed: number;
+  sideEffects: string;
+  recovery: string;
+  goal: string;
+  verdict: Verdict;
+  /** Why it failed, or what was seen beyond the table's cells. */
+  notes: string[];
+  at?: string;
+  commit?: string;
+  seconds?: number;
+}
+
+export function commit(): string {
+  try {
+    const sha = execSync('git rev-parse --short HEAD', { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execSync('git status --porcelain --untracked-files=no', { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
+    return dirty ? `${sha}+` : sha;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function saveRow(row: Row): void {
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(path.join(resultsDir, `${row.scenario}.json`), `${JSON.stringify(row, null, 2)}\n`);
+}
+
+const cell = (s: string | number): string => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function writeChaosMd(order: string[]): string {
+  const rows: Row[] = [];
+  if (existsSync(resultsDir)) {
+    for (const f of readdirSync(resultsDir).filter((x) => x.endsWith('.json'))) rows.push(JSON.parse(readFileSync(path.join(resultsDir, f), 'utf8')) as Row);
+  }
+  rows.sort((a, b) => (order.indexOf(a.scenario) + 1 || 999) - (order.indexOf(b.scenario) + 1 || 999));
+  const mark = { pass: 'pass', fail: '**FAIL**', unavailable: '**not available** (not passed)' } as const;
+  const lines = [
+    '# Chaos results',
+    '',
+    'Written by `npm run chaos` (chaos/run.ts): each fault run against the real stack (every role a',
+    'process of the real CLI, a Redis of its own, the Docker engine) with real clients. "Sent" and',
+    '"failed" count the client requests of the scenario\'s load; side effects are counted from the',
+    'Docker engine and the CMDB. The goals are issue 8\'s. Rows keep the date and commit they ran at',
+    '(`npm run chaos -- --only NAME` reruns one).',
+    '',
+    `Machine: ${os.cpus().length} CPU (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}.`,
+    '',
+    '| scenario | what was done | sent | failed | side effects | recovery | goal | result |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${cell(r.scenario)} | ${cell(r.did)} | ${r.sent} | ${r.failed} | ${cell(r.sideEffects)} | ${cell(r.recovery)} | ${cell(r.goal)} | ${mark[r.verdict]} |`),
+    '',
+    '## Notes',
+    '',
+    ...rows.flatMap((r) => [`### ${r.scenario} (${r.at ?? '?'}, commit ${r.commit ?? '?'}, ${r.seconds ?? '?'} s)`, '', ...(r.notes.length === 0 ? ['-'] : r.notes.map((n) => `- ${n}`)), '']),
+  ];
+  const text = lines.join('\n');
+  writeFileSync(path.join(repoRoot, 'CHAOS.md'), text);
+  return text;
+}
