@@ -9,6 +9,7 @@
 
 import { runId } from './lib/cluster.js';
 import { docker, removeByLabel, removeOwnNetworks, CHAOS_LABEL } from './lib/docker.js';
+import { removeNetns } from './lib/outside.js';
 import { killAllNow, stopAll } from './lib/proc.js';
 import { commit, saveRow, writeChaosMd, type Row } from './lib/report.js';
 import { quick, type Scenario } from './lib/scenario.js';
@@ -60,6 +61,7 @@ async function sweep(): Promise<void> {
   for (const c of mine) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   await removeByLabel(`${CHAOS_LABEL}=${runId}`);
   await removeOwnNetworks(runId);
+  removeNetns(runId);
 }
 
 const { only, list } = parseArgs(process.argv.slice(2));

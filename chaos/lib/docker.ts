@@ -76,6 +76,14 @@ export async function executions(id: string, pathPart: string): Promise<number> 
   return (await logsOf(id)).split('\n').filter((l) => l.includes('CHAOS-EXEC') && l.includes(pathPart)).length;
 }
 
+/** The host name the app inside sees (the hello image's whoami answers it): its sandbox's when it joined one. */
+export async function hostnameOf(id: string): Promise<string> {
+  const info = await docker.getContainer(id).inspect();
+  const mode = info.HostConfig.NetworkMode ?? '';
+  if (mode.startsWith('container:')) return hostnameOf(mode.slice('container:'.length));
+  return info.Config.Hostname;
+}
+
 export async function ipOf(id: string): Promise<string | null> {
   const info = await docker.getContainer(id).inspect();
   for (const n of Object.values(info.NetworkSettings.Networks ?? {})) if (n.IPAddress) return n.IPAddress;

@@ -118,7 +118,7 @@ export const headerFlood: Scenario = {
         { what: '64 KB header', head: `GET / HTTP/1.1\r\nHost: hf.chaos.test\r\n${big}Connection: close\r\n\r\n` },
       ];
       // Anything that names the platform's inside: metrics, container lists, host ids, key prefix.
-      const internal = [/# HELP/, /fc_[a-z_]+\{/, /"containers"/, new RegExp(c.prefix), /\b\d+\.\d+\.\d+\.\d+:\d+\b/];
+      const internal = [/# HELP/, /"role"\s*:/, /"store"\s*:/, /fc_[a-z_]+\{/, /"containers"/, new RegExp(c.prefix), /\b\d+\.\d+\.\d+\.\d+:\d+\b/];
       const m = new Marks();
       const seen: string[] = [];
       let leaks = 0;

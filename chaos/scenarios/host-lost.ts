@@ -5,6 +5,7 @@
 // within one host timeout (FC_HOST_TIMEOUT) plus one cold start.
 
 import { chaosApp, startCluster } from '../lib/cluster.js';
+import { hostnameOf } from '../lib/docker.js';
 import { firstOkAfter, once, secs, startLoad, summarize } from '../lib/load.js';
 import { pollUntil, sleep } from '../lib/proc.js';
 import { Marks, type Scenario } from '../lib/scenario.js';
@@ -76,8 +77,16 @@ export const hostLostSingle: Scenario = {
       const tKill = Date.now();
       await victim.kill9();
       const goalMs = hostTimeout + coldMs;
-      // whoami answers the container's short id: a 200 from a container on the surviving host.
-      const onSurvivor = async (): Promise<Set<string>> => new Set((await c.running(app)).filter((r) => r.host === survivor.hostId).map((r) => r.id.slice(0, 12)));
+      // whoami answers the container's host name: a 200 from a container on the surviving host.
+      const names = new Map<string, string>();
+      const onSurvivor = async (): Promise<Set<string>> => {
+        const out = new Set<string>();
+        for (const r of (await c.running(app)).filter((x) => x.host === survivor.hostId)) {
+          if (!names.has(r.id)) names.set(r.id, await hostnameOf(r.id));
+          out.add(names.get(r.id) as string);
+        }
+        return out;
+      };
       const firstFromOther = await pollUntil(goalMs + 15_000, async () => {
         const ids = await onSurvivor();
         return firstOkAfter(load.recs, tKill, (r) => r.status === 200 && ids.has((r.body ?? '').trim()));

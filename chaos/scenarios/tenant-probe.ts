@@ -1,16 +1,17 @@
 // A tenant probing the platform from inside its container (issue 8, section 1). The cluster runs
 // with the build's default listen address (FC_LISTEN_HOST unset). From tenant A's container
-// (docker exec, busybox wget with a 2 s deadline) it tries: a listener of this run's on all of the
+// (docker exec, busybox wget with a 3 s deadline) it tries: a listener of this run's on all of the
 // host's addresses, the dispatcher, proxy and CoreAPI ports at the host's bridge address, tenant
-// B's container, and a stand-in metadata service (a container of this run's at 169.254.169.254 on
-// a network of this run's): every one must be refused. An "internet" server (a container of this
-// run's on another network of its own, reached through the host's routing like any outside
-// address) must stay reachable. Nothing is sent to any address this run did not create.
+// B's container, and a stand-in metadata service at a link-local address: every one must be
+// refused. An "internet" server must stay reachable. Both stand-ins are this run's own, in a
+// network namespace reached through the host's routing like any outside address
+// (chaos/lib/outside.ts). Nothing is sent to any address this run did not create.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chaosApp, runId, startCluster } from '../lib/cluster.js';
-import { CHAOS_LABEL, docker, exec, ipOf } from '../lib/docker.js';
+import { docker, exec, ipOf } from '../lib/docker.js';
+import { startOutside, type Outside } from '../lib/outside.js';
 import { Marks, type Scenario } from '../lib/scenario.js';
 
 async function gatewayOf(id: string): Promise<string | null> {
@@ -20,24 +21,10 @@ async function gatewayOf(id: string): Promise<string | null> {
   return mode.startsWith('container:') ? gatewayOf(mode.slice('container:'.length)) : null;
 }
 
-/** A container of this run's: busybox httpd on `port`, on `network`, at `ip` if given. */
-async function ownServer(name: string, network: string, port: number, ip?: string): Promise<string> {
-  const ct = await docker.createContainer({
-    name: `fcchaos-${runId}-${name}`,
-    Image: 'fastcontainer/hello',
-    Entrypoint: ['/bin/busybox', 'httpd', '-f', '-p', String(port), '-h', '/www'],
-    Cmd: [],
-    Labels: { [CHAOS_LABEL]: runId },
-    HostConfig: { NetworkMode: network, CapDrop: ['ALL'], CapAdd: port < 1024 ? ['NET_BIND_SERVICE'] : [], Memory: 32 * 1024 * 1024 },
-    ...(ip === undefined ? {} : { NetworkingConfig: { EndpointsConfig: { [network]: { IPAMConfig: { IPv4Address: ip } } } } }),
-  });
-  await ct.start();
-  return ct.id;
-}
-
 /** reached: a connection was made (any HTTP answer, even an error status); the wget output otherwise. */
 async function probe(from: string, url: string): Promise<{ reached: boolean; output: string }> {
-  const r = await exec(from, ['/bin/busybox', 'wget', '-T', '2', '-q', '-O', '-', url], 8000);
+  // busybox's own -T (timeout) crashes this build's wget; its timeout applet bounds it instead.
+  const r = await exec(from, ['/bin/busybox', 'timeout', '3', '/bin/busybox', 'wget', '-q', '-O', '-', url], 8000);
   const reached = r.code === 0 || /server returned error|HTTP\/1\.[01] \d{3}/.test(r.output);
   return { reached, output: r.output.trim().split('\n').slice(-1)[0]?.slice(0, 80) ?? '' };
 }
@@ -49,6 +36,7 @@ export const tenantProbe: Scenario = {
     const listener = http.createServer((_req, res) => res.end('chaos host listener\n'));
     await new Promise<void>((r) => listener.listen(0, '0.0.0.0', () => r()));
     const listenerPort = (listener.address() as AddressInfo).port;
+    const cleanups: (() => Promise<void>)[] = [];
     const c = await startCluster('tenant-probe', { hosts: 1, listenHost: null });
     try {
       for (const app of ['ta', 'tb']) {
@@ -59,24 +47,15 @@ export const tenantProbe: Scenario = {
       const b = (await c.running('tb'))[0]!;
       const gw = await gatewayOf(a.id);
       const bIp = await ipOf(b.id);
-      // Networks of this run's: the "internet" and the metadata stand-in.
-      const inet = await docker.createNetwork({ Name: `fcchaos-${runId}-inet`, Labels: { [CHAOS_LABEL]: runId } });
-      const inetId = await ownServer('inet', `fcchaos-${runId}-inet`, 8080);
-      const inetIp = await ipOf(inetId);
-      let metaNote = '';
-      let metaIp: string | null = null;
+      // The outside world's stand-ins, this run's own (chaos/lib/outside.ts).
+      let outside: Outside | undefined;
+      let outsideNote = '';
       try {
-        await docker.createNetwork({
-          Name: `fcchaos-${runId}-meta`,
-          Labels: { [CHAOS_LABEL]: runId },
-          IPAM: { Config: [{ Subnet: '169.254.169.248/29', Gateway: '169.254.169.249' }] },
-        });
-        await ownServer('meta', `fcchaos-${runId}-meta`, 80, '169.254.169.254');
-        metaIp = '169.254.169.254';
+        outside = await startOutside(runId);
       } catch (err) {
-        metaNote = `the metadata stand-in could not be made: ${String((err as Error).message).slice(0, 120)}`;
+        outsideNote = `the outside stand-ins could not be made: ${String((err as Error).message).slice(0, 160)}`;
       }
-      void inet;
+      cleanups.push(async () => outside?.remove());
       const port = (u: string) => new URL(u).port;
       const blocked: { what: string; url: string }[] = [
         { what: 'host listener (0.0.0.0)', url: `http://${gw}:${listenerPort}/` },
@@ -84,7 +63,7 @@ export const tenantProbe: Scenario = {
         { what: 'proxy port', url: `http://${gw}:${port(c.proxyUrl)}/` },
         { what: 'CoreAPI port', url: `http://${gw}:${port(c.apiUrl)}/v1/apps` },
         { what: "another tenant's container", url: `http://${bIp}:8080/` },
-        ...(metaIp === null ? [] : [{ what: 'metadata stand-in', url: `http://${metaIp}/` }]),
+        ...(outside === undefined ? [] : [{ what: 'metadata stand-in (link-local)', url: `http://${outside.metadata}:${outside.port}/` }]),
       ];
       const m = new Marks();
       const seen: string[] = [];
@@ -95,8 +74,8 @@ export const tenantProbe: Scenario = {
         seen.push(`${p.what}: ${r.reached ? 'REACHED' : 'refused'}`);
         m.check(`${p.what} refused`, !r.reached);
       }
-      m.check('a metadata stand-in was made and probed', metaIp !== null);
-      const out = await probe(a.id, `http://${inetIp}:8080/`);
+      m.check('the outside stand-ins were made and probed', outside !== undefined);
+      const out = outside === undefined ? { reached: false, output: 'no stand-in' } : await probe(a.id, `http://${outside.internet}:${outside.port}/`);
       seen.push(`own "internet" server: ${out.reached ? 'reached' : `REFUSED (${out.output})`}`);
       m.check('outbound to the "internet" allowed', out.reached);
       return {
@@ -107,9 +86,10 @@ export const tenantProbe: Scenario = {
         recovery: '—',
         goal: 'all refused; outbound to the internet allowed',
         verdict: m.passed ? 'pass' : 'fail',
-        notes: [`host bridge address ${gw}, tenant B ${bIp}, internet ${inetIp}`, ...(metaNote ? [metaNote] : []), ...m.missed()],
+        notes: [`host bridge address ${gw}, tenant B ${bIp}, internet stand-in ${outside?.internet ?? '-'}, metadata stand-in ${outside?.metadata ?? '-'}`, ...(outsideNote ? [outsideNote] : []), ...m.missed()],
       };
     } finally {
+      for (const f of cleanups) await f();
       listener.close();
       await c.cleanup();
     }
