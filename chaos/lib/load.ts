@@ -13,6 +13,8 @@ export interface Rec {
   error?: string;
   body?: string;
   retryAfter?: string;
+  /** The error's stable code (FC_ERR_...) when an error answer names one. */
+  code?: string;
 }
 
 export interface LoadOptions {
@@ -24,7 +26,10 @@ export interface LoadOptions {
   concurrency: number;
   timeoutMs?: number;
   keepBody?: boolean;
-  /** Pause between one client's requests, ms (0: closed loop). */
+  /**
+   * Pause between one client's requests, ms (default 10: a client sends at most 100 a second, so
+   * that instant errors do not spin the load generator on a shared machine).
+   */
   thinkMs?: number;
 }
 
@@ -46,7 +51,15 @@ export async function once(o: Omit<LoadOptions, 'concurrency'> & { agent?: Agent
     });
     const text = await res.body.text();
     const ra = res.headers['retry-after'];
-    return { t0, t1: Date.now(), status: res.statusCode, ...(o.keepBody ? { body: text.slice(0, 200) } : {}), ...(ra === undefined ? {} : { retryAfter: String(ra) }) };
+    const code = res.statusCode >= 400 ? /FC_ERR_[A-Z_]+/.exec(text)?.[0] : undefined;
+    return {
+      t0,
+      t1: Date.now(),
+      status: res.statusCode,
+      ...(o.keepBody ? { body: text.slice(0, 200) } : {}),
+      ...(ra === undefined ? {} : { retryAfter: String(ra) }),
+      ...(code === undefined ? {} : { code }),
+    };
   } catch (err) {
     return { t0, t1: Date.now(), status: 0, error: String((err as Error).message ?? err).slice(0, 80) };
   }
@@ -59,7 +72,8 @@ export function startLoad(o: LoadOptions): Load {
   const worker = async () => {
     while (!stopped) {
       recs.push(await once({ ...o, agent }));
-      if (o.thinkMs) await new Promise((r) => setTimeout(r, o.thinkMs));
+      const think = o.thinkMs ?? 10;
+      if (think > 0) await new Promise((r) => setTimeout(r, think));
     }
   };
   const workers = Array.from({ length: o.concurrency }, () => worker());
@@ -94,7 +108,7 @@ export function summarize(recs: readonly Rec[]): Summary {
   const lat = recs.map((r) => r.t1 - r.t0).sort((a, b) => a - b);
   const kinds = new Map<string, number>();
   for (const r of recs.filter((x) => !ok(x))) {
-    const k = r.status === 0 ? (r.error ?? 'error') : `${r.status}`;
+    const k = r.status === 0 ? (r.error ?? 'error') : `${r.status}${r.code === undefined ? '' : ` ${r.code}`}`;
     kinds.set(k, (kinds.get(k) ?? 0) + 1);
   }
   return {

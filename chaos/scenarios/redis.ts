@@ -14,7 +14,14 @@ import { pollUntil, sleep } from '../lib/proc.js';
 import { Marks, type Scenario } from '../lib/scenario.js';
 import { sideEffects } from './dispatcher-kill.js';
 
-const statusText = (r: Rec): string => (r.status === 0 ? `no answer (${r.error})` : `${r.status}${r.retryAfter === undefined ? '' : ` Retry-After ${r.retryAfter}`}`);
+const statusText = (r: Rec): string => (r.status === 0 ? `no answer (${r.error})` : `${r.status}${r.code === undefined ? '' : ` ${r.code}`}${r.retryAfter === undefined ? '' : ` Retry-After ${r.retryAfter}`}`);
+
+/** When the load's failures began and ended, relative to `t` (the fault). */
+function failureSpan(recs: readonly Rec[], t: number): string {
+  const bad = recs.filter((r) => r.status < 200 || r.status >= 400);
+  if (bad.length === 0) return '';
+  return `; failures from ${secs(Math.min(...bad.map((r) => r.t0)) - t)} to ${secs(Math.max(...bad.map((r) => r.t1)) - t)} after the fault`;
+}
 
 /** Epoch ms when a write (a new app) first succeeds from `t` on, polling; undefined after `ms`. */
 async function writeBack(c: Cluster, t: number, ms: number, name: string): Promise<number | undefined> {
@@ -79,7 +86,7 @@ export const redisStop: Scenario = {
         recovery: `write ${secs(writeMs)}, cold start 200 ${secs(coldBack)} after Redis returned`,
         goal: '0 failed warm; cold → 503 + Retry-After; converge within seconds',
         verdict: m.passed ? 'pass' : 'fail',
-        notes: [`failures: ${all.kinds || 'none'}${all.failed > 0 ? `; first failure ${secs(Math.min(...load.recs.filter((r) => r.status !== 200).map((r) => r.t0 - tStop)))} after the stop` : ''}`, ...m.missed()],
+        notes: [`failures: ${all.kinds || 'none'}${failureSpan(load.recs, tStop)}`, ...m.missed()],
       };
     } finally {
       c.redis.resume();
@@ -126,7 +133,7 @@ export const redisStall: Scenario = {
         recovery: `writes back ${secs(writeMs)} after SIGCONT`,
         goal: 'fast 503s, no hang (≤ 2 s), 0 failed warm',
         verdict: m.passed ? 'pass' : 'fail',
-        notes: [`failures: ${all.kinds || 'none'}`, ...m.missed()],
+        notes: [`failures: ${all.kinds || 'none'}${failureSpan(load.recs, tStop)}`, ...m.missed()],
       };
     } finally {
       c.redis.resume();
@@ -145,7 +152,7 @@ export const redisEmptyRestart: Scenario = {
       const spec = chaosApp('er', { minContainers: 1, maxContainers: 1 });
       await c.createApp(spec);
       if ((await c.untilReady('er', 1, 30_000)) === undefined) throw new Error('the app did not get a ready container within 30 s');
-      const load = startLoad({ url: c.proxyUrl, host: 'er.chaos.test', concurrency: 2, timeoutMs: 5000, thinkMs: 50 });
+      const load = startLoad({ url: c.proxyUrl, host: 'er.chaos.test', concurrency: 2, timeoutMs: 5000, });
       await sleep(1000);
       await c.redis.kill9();
       await c.redis.start({ empty: true });
@@ -182,7 +189,7 @@ export const redisEmptyRestart: Scenario = {
         recovery: `host back ${secs(announced)}; site back ${secs(back === undefined ? undefined : back - tRecreated)} after re-creation`,
         goal: 'sites back, no untracked containers, maxContainers respected',
         verdict: m.passed ? 'pass' : 'fail',
-        notes: [`FC_RECONCILE_INTERVAL=${reconcile}; recreate → ${recreate.status}; failures: ${all.kinds || 'none'}`, ...m.missed()],
+        notes: [`FC_RECONCILE_INTERVAL=${reconcile}; recreate → ${recreate.status}; failures: ${all.kinds || 'none'}${failureSpan(load.recs, tEmpty)}`, ...m.missed()],
       };
     } finally {
       await c.cleanup();
