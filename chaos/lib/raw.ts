@@ -27,14 +27,14 @@ export function rawRequest(port: number, head: string, timeoutMs = 5000): Promis
 }
 
 /** A client uploading `size` bytes at about `bytesPerSecond`; stop() ends it (socket destroyed). */
-export function slowUpload(port: number, host: string, o: { size: number; bytesPerSecond: number }): { stop(): void; status(): number } {
+export function slowUpload(port: number, host: string, o: { path?: string; size: number; bytesPerSecond: number }): { stop(): void; status(): number } {
   const s = net.connect(port, '127.0.0.1');
   let status = 0;
   let sent = 0;
   const chunk = Math.max(1, Math.round(o.bytesPerSecond / 10));
   let timer: NodeJS.Timeout | undefined;
   s.on('connect', () => {
-    s.write(`POST / HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${o.size}\r\n\r\n`);
+    s.write(`POST ${o.path ?? '/'} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${o.size}\r\n\r\n`);
     timer = setInterval(() => {
       if (sent >= o.size || s.destroyed) return clearInterval(timer);
       const n = Math.min(chunk, o.size - sent);
