@@ -47,14 +47,21 @@ export function saveRow(row: Row): void {
 
 const cell = (s: string | number): string => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
-export function writeChaosMd(order: string[]): string {
-  const rows: Row[] = [];
-  if (existsSync(resultsDir)) {
-    for (const f of readdirSync(resultsDir).filter((x) => x.endsWith('.json'))) rows.push(JSON.parse(readFileSync(path.join(resultsDir, f), 'utf8')) as Row);
-  }
-  rows.sort((a, b) => (order.indexOf(a.scenario) + 1 || 999) - (order.indexOf(b.scenario) + 1 || 999));
+/** Rows in the suite's order (unknown names last). */
+export function ordered(rows: Row[], order: string[]): Row[] {
+  const rank = (n: string) => (order.includes(n) ? order.indexOf(n) : order.length);
+  return [...rows].sort((a, b) => rank(a.scenario) - rank(b.scenario));
+}
+
+/** The run's exit code: 0 only when every scenario run passed (not available is not a pass). */
+export function exitCodeOf(rows: readonly Row[]): number {
+  return rows.length > 0 && rows.every((r) => r.verdict === 'pass') ? 0 : 1;
+}
+
+export function renderChaosMd(all: Row[], order: string[]): string {
+  const rows = ordered(all, order);
   const mark = { pass: 'pass', fail: '**FAIL**', unavailable: '**not available** (not passed)' } as const;
-  const lines = [
+  return [
     '# Chaos results',
     '',
     'Written by `npm run chaos` (chaos/run.ts): each fault run against the real stack (every role a',
@@ -72,8 +79,16 @@ export function writeChaosMd(order: string[]): string {
     '## Notes',
     '',
     ...rows.flatMap((r) => [`### ${r.scenario} (${r.at ?? '?'}, commit ${r.commit ?? '?'}, ${r.seconds ?? '?'} s)`, '', ...(r.notes.length === 0 ? ['-'] : r.notes.map((n) => `- ${n}`)), '']),
-  ];
-  const text = lines.join('\n');
+  ].join('\n');
+}
+
+/** CHAOS.md from every row in chaos/results (this run's and the last of the others). */
+export function writeChaosMd(order: string[]): string {
+  const rows: Row[] = [];
+  if (existsSync(resultsDir)) {
+    for (const f of readdirSync(resultsDir).filter((x) => x.endsWith('.json'))) rows.push(JSON.parse(readFileSync(path.join(resultsDir, f), 'utf8')) as Row);
+  }
+  const text = renderChaosMd(rows, order);
   writeFileSync(path.join(repoRoot, 'CHAOS.md'), text);
   return text;
 }

@@ -55,8 +55,8 @@ export const redisStop: Scenario = {
       await c.redis.stop();
       const tStop = Date.now();
       await sleep(3000);
-      const cold = await once({ url: c.proxyUrl, host: 'cold.chaos.test', timeoutMs: 15_000 });
-      const write = await c.api('POST', '/v1/apps', chaosApp('during'), 15_000);
+      // Probes during the outage; the outage lasts 10 s whatever they wait for.
+      const probes = Promise.all([once({ url: c.proxyUrl, host: 'cold.chaos.test', timeoutMs: 15_000 }), c.api('POST', '/v1/apps', chaosApp('during'), 15_000)]);
       await sleep(Math.max(0, tStop + 10_000 - Date.now()));
       await c.redis.start();
       const tBack = Date.now();
@@ -67,6 +67,7 @@ export const redisStop: Scenario = {
           return r.status === 200 ? r.t1 - tBack : undefined;
         }, 200),
       ]);
+      const [cold, write] = await probes;
       await sleep(2000);
       await load.stop();
       const all = summarize(load.recs);
@@ -106,7 +107,8 @@ export const redisStall: Scenario = {
       c.redis.pause();
       const tStop = Date.now();
       await sleep(1000);
-      const [cold, write, read] = await Promise.all([
+      // Probes during the stall; it lasts 8 s whatever they wait for.
+      const probes = Promise.all([
         once({ url: c.proxyUrl, host: 'cold.chaos.test', timeoutMs: 15_000 }),
         c.api('POST', '/v1/apps', chaosApp('during'), 15_000),
         c.api('GET', '/v1/apps/warm', undefined, 15_000),
@@ -115,6 +117,7 @@ export const redisStall: Scenario = {
       c.redis.resume();
       const tBack = Date.now();
       const writeMs = await writeBack(c, tBack, 20_000, 'after');
+      const [cold, write, read] = await probes;
       await sleep(2000);
       await load.stop();
       const all = summarize(load.recs);
