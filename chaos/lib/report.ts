@@ -30,7 +30,9 @@ export interface Row {
   seconds?: number;
 }
 
+/** The commit under test: the repository's, or the other build's path when FC_CHAOS_BIN names one. */
 export function commit(): string {
+  if (process.env.FC_CHAOS_BIN !== undefined) return `FC_CHAOS_BIN=${process.env.FC_CHAOS_BIN}`;
   try {
     const sha = execSync('git rev-parse --short HEAD', { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     const dirty = execSync('git status --porcelain --untracked-files=no', { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
