@@ -7,8 +7,8 @@
 //   CHAOS_QUICK=1: the quick set (for CI), shorter load windows.
 // Started through scripts/chaos.sh, which holds the machine's benchmark lock.
 
-import { runId } from './lib/cluster.js';
-import { docker, removeByLabel, removeOwnNetworks, CHAOS_LABEL } from './lib/docker.js';
+import { bin, runId } from './lib/cluster.js';
+import { docker, removeByLabel, removeOwnNetworks, removeTenantNetworks, CHAOS_LABEL } from './lib/docker.js';
 import { removeNetns } from './lib/outside.js';
 import { killAllNow, stopAll } from './lib/proc.js';
 import { commit, exitCodeOf, saveRow, writeChaosMd, type Row } from './lib/report.js';
@@ -59,6 +59,8 @@ function parseArgs(argv: string[]): { only: string[] | null; list: boolean } {
 async function sweep(): Promise<void> {
   const mine = (await docker.listContainers({ all: true, filters: { label: ['fastcontainer.host'] } })).filter((c) => (c.Labels['fastcontainer.host'] ?? '').startsWith(`fcchaos-${runId}-`));
   for (const c of mine) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  const hosts = (await docker.listNetworks({ filters: { label: ['fastcontainer.host'] } })).map((n) => n.Labels?.['fastcontainer.host'] ?? '').filter((h) => h.startsWith(`fcchaos-${runId}-`));
+  await removeTenantNetworks(bin, [...new Set(hosts)]);
   await removeByLabel(`${CHAOS_LABEL}=${runId}`);
   await removeOwnNetworks(runId);
   removeNetns(runId);

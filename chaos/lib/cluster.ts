@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort } from '../../test/helpers/net.js';
-import { appContainers, removeByLabel, type DockerContainer } from './docker.js';
+import { appContainers, removeByLabel, removeTenantNetworks, type DockerContainer } from './docker.js';
 import { pollUntil, startProc, type Proc } from './proc.js';
 import { startOwnRedis, type OwnRedis } from './redis.js';
 
@@ -130,6 +130,7 @@ export async function startCluster(name: string, o: ClusterOptions = {}): Promis
   const cleanupOnFail = async () => {
     await Promise.all(procs.map((p) => p.stop(2000)));
     for (const h of hostIds) await removeByLabel(`fastcontainer.host=${h}`);
+    await removeTenantNetworks(bin, hostIds);
     if (o.redis === undefined) await redis.destroy();
     rmSync(stateDir, { recursive: true, force: true });
   };
@@ -241,6 +242,7 @@ export async function startCluster(name: string, o: ClusterOptions = {}): Promis
       async cleanup() {
         await stopRoles();
         for (const h of hostIds) await removeByLabel(`fastcontainer.host=${h}`);
+        await removeTenantNetworks(bin, hostIds);
         if (o.redis === undefined) await redis.destroy();
         rmSync(stateDir, { recursive: true, force: true });
       },

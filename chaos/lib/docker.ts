@@ -3,6 +3,10 @@
 // metadata service, an "internet" server), labelled fastcontainer.chaos=<run id> so that exactly
 // those are removed.
 
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import Docker from 'dockerode';
 
 export const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
@@ -91,4 +95,26 @@ export async function ipOf(id: string): Promise<string | null> {
   const mode = info.HostConfig.NetworkMode ?? '';
   if (mode.startsWith('container:')) return ipOf(mode.slice('container:'.length));
   return null;
+}
+
+/**
+ * The tenant networks (and their isolation rules) of a build that makes them: a dispatcher keeps
+ * them while containers remain, which they do once it is killed or leaves them for the next one
+ * (Redis). After the host's containers are gone, the build's own scripts/remove-tenant-network.mjs
+ * removes each network labelled with the host, and only if that host's dispatcher made it.
+ */
+export async function removeTenantNetworks(bin: string, hostIds: string[]): Promise<void> {
+  const script = path.resolve(path.dirname(bin), '../scripts/remove-tenant-network.mjs');
+  for (const h of hostIds) {
+    const nets = await docker.listNetworks({ filters: { label: [`fastcontainer.host=${h}`] } });
+    for (const n of nets) {
+      if (existsSync(script)) {
+        await promisify(execFile)(process.execPath, [script, n.Name, h], { timeout: 30_000 }).catch((err: Error) => {
+          process.stderr.write(`[chaos] could not remove network ${n.Name}: ${err.message}\n`);
+        });
+      } else {
+        await docker.getNetwork(n.Id).remove().catch(() => undefined);
+      }
+    }
+  }
 }
