@@ -48,7 +48,7 @@ export const hostLostSpread: Scenario = {
         recovery: `2 ready on live host ${secs(back)} after kill`,
         goal: 'only in-flight lost; 2 ready within 15 s',
         verdict: m.passed ? 'pass' : 'fail',
-        notes: [`failures: ${all.kinds || 'none'}; last failure ${secs(Math.max(0, ...load.recs.filter((r) => r.status !== 200).map((r) => r.t1 - tKill)))} after the kill`, ...m.missed()],
+        notes: [`failures: ${all.kinds || 'none'}${all.failed === 0 ? '' : `; last failure ${secs(Math.max(...load.recs.filter((r) => r.status !== 200).map((r) => r.t1 - tKill)))} after the kill`}`, ...m.missed()],
       };
     } finally {
       await c.cleanup();
