@@ -119,6 +119,7 @@ for (const s of chosen) {
   row.at = new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
   row.commit = sha;
   row.seconds = Math.round((Date.now() - t0) / 1000);
+  if (quick) row.quick = true;
   saveRow(row);
   rows.push(row);
   process.stderr.write(`[chaos] ${s.name}: ${row.verdict} (${row.seconds} s) — ${row.sideEffects}\n${row.notes.map((n) => `    ${n}\n`).join('')}`);

@@ -28,6 +28,8 @@ export interface Row {
   at?: string;
   commit?: string;
   seconds?: number;
+  /** Run with CHAOS_QUICK=1 (shorter windows). */
+  quick?: boolean;
 }
 
 /** The commit under test: the repository's, or the other build's path when FC_CHAOS_BIN names one. */
@@ -80,7 +82,7 @@ export function renderChaosMd(all: Row[], order: string[]): string {
     '',
     '## Notes',
     '',
-    ...rows.flatMap((r) => [`### ${r.scenario} (${r.at ?? '?'}, commit ${r.commit ?? '?'}, ${r.seconds ?? '?'} s)`, '', ...(r.notes.length === 0 ? ['-'] : r.notes.map((n) => `- ${n}`)), '']),
+    ...rows.flatMap((r) => [`### ${r.scenario} (${r.at ?? '?'}, commit ${r.commit ?? '?'}, ${r.seconds ?? '?'} s${r.quick === true ? ', CHAOS_QUICK' : ''})`, '', ...(r.notes.length === 0 ? ['-'] : r.notes.map((n) => `- ${n}`)), '']),
   ].join('\n');
 }
 
