@@ -16,7 +16,9 @@ import { quick, type Scenario } from './lib/scenario.js';
 import { containerKill } from './scenarios/container-kill.js';
 import { dispatcherKill } from './scenarios/dispatcher-kill.js';
 import { headerFlood, slowApp, slowClients } from './scenarios/front-door.js';
+import { hostDrain } from './scenarios/host-drain.js';
 import { hostLostSingle, hostLostSpread } from './scenarios/host-lost.js';
+import { proxyDrain } from './scenarios/proxy-drain.js';
 import { redisEmptyRestart, redisStall, redisStop } from './scenarios/redis.js';
 import { redisSentinel } from './scenarios/redis-sentinel.js';
 import { tenantProbe } from './scenarios/tenant-probe.js';
@@ -25,6 +27,7 @@ const scenarios: Scenario[] = [
   dispatcherKill,
   hostLostSpread,
   hostLostSingle,
+  hostDrain,
   containerKill,
   redisStop,
   redisStall,
@@ -32,6 +35,7 @@ const scenarios: Scenario[] = [
   redisSentinel,
   slowClients,
   slowApp,
+  proxyDrain,
   headerFlood,
   tenantProbe,
 ];

@@ -8,6 +8,7 @@
 //
 // CHAOS_ENV ("K=V K=V ...") is added to every role's environment (e.g. a cluster secret).
 
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -69,7 +70,11 @@ export interface Cluster {
   apiUrl: string;
   dispatchers: Dispatcher[];
   hostIds: string[];
+  /** The proxy's process (to signal it). */
+  proxy: Proc;
   api(method: string, p: string, body?: unknown, timeoutMs?: number): Promise<ApiAnswer>;
+  /** Runs the real CLI (`fastcontainer <args>`) against this cluster's CoreAPI: exit code and output. */
+  cli(args: string[], timeoutMs?: number): Promise<{ code: number | null; output: string }>;
   createApp(spec: Record<string, unknown>): Promise<void>;
   /** The CMDB's entries (all, or an app's) through the CoreAPI; null when the CoreAPI did not answer 200. */
   entries(app?: string): Promise<Entry[] | null>;
@@ -220,7 +225,16 @@ export async function startCluster(name: string, o: ClusterOptions = {}): Promis
       apiUrl,
       dispatchers,
       hostIds,
+      proxy,
       api,
+      async cli(args, timeoutMs = 30_000) {
+        return new Promise((resolve) => {
+          execFile(process.execPath, [bin, ...args], { env: { ...common(), FC_API_URL: apiUrl }, timeout: timeoutMs }, (err, stdout, stderr) => {
+            const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
+            resolve({ code, output: `${stdout}${stderr}`.trim() });
+          });
+        });
+      },
       async createApp(spec) {
         const a = await api('POST', '/v1/apps', spec);
         if (a.status !== 201) throw new Error(`creating app ${String(spec.name)}: ${a.status} ${JSON.stringify(a.body) ?? a.error}`);

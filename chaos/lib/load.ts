@@ -71,8 +71,10 @@ export function startLoad(o: LoadOptions): Load {
   let stopped = false;
   const worker = async () => {
     while (!stopped) {
-      recs.push(await once({ ...o, agent }));
-      const think = o.thinkMs ?? 10;
+      const r = await once({ ...o, agent });
+      recs.push(r);
+      // A connection refused or reset comes back at once: a short pause keeps a closed loop from spinning on it.
+      const think = Math.max(o.thinkMs ?? 10, r.status === 0 ? 20 : 0);
       if (think > 0) await new Promise((r) => setTimeout(r, think));
     }
   };

@@ -1,7 +1,7 @@
 // A compute host lost from a two-host cluster (kill -9 of its dispatcher), under load.
 // spread: an app with two containers (min = max = 2) should have one on each host; only the
 // requests in flight on the lost host fail and the app is back to two ready containers on live
-// hosts within 15 s. single: an app with one container; the first 200 from the other host comes
+// hosts within 15 s; and minContainers held (two entries) within a second of the app's creation. single: an app with one container; the first 200 from the other host comes
 // within one host timeout (FC_HOST_TIMEOUT) plus one cold start.
 
 import { chaosApp, startCluster } from '../lib/cluster.js';
@@ -20,7 +20,10 @@ export const hostLostSpread: Scenario = {
     try {
       const app = 'hs';
       const concurrency = 8;
+      const tCreate = Date.now();
       await c.createApp(chaosApp(app, { minContainers: 2, maxContainers: 2 }));
+      // minContainers holds within a second of the app's creation: its two entries exist.
+      const minHeld = await pollUntil(10_000, async () => (((await c.entries(app)) ?? []).filter((e) => e.state !== 'gone').length >= 2 ? Date.now() - tCreate : undefined), 50);
       if ((await c.untilReady(app, 2, 30_000)) === undefined) throw new Error('the app did not get two ready containers within 30 s');
       const before = (await c.entries(app)) ?? [];
       const hostsUsed = new Set(before.filter((e) => e.state === 'ready').map((e) => e.host));
@@ -36,6 +39,7 @@ export const hostLostSpread: Scenario = {
       const all = summarize(load.recs);
       const running = (await c.running(app)).filter((r) => r.host === survivor.hostId).length;
       const m = new Marks();
+      m.check('minContainers (2 entries) within 1 s of the app\'s creation', minHeld !== undefined && minHeld <= 1000);
       m.check('both containers spread over the two hosts before the kill', hostsUsed.size === 2);
       m.check(`only requests in flight lost (failed ≤ ${concurrency})`, all.failed <= concurrency);
       m.check('back to 2 ready containers on the live host within 15 s', back !== undefined && back <= 15_000);
@@ -44,9 +48,9 @@ export const hostLostSpread: Scenario = {
         did: `2 hosts, app min=max=2; kill -9 of a dispatcher holding one (${concurrency} clients)`,
         sent: all.sent,
         failed: all.failed,
-        sideEffects: `spread before: ${hostsUsed.size} host(s); running on live host after: ${running}`,
+        sideEffects: `min 2 entries ${secs(minHeld)} after creation; spread before: ${hostsUsed.size} host(s); running on live host after: ${running}`,
         recovery: `2 ready on live host ${secs(back)} after kill`,
-        goal: 'only in-flight lost; 2 ready within 15 s',
+        goal: 'min held ≤ 1 s; spread; only in-flight lost; 2 ready within 15 s',
         verdict: m.passed ? 'pass' : 'fail',
         notes: [`failures: ${all.kinds || 'none'}${all.failed === 0 ? '' : `; last failure ${secs(Math.max(...load.recs.filter((r) => r.status !== 200).map((r) => r.t1 - tKill)))} after the kill`}`, ...m.missed()],
       };
