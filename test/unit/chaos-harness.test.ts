@@ -1,0 +1,91 @@
+// The chaos suite's counting (chaos/lib): what counts as failed, as recovery, as a pass. The
+// scenarios themselves run against the real stack (npm run chaos), not here.
+
+import { describe, expect, it } from 'vitest';
+import { chaosEnv } from '../../chaos/lib/cluster.js';
+import { firstOkAfter, summarize, type Rec } from '../../chaos/lib/load.js';
+import { exitCodeOf, renderChaosMd, type Row } from '../../chaos/lib/report.js';
+import { Marks } from '../../chaos/lib/scenario.js';
+
+const rec = (t0: number, t1: number, status: number, more: Partial<Rec> = {}): Rec => ({ t0, t1, status, ...more });
+
+const row = (scenario: string, verdict: Row['verdict']): Row => ({
+  scenario, did: 'd', sent: 1, failed: 0, sideEffects: 's', recovery: 'r', goal: 'g', verdict, notes: [],
+});
+
+describe('summarize', () => {
+  it('counts every answer that is not 2xx/3xx and every request with no answer as failed, by kind', () => {
+    const s = summarize([
+      rec(0, 5, 200),
+      rec(0, 10, 503, { code: 'FC_ERR_NO_COMPUTE_HOST' }),
+      rec(0, 10, 503, { code: 'FC_ERR_NO_COMPUTE_HOST' }),
+      rec(0, 100, 0, { error: 'Headers Timeout Error' }),
+      rec(0, 1, 404),
+    ]);
+    expect(s).toMatchObject({ sent: 5, failed: 4, max: 100 });
+    expect(s.kinds).toBe('2× 503 FC_ERR_NO_COMPUTE_HOST, 1× Headers Timeout Error, 1× 404');
+  });
+
+  it('an empty load has no failures and no latency', () => {
+    expect(summarize([])).toMatchObject({ sent: 0, failed: 0, p99: 0, max: 0, kinds: '' });
+  });
+});
+
+describe('firstOkAfter', () => {
+  it('is the earliest success among requests sent at or after the fault', () => {
+    expect(firstOkAfter([rec(10, 30, 200), rec(11, 20, 200), rec(12, 13, 502)], 10)).toBe(20);
+  });
+
+  it('does not count a request sent before the fault that happened to succeed after it', () => {
+    expect(firstOkAfter([rec(5, 50, 200), rec(12, 13, 502)], 10)).toBeUndefined();
+  });
+
+  it('takes a predicate (a 200 from a given container)', () => {
+    const recs = [rec(10, 11, 200, { body: 'old\n' }), rec(10, 15, 200, { body: 'new\n' })];
+    expect(firstOkAfter(recs, 10, (r) => r.status === 200 && r.body?.trim() === 'new')).toBe(15);
+  });
+});
+
+describe('Marks', () => {
+  it('passes only when every check held, and lists the missed ones', () => {
+    const m = new Marks();
+    m.check('a', true);
+    m.check('b', false);
+    expect(m.passed).toBe(false);
+    expect(m.missed()).toEqual(['missed: b']);
+  });
+
+  it('with no check at all is not a pass', () => {
+    expect(new Marks().passed).toBe(false);
+  });
+});
+
+describe('the report', () => {
+  it('exits 0 only when every scenario run passed; not available is not a pass', () => {
+    expect(exitCodeOf([row('a', 'pass'), row('b', 'pass')])).toBe(0);
+    expect(exitCodeOf([row('a', 'pass'), row('b', 'fail')])).toBe(1);
+    expect(exitCodeOf([row('a', 'pass'), row('b', 'unavailable')])).toBe(1);
+    expect(exitCodeOf([])).toBe(1);
+  });
+
+  it('writes one table row per scenario in the suite\'s order, marking failures and unavailability', () => {
+    const md = renderChaosMd([row('b', 'unavailable'), row('a', 'fail'), row('c|x', 'pass')], ['a', 'b']);
+    const lines = md.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| scenario') && !l.startsWith('| ---'));
+    expect(lines.map((l) => l.split(' | ')[0])).toEqual(['| a', '| b', '| c\\|x']);
+    expect(lines[0]).toMatch(/\*\*FAIL\*\* \|$/);
+    expect(lines[1]).toMatch(/not available\*\* \(not passed\) \|$/);
+  });
+});
+
+describe('CHAOS_ENV', () => {
+  it('reads K=V pairs and ignores words without a name', () => {
+    const before = process.env.CHAOS_ENV;
+    process.env.CHAOS_ENV = ' FC_A=1  =x junk FC_B=a=b ';
+    try {
+      expect(chaosEnv()).toEqual({ FC_A: '1', FC_B: 'a=b' });
+    } finally {
+      if (before === undefined) delete process.env.CHAOS_ENV;
+      else process.env.CHAOS_ENV = before;
+    }
+  });
+});
