@@ -18,6 +18,7 @@ export const appDefaults = {
   idleTimeout: 300,
   autoscale: true,
   freezeAfter: 5,
+  egress: 'open',
 } as const;
 
 /** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */

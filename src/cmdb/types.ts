@@ -36,6 +36,11 @@ export interface AppSpec {
   autoscale: boolean;
   /** Seconds without a request after which a container is frozen (cgroup freezer); 0: never. */
   freezeAfter: number;
+  /**
+   * Whether its containers may open connections to the internet ('open', the default; absent in
+   * apps stored before the field existed) or only to the services the operator lists for it.
+   */
+  egress?: 'open' | 'closed';
 }
 
 export interface App extends AppSpec {

@@ -8,7 +8,7 @@ import { invalidFields, type FieldProblem } from '../shared/errors.js';
 
 export { appDefaults, defaultMaxCpus, withScalingDefaults };
 
-const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter'] as const;
+const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter', 'egress'] as const;
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -95,6 +95,7 @@ const checkers: Record<(typeof fields)[number], Checker> = {
   idleTimeout: intIn(1, 7 * 24 * 3600),
   autoscale: (v) => (typeof v === 'boolean' ? ok(v) : bad('true or false')),
   freezeAfter: intIn(0, 7 * 24 * 3600),
+  egress: (v) => (v === 'open' || v === 'closed' ? ok(v) : bad('"open" (the internet reachable, the default) or "closed" (only the services the operator lists for the app)')),
   readinessPath: (v) => (v === null || (typeof v === 'string' && v.startsWith('/') && v.length <= 1024 && !/\s/.test(v)) ? ok(v) : bad('null or a path starting with "/", e.g. "/healthz"')),
 };
 
@@ -144,6 +145,8 @@ export function parseAppPatch(current: AppSpec, body: unknown): AppSpec {
   const problems = unknownFields(b);
   if (b.name !== undefined && b.name !== current.name) problems.push({ field: 'name', value: b.name, allowed: `"${current.name}" (an app cannot be renamed)` });
   const candidate: Record<string, unknown> = { ...withScalingDefaults(current) };
+  // Apps stored before `egress` existed have none: open.
+  candidate.egress ??= appDefaults.egress;
   for (const [k, v] of Object.entries(b)) if (v !== undefined && (fields as readonly string[]).includes(k)) candidate[k] = v;
   // Raising cpus past the old ceiling lifts the ceiling with it, unless the change names one.
   if (b.maxCpus === undefined && typeof candidate.cpus === 'number' && typeof candidate.maxCpus === 'number' && candidate.maxCpus < candidate.cpus) {
