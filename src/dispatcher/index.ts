@@ -23,7 +23,7 @@ export type DispatcherConfig = Pick<
   | 'dispatcherPort' | 'listenHost' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
-  | 'sandboxPool' | 'sandboxImage'
+  | 'sandboxPool' | 'sandboxImage' | 'networkIsolation' | 'blockedNetworks' | 'tenantServices'
 >;
 
 export interface DispatcherRole {
@@ -46,6 +46,10 @@ export async function startDispatcher(
       image: config.sandboxImage,
       labels: { [labelKeys.managed]: 'true', [labelKeys.host]: config.hostId },
       warn: (message, err) => logger.warn({ err }, message),
+    },
+    isolation: {
+      hostId: config.hostId,
+      policy: config.networkIsolation ? { blockedNetworks: config.blockedNetworks, services: config.tenantServices } : null,
     },
   });
   const dispatcher = new Dispatcher({ ...deps, runtime, logger, registry: createRegistry('dispatcher') }, config);
