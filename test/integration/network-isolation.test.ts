@@ -1,0 +1,251 @@
+// Tenants' containers cannot reach the host, each other, link-local (metadata) or the operator's
+// blocked networks; the services the operator lists for an app are reachable by that app only;
+// egress closed blocks what egress open reaches. Real iptables, real containers, and only servers
+// of this test's own on this machine:
+//   - a listener in this process on every host address (probed at the network's gateway and at the
+//     host's primary address);
+//   - a network namespace of its own joined to the host by a veth pair, holding three address
+//     ranges that stand for the outside: 169.254.213.1 (link-local, a "metadata service"),
+//     10.213.0.1 (an "operator network", blocked by FC_BLOCKED_NETWORKS, with one allowed service)
+//     and 198.51.100.1 (TEST-NET-2, "the internet"). Before any probe, the route to each is checked
+//     to go into that veth, so nothing leaves the machine.
+// Each blocked probe has a control that reaches the same server from a container on Docker's
+// default bridge (no isolation there), so a probe cannot pass for a missing server.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import os from 'node:os';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labelKeys, type ContainerSpec } from '../../src/dispatcher/container-runtime.js';
+import { DockerRuntime } from '../../src/dispatcher/runtime/docker-runtime.js';
+import { chainsOf, type IsolationPolicy } from '../../src/dispatcher/runtime/network-isolation.js';
+import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
+import { docker, removeContainersOfHost } from '../helpers/docker.js';
+import { uniqueName } from '../helpers/env.js';
+import { eventually } from '../helpers/wait.js';
+
+const exec = promisify(execFile);
+const hostId = uniqueName('fctest-host');
+const network = `fc-${hostId}`;
+const tag = randomBytes(3).toString('hex');
+const ns = `fct-${tag}`;
+const vethHost = `fcv${tag}a`;
+const vethNs = `fcv${tag}b`;
+const outside = {
+  metadata: { ns: '169.254.213.1', host: '169.254.213.2' },
+  operator: { ns: '10.213.0.1', host: '10.213.0.2' },
+  internet: { ns: '198.51.100.1', host: '198.51.100.2' },
+};
+const SERVICE_PORT = 8080;
+const OTHER_PORT = 8081;
+const policy: IsolationPolicy = {
+  blockedNetworks: ['10.213.0.0/24'],
+  services: [{ app: 'blog', address: outside.operator.ns, port: SERVICE_PORT, protocol: 'tcp' }],
+};
+
+function runtime(): DockerRuntime {
+  return new DockerRuntime({
+    dockerHost: 'unix:///var/run/docker.sock',
+    network,
+    sandboxes: { size: 1, image: 'fastcontainer/hello', labels: { [labelKeys.managed]: 'true', [labelKeys.host]: hostId }, warn: () => undefined },
+    isolation: { hostId, policy },
+  });
+}
+
+let rt: DockerRuntime;
+let seq = 0;
+function spec(app: string, egress: 'open' | 'closed'): ContainerSpec {
+  seq += 1;
+  return {
+    name: `fctest-${hostId}-${seq}`, image: 'fastcontainer/hello', command: null, env: {}, port: 8080, volumes: [],
+    cpus: 0.2, memory: 32 * 1024 * 1024, pidsLimit: 32, egress,
+    labels: { [labelKeys.managed]: 'true', [labelKeys.host]: hostId, [labelKeys.app]: app, [labelKeys.container]: `entry-${seq}` },
+  };
+}
+
+async function startTenant(app: string, egress: 'open' | 'closed'): Promise<{ id: string; ip: string }> {
+  const id = await rt.create(spec(app, egress));
+  const c = await rt.start(id);
+  expect(c.ip).not.toBeNull();
+  return { id, ip: c.ip as string };
+}
+
+/**
+ * From inside container `id`: whether an HTTP GET of ip:port answers, within 2 s. (busybox nc:
+ * Debian's static busybox wget crashes.)
+ */
+async function reaches(id: string, ip: string, port: number): Promise<boolean> {
+  const probe = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 2 ${ip} ${port}`;
+  try {
+    const { stdout } = await exec('docker', ['exec', id, '/bin/busybox', 'sh', '-c', probe], { timeout: 10_000 });
+    return stdout.includes('fctest-answer');
+  } catch {
+    return false;
+  }
+}
+
+let hostServer: net.Server;
+const hostSockets = new Set<net.Socket>();
+let hostPort: number;
+let nsServer: ChildProcess | undefined;
+let control: string;
+let gateway: string;
+let primary: string;
+let blog: { id: string; ip: string };
+let shop: { id: string; ip: string };
+let other: { id: string; ip: string };
+
+/** The host's first non-loopback IPv4 address that is not a Docker bridge's or our veth's. */
+function primaryAddress(): string {
+  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
+    if (name === 'lo' || name.startsWith('docker') || name.startsWith('br-') || name.startsWith('fc') || name.startsWith('veth')) continue;
+    const a = addrs?.find((x) => x.family === 'IPv4' && !x.internal);
+    if (a !== undefined) return a.address;
+  }
+  throw new Error('no primary IPv4 address on this host');
+}
+
+async function sh(cmd: string, ...args: string[]): Promise<string> {
+  return (await exec(cmd, args)).stdout;
+}
+
+beforeAll(async () => {
+  // The stand-ins for the outside, in a namespace of the test's own.
+  await sh('ip', 'netns', 'add', ns);
+  await sh('ip', 'link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethNs);
+  await sh('ip', 'link', 'set', vethNs, 'netns', ns);
+  for (const r of Object.values(outside)) {
+    await sh('ip', 'addr', 'add', `${r.host}/30`, 'dev', vethHost);
+    await sh('ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', `${r.ns}/30`, 'dev', vethNs);
+  }
+  await sh('ip', 'link', 'set', vethHost, 'up');
+  await sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', vethNs, 'up');
+  await sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
+  for (const r of Object.values(outside)) {
+    expect(await sh('ip', 'route', 'get', r.ns)).toContain(`dev ${vethHost}`);
+  }
+  const script = `const http=require('node:http');for(const p of [${SERVICE_PORT},${OTHER_PORT}])http.createServer((q,s)=>s.end('fctest-answer '+p)).listen(p,'0.0.0.0',()=>console.log('listening '+p));`;
+  nsServer = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  nsServer.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  await eventually(() => out.includes(`listening ${SERVICE_PORT}`) && out.includes(`listening ${OTHER_PORT}`), { timeout: 10_000, what: 'the servers in the namespace' });
+
+  // A listener on every address of the host, as the dispatcher, CoreAPI and Redis could be.
+  hostServer = net.createServer((s) => {
+    hostSockets.add(s);
+    s.on('close', () => hostSockets.delete(s));
+    s.end('HTTP/1.0 200 OK\r\n\r\nfctest-answer host\n');
+  });
+  await new Promise<void>((resolve) => hostServer.listen(0, '0.0.0.0', resolve));
+  hostPort = (hostServer.address() as net.AddressInfo).port;
+  primary = primaryAddress();
+
+  rt = runtime();
+  await rt.ping();
+  await rt.prepare();
+  const info = await docker.getNetwork(network).inspect();
+  gateway = info.IPAM.Config[0].Gateway as string;
+  blog = await startTenant('blog', 'open');
+  shop = await startTenant('shop', 'closed');
+  other = await startTenant('other', 'open');
+
+  // The control: a container of the test's own on Docker's default bridge, where no rule of ours applies.
+  const c = await docker.createContainer({
+    Image: 'fastcontainer/hello', Entrypoint: ['/bin/busybox', 'sleep', '600'], Cmd: [],
+    Labels: { [labelKeys.managed]: 'true', [labelKeys.host]: hostId },
+    HostConfig: { NetworkMode: 'bridge', CapDrop: ['ALL'] },
+  });
+  await c.start();
+  control = c.id;
+}, 120_000);
+
+afterAll(async () => {
+  await rt?.close();
+  await removeContainersOfHost(hostId);
+  await removeTenantNetwork(docker, network, hostId);
+  if (nsServer?.pid !== undefined && nsServer.exitCode === null) {
+    nsServer.kill('SIGTERM');
+    await new Promise((r) => nsServer?.once('exit', r));
+  }
+  await exec('ip', ['link', 'del', vethHost]).catch(() => undefined);
+  await exec('ip', ['netns', 'del', ns]).catch(() => undefined);
+  // The controls' connections, which busybox nc leaves half-open.
+  for (const x of hostSockets) x.destroy();
+  await new Promise((r) => hostServer?.close(r));
+}, 60_000);
+
+describe('network isolation', () => {
+  it('keeps a tenant from the host: the network\'s gateway and the host\'s primary address, any port', async () => {
+    expect(await reaches(control, gateway, hostPort)).toBe(true);
+    expect(await reaches(control, primary, hostPort)).toBe(true);
+    for (const c of [blog, shop, other]) {
+      expect(await reaches(c.id, gateway, hostPort)).toBe(false);
+      expect(await reaches(c.id, primary, hostPort)).toBe(false);
+    }
+  });
+
+  it('keeps a tenant from another tenant\'s container, which the host still reaches', async () => {
+    const res = await fetch(`http://${other.ip}:8080/`);
+    expect(res.status).toBe(200);
+    expect(await reaches(blog.id, other.ip, 8080)).toBe(false);
+    expect(await reaches(other.id, blog.ip, 8080)).toBe(false);
+  });
+
+  it('keeps a tenant from link-local (metadata) and from the operator\'s blocked networks', async () => {
+    expect(await reaches(control, outside.metadata.ns, SERVICE_PORT)).toBe(true);
+    expect(await reaches(control, outside.operator.ns, OTHER_PORT)).toBe(true);
+    expect(await reaches(other.id, outside.metadata.ns, SERVICE_PORT)).toBe(false);
+    expect(await reaches(other.id, outside.operator.ns, OTHER_PORT)).toBe(false);
+  });
+
+  it('opens a listed service to its app only, and only that port', async () => {
+    expect(await reaches(blog.id, outside.operator.ns, SERVICE_PORT)).toBe(true);
+    expect(await reaches(blog.id, outside.operator.ns, OTHER_PORT)).toBe(false);
+    expect(await reaches(other.id, outside.operator.ns, SERVICE_PORT)).toBe(false);
+  });
+
+  it('leaves the internet open, unless the app closes its egress', async () => {
+    expect(await reaches(other.id, outside.internet.ns, SERVICE_PORT)).toBe(true);
+    expect(await reaches(shop.id, outside.internet.ns, SERVICE_PORT)).toBe(false);
+  });
+
+  it('runs tenants without NET_RAW (no spoofing) and with no-new-privileges', async () => {
+    const { stdout } = await exec('docker', ['exec', blog.id, '/bin/busybox', 'grep', '-E', 'CapBnd|NoNewPrivs', '/proc/1/status']);
+    const bounding = BigInt(`0x${/CapBnd:\s*([0-9a-f]+)/.exec(stdout)?.[1] ?? 'ffff'}`);
+    expect(bounding & (1n << 13n)).toBe(0n);
+    expect(stdout).toMatch(/NoNewPrivs:\s*1/);
+  });
+
+  it('writes the rules again after a restart that finds them gone, without duplicating jumps', async () => {
+    const chains = chainsOf(network);
+    // As after a crash and a firewall reload: our chain emptied.
+    await sh('iptables', '-w', '-F', chains.forward);
+    expect(await reaches(shop.id, outside.internet.ns, SERVICE_PORT)).toBe(true);
+    const again = runtime();
+    try {
+      await again.ping();
+      expect(await reaches(shop.id, outside.internet.ns, SERVICE_PORT)).toBe(false);
+      expect(await reaches(blog.id, outside.operator.ns, SERVICE_PORT)).toBe(true);
+      const rules = await sh('iptables', '-w', '-S');
+      expect(rules.split('\n').filter((l) => l.includes(`-j ${chains.forward}`))).toHaveLength(1);
+      expect(rules.split('\n').filter((l) => l.includes(`-j ${chains.host}`))).toHaveLength(1);
+    } finally {
+      // Its containers remain: closing it leaves network and rules in place.
+      await again.close();
+    }
+    expect(await sh('iptables', '-w', '-S')).toContain(`-N ${chains.forward}`);
+  });
+
+  it('removes its rules and network on a clean stop once no container is left', async () => {
+    const chains = chainsOf(network);
+    for (const c of [blog, shop, other]) await rt.remove(c.id);
+    await rt.close();
+    await eventually(async () => !(await sh('iptables', '-w', '-S')).includes(chains.forward), { timeout: 10_000, what: 'the rules to go' });
+    const rules = await sh('iptables', '-w', '-S');
+    expect(rules).not.toContain(chains.host);
+    expect(await sh('ip6tables', '-w', '-S')).not.toContain(chains.ipv6);
+    await expect(docker.getNetwork(network).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
