@@ -146,7 +146,8 @@ beforeAll(async () => {
   await rt.ping();
   await rt.prepare();
   const info = await docker.getNetwork(network).inspect();
-  gateway = info.IPAM.Config[0].Gateway as string;
+  gateway = info.IPAM?.Config?.[0]?.Gateway ?? '';
+  expect(gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
   blog = await startTenant('blog', 'open');
   shop = await startTenant('shop', 'closed');
   other = await startTenant('other', 'open');
