@@ -53,12 +53,16 @@ async function ensureJump(j: Jump): Promise<void> {
   if (present.code !== 0) await must(main, ['-w', String(LOCK_WAIT_S), '-I', j.from, '1', ...j.rule]);
 }
 
-/** Writes our chains (atomically per family), then makes sure every jump into them is there. */
-export async function applyRuleset(rules: Ruleset): Promise<void> {
-  for (const family of await families()) {
+/**
+ * Writes our chains (atomically per family), then makes sure every jump into them is there.
+ * `quick`: only the IPv4 chains, jumps unchecked: what a container's coming or going changes
+ * (about a third of the time of a full write), once a full one has put the rest in place.
+ */
+export async function applyRuleset(rules: Ruleset, o: { quick?: boolean } = {}): Promise<void> {
+  for (const family of o.quick === true ? ['ipv4' as const] : await families()) {
     if (!rules.chains.some((c) => c.family === family)) continue;
     await must(tools[family].restore, ['-w', String(LOCK_WAIT_S), '--noflush'], restoreScript(rules.chains, family));
-    for (const j of rules.jumps.filter((x) => x.family === family)) await ensureJump(j);
+    if (o.quick !== true) for (const j of rules.jumps.filter((x) => x.family === family)) await ensureJump(j);
   }
 }
 

@@ -39,6 +39,8 @@ export class TenantNetwork {
   /** Containers with rules of their own, by the sandbox (network namespace) they are in. */
   private readonly facts = new Map<string, ContainerFacts>();
   private queued: Promise<void> | null = null;
+  /** Whether the queued write is to be a full one (jumps checked, IPv6 too). */
+  private queuedFull = false;
   private last: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -68,8 +70,8 @@ export class TenantNetwork {
     const problem = await iptablesProblem();
     if (problem !== null) throw new FcError('FC_ERR_CONFIG', `network isolation (FC_NETWORK_ISOLATION) cannot work: ${problem}; or set FC_NETWORK_ISOLATION=false`, {});
     for (const [sandbox, f] of existing) if (needsOwnRules(this.o.policy, f.app, f.egress)) this.facts.set(sandbox, f);
-    await this.converge();
-    this.timer = setInterval(() => void this.converge().catch((err: unknown) => this.o.warn('could not write the network isolation rules again; the next try is in 15 s', err)), REAPPLY_MS);
+    await this.converge(true);
+    this.timer = setInterval(() => void this.converge(true).catch((err: unknown) => this.o.warn('could not write the network isolation rules again; the next try is in 15 s', err)), REAPPLY_MS);
     this.timer.unref();
   }
 
@@ -102,13 +104,16 @@ export class TenantNetwork {
    * Writes the whole rule set as it is now. Calls coalesce: one that comes while a write is
    * queued shares it (the queued write reads the facts when it runs, so it includes the change).
    */
-  private converge(): Promise<void> {
+  private converge(full = false): Promise<void> {
     if (this.o.policy === null || this.closed) return Promise.resolve();
+    this.queuedFull ||= full;
     if (this.queued !== null) return this.queued;
     const policy = this.o.policy;
     const run = this.last.then(async () => {
       this.queued = null;
-      await applyRuleset(isolationRules({ name: this.o.name, bridge: this.bridge }, policy, [...this.facts.values()]));
+      const quick = !this.queuedFull;
+      this.queuedFull = false;
+      await applyRuleset(isolationRules({ name: this.o.name, bridge: this.bridge }, policy, [...this.facts.values()]), { quick });
     });
     this.queued = run;
     this.last = run.catch(() => undefined);
