@@ -109,8 +109,9 @@ export class DockerRuntime implements ContainerRuntime {
         for (const c of await this.list(own)) {
           const sandbox = c.labels[sandboxLabels.joined];
           const app = c.labels[labelKeys.app];
-          if (sandbox === undefined || app === undefined || c.ip === null) continue;
-          existing.set(sandbox, { ip: c.ip, app, egress: c.labels[egressLabel] === 'closed' ? 'closed' : 'open' });
+          if (app === undefined || c.ip === null) continue;
+          // By its sandbox; one made in a namespace of its own (before its app had rules) by its id.
+          existing.set(sandbox ?? c.id, { ip: c.ip, app, egress: c.labels[egressLabel] === 'closed' ? 'closed' : 'open' });
         }
       }
       await network.prepare(existing);
@@ -292,10 +293,8 @@ export class DockerRuntime implements ContainerRuntime {
       if (!isStatus(err, 404, 409)) throw engineError(`remove container ${id.slice(0, 12)}`, err);
     }
     this.joined.delete(id);
-    if (sandbox !== null) {
-      this.sandboxes.release(sandbox);
-      await this.network?.forget(sandbox).catch((err: unknown) => this.options.sandboxes?.warn('could not remove the network rules of a removed container; they are written again within 15 s', err));
-    }
+    if (sandbox !== null) this.sandboxes.release(sandbox);
+    await this.network?.forget(sandbox ?? id).catch((err: unknown) => this.options.sandboxes?.warn('could not remove the network rules of a removed container; they are written again within 15 s', err));
   }
 
   async freeze(id: string): Promise<void> {
