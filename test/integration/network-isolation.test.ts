@@ -40,10 +40,8 @@ const outside = {
 };
 const SERVICE_PORT = 8080;
 const OTHER_PORT = 8081;
-const policy: IsolationPolicy = {
-  blockedNetworks: ['10.213.0.0/24'],
-  services: [{ app: 'blog', address: outside.operator.ns, port: SERVICE_PORT, protocol: 'tcp' }],
-};
+/** Made once the host's listener has its port: blog may reach it at the host's primary address. */
+let policy: IsolationPolicy;
 
 function runtime(): DockerRuntime {
   return new DockerRuntime({
@@ -141,6 +139,14 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => hostServer.listen(0, '0.0.0.0', resolve));
   hostPort = (hostServer.address() as net.AddressInfo).port;
   primary = primaryAddress();
+  policy = {
+    blockedNetworks: ['10.213.0.0/24'],
+    services: [
+      { app: 'blog', address: outside.operator.ns, port: SERVICE_PORT, protocol: 'tcp' },
+      // A service on the host itself, as a tenant's database on the compute host would be.
+      { app: 'blog', address: primary, port: hostPort, protocol: 'tcp' },
+    ],
+  };
 
   rt = runtime();
   await rt.ping();
@@ -178,13 +184,17 @@ afterAll(async () => {
 }, 60_000);
 
 describe('network isolation', () => {
-  it('keeps a tenant from the host: the network\'s gateway and the host\'s primary address, any port', async () => {
+  it('keeps a tenant from the host: a port at the network\'s gateway and at the host\'s primary address', async () => {
     expect(await reaches(control, gateway, hostPort)).toBe(true);
     expect(await reaches(control, primary, hostPort)).toBe(true);
-    for (const c of [blog, shop, other]) {
-      expect(await reaches(c.id, gateway, hostPort)).toBe(false);
-      expect(await reaches(c.id, primary, hostPort)).toBe(false);
-    }
+    for (const c of [blog, shop, other]) expect(await reaches(c.id, gateway, hostPort)).toBe(false);
+    for (const c of [shop, other]) expect(await reaches(c.id, primary, hostPort)).toBe(false);
+  });
+
+  it('opens a service on the host to the app it is listed for, at that address only', async () => {
+    expect(await reaches(blog.id, primary, hostPort)).toBe(true);
+    expect(await reaches(blog.id, gateway, hostPort)).toBe(false);
+    expect(await reaches(other.id, primary, hostPort)).toBe(false);
   });
 
   it('keeps a tenant from another tenant\'s container, which the host still reaches', async () => {
