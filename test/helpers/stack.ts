@@ -84,7 +84,7 @@ export async function startTestStack(o: TestStackOptions = {}): Promise<TestStac
       await stack.destroy().catch(() => undefined);
       await removeContainersOfHost(hostId);
       // The dispatcher's network and its isolation rules (destroy() leaves them to the containers).
-      await removeTenantNetwork(docker, config.dockerNetwork, hostId);
+      if (o.runtime === undefined) await removeTenantNetwork(docker, config.dockerNetwork, hostId);
       await dropPrefix(prefix);
       rmSync(stateDir, { recursive: true, force: true });
     },

@@ -260,3 +260,34 @@ describe('network isolation', () => {
     await expect(docker.getNetwork(network).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
 });
+
+describe('network isolation refuses what it cannot hold', () => {
+  it('refuses Docker\'s default bridge, which every container on the engine shares', async () => {
+    const shared = new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge', isolation: { hostId, policy: { blockedNetworks: [], services: [] } } });
+    const err = await shared.ping().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'FC_ERR_CONFIG' });
+    expect((err as Error).message).toMatch(/default bridge.*FC_NETWORK_ISOLATION=false/);
+    expect(await sh('iptables', '-w', '-S')).not.toContain('fastcontainer network bridge');
+    await shared.close();
+  });
+
+  it('refuses a network another host\'s dispatcher made, and leaves it alone', async () => {
+    const otherHost = uniqueName('fctest-host');
+    const theirs = `fc-${otherHost}`;
+    const owner = new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: theirs, isolation: { hostId: otherHost, policy: { blockedNetworks: [], services: [] } } });
+    try {
+      await owner.ping();
+      const intruder = new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: theirs, isolation: { hostId, policy: { blockedNetworks: [], services: [] } } });
+      const err = await intruder.ping().catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'FC_ERR_CONFIG' });
+      expect((err as Error).message).toContain(`belongs to the dispatcher of host ${otherHost}`);
+      await intruder.close();
+      expect((await docker.getNetwork(theirs).inspect()).Name).toBe(theirs);
+      expect(await sh('iptables', '-w', '-S')).toContain(`-N ${chainsOf(theirs).forward}`);
+    } finally {
+      await owner.close();
+      await removeTenantNetwork(docker, theirs, otherHost);
+    }
+    await expect(docker.getNetwork(theirs).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});

@@ -62,13 +62,18 @@ export class TenantNetwork {
    */
   async prepare(existing: ReadonlyMap<string, ContainerFacts>): Promise<void> {
     const info = await this.ensureNetwork();
-    this.bridge = info.Options?.['com.docker.network.bridge.name'] ?? `br-${info.Id.slice(0, 12)}`;
-    if (this.o.policy === null) return;
+    const bridge = info.Options?.['com.docker.network.bridge.name'] ?? `br-${info.Id.slice(0, 12)}`;
+    if (this.o.policy === null) {
+      this.bridge = bridge;
+      return;
+    }
     if (info.Options?.['com.docker.network.bridge.default_bridge'] === 'true') {
       throw new FcError('FC_ERR_CONFIG', `network isolation needs a network of the dispatcher's own, and "${this.o.name}" is Docker's default bridge, shared with every container on the engine: leave FC_DOCKER_NETWORK unset (the dispatcher makes fc-<host id>) or set FC_NETWORK_ISOLATION=false`, { network: this.o.name });
     }
     const problem = await iptablesProblem();
     if (problem !== null) throw new FcError('FC_ERR_CONFIG', `network isolation (FC_NETWORK_ISOLATION) cannot work: ${problem}; or set FC_NETWORK_ISOLATION=false`, {});
+    // Known only now that the network is one isolation can hold, so close() never touches another.
+    this.bridge = bridge;
     for (const [sandbox, f] of existing) if (needsOwnRules(this.o.policy, f.app, f.egress)) this.facts.set(sandbox, f);
     await this.converge(true);
     this.timer = setInterval(() => void this.converge(true).catch((err: unknown) => this.o.warn('could not write the network isolation rules again; the next try is in 15 s', err)), REAPPLY_MS);
@@ -97,7 +102,7 @@ export class TenantNetwork {
     const info = await this.inspect();
     if (info === null) return;
     if (Object.keys(info.Containers ?? {}).length > 0) return;
-    await removeTenantNetwork(this.docker, this.o.name, this.o.hostId);
+    await removeTenantNetwork(this.docker, this.o.name, this.o.hostId, { rules: this.o.policy !== null });
   }
 
   /**
@@ -165,7 +170,7 @@ export class TenantNetwork {
  * container is on it, the network. For a clean stop, and for tests and operators cleaning up after
  * a dispatcher that cannot (killed, or gone for good).
  */
-export async function removeTenantNetwork(docker: Docker, name: string, hostId: string): Promise<void> {
+export async function removeTenantNetwork(docker: Docker, name: string, hostId: string, o: { rules?: boolean } = {}): Promise<void> {
   let info: NetworkInfo | null = null;
   try {
     info = (await docker.getNetwork(name).inspect()) as NetworkInfo;
@@ -173,7 +178,7 @@ export async function removeTenantNetwork(docker: Docker, name: string, hostId: 
     info = null;
   }
   const bridge = info === null ? bridgeNameOf(name) : info.Options?.['com.docker.network.bridge.name'] ?? `br-${info.Id.slice(0, 12)}`;
-  await removeRuleset(isolationRules({ name, bridge }, { blockedNetworks: [], services: [] }, []));
+  if (o.rules !== false) await removeRuleset(isolationRules({ name, bridge }, { blockedNetworks: [], services: [] }, []));
   if (info !== null && info.Labels?.[networkLabels.managed] === 'true' && info.Labels[networkLabels.host] === hostId && Object.keys(info.Containers ?? {}).length === 0) {
     await docker.getNetwork(name).remove().catch(() => undefined);
   }
