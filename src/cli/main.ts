@@ -28,7 +28,7 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
              [--env KEY=VALUE ...] [--volume /host:/container[:ro] ...] [--cpus 0.5] [--memory 256m]
              [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
              [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)] [--freeze-after 5 (s, 0: never)]
-             [--no-autoscale | --autoscale true|false]
+             [--no-autoscale | --autoscale true|false] [--egress open|closed]
   app create --file spec.json
   app ls | app show <name> | app rm <name>
   app scale <name> [--containers N] [--cpus X]
@@ -61,6 +61,7 @@ const appFlags = {
   'freeze-after': { type: 'string' },
   autoscale: { type: 'string' },
   'no-autoscale': { type: 'boolean' },
+  egress: { type: 'string' },
   containers: { type: 'string' },
   limit: { type: 'string' },
   file: { type: 'string' },
@@ -250,6 +251,7 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
     spec.command = c.startsWith('[') ? (JSON.parse(c) as unknown) : c.split(/\s+/);
   }
   if (typeof values['readiness-path'] === 'string') spec.readinessPath = values['readiness-path'];
+  if (typeof values.egress === 'string') spec.egress = values.egress;
   if (values['no-autoscale'] === true) {
     if (values.autoscale !== undefined) throw new UsageError('give --no-autoscale or --autoscale, not both');
     spec.autoscale = false;

@@ -121,7 +121,7 @@ export const options = {
   blockedNetworks: {
     env: 'FC_BLOCKED_NETWORKS', flag: 'blocked-networks', default: [] as string[], defaultDoc: '(none besides 169.254.0.0/16, always blocked)',
     allowed: 'IPv4 CIDRs separated by commas or spaces, e.g. "10.0.0.0/8,192.168.0.0/16"', roles: ['dispatcher'],
-    doc: 'The operator\'s internal networks, which no container may reach (with FC_NETWORK_ISOLATION) except for FC_TENANT_SERVICES.',
+    doc: 'The operator\'s internal networks, which no container may reach (with FC_NETWORK_ISOLATION) except for FC_TENANT_SERVICES. List the compute hosts\' LAN here too: only this host\'s own addresses are blocked without it, and other hosts\' dispatchers, a Redis or a CoreAPI on another machine would be reachable like the internet.',
     parse: parseCidrList,
   },
   tenantServices: {
