@@ -20,7 +20,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys, type ContainerSpec } from '../../src/dispatcher/container-runtime.js';
 import { DockerRuntime } from '../../src/dispatcher/runtime/docker-runtime.js';
-import { chainsOf, type IsolationPolicy } from '../../src/dispatcher/runtime/network-isolation.js';
+import { applyRuleset } from '../../src/dispatcher/runtime/iptables.js';
+import { bridgeNameOf, chainsOf, isolationRules, type IsolationPolicy } from '../../src/dispatcher/runtime/network-isolation.js';
 import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
 import { docker, removeContainersOfHost } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
@@ -258,6 +259,28 @@ describe('network isolation', () => {
     expect(rules).not.toContain(chains.host);
     expect(await sh('ip6tables', '-w', '-S')).not.toContain(chains.ipv6);
     await expect(docker.getNetwork(network).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
+
+describe('network isolation turned off', () => {
+  it('removes the rules an earlier run with isolation left on its network', async () => {
+    const host = uniqueName('fctest-host');
+    const name = `fc-${host}`;
+    const left = isolationRules({ name, bridge: bridgeNameOf(name) }, { blockedNetworks: [], services: [] }, [{ ip: '10.213.9.9', app: 'blog', egress: 'closed' }]);
+    await applyRuleset(left);
+    expect(await sh('iptables', '-w', '-S')).toContain(`-N ${chainsOf(name).forward}`);
+    const off = new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: name, isolation: { hostId: host, policy: null } });
+    try {
+      await off.ping();
+      const rules = await sh('iptables', '-w', '-S');
+      expect(rules).not.toContain(chainsOf(name).forward);
+      expect(rules).not.toContain(`fastcontainer network ${name}`);
+      // The network is still made, with inter-container traffic off.
+      expect((await docker.getNetwork(name).inspect()).Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
+    } finally {
+      await off.close();
+      await removeTenantNetwork(docker, name, host);
+    }
   });
 });
 

@@ -65,6 +65,10 @@ export class TenantNetwork {
     const bridge = info.Options?.['com.docker.network.bridge.name'] ?? `br-${info.Id.slice(0, 12)}`;
     if (this.o.policy === null) {
       this.bridge = bridge;
+      // Rules an earlier run with isolation left would go on half-working, unmaintained: a
+      // container's allowed service would pass to whichever container gets its address next.
+      // Without root or iptables (a likely reason to turn isolation off) there are none to remove.
+      await removeRuleset(isolationRules({ name: this.o.name, bridge }, { blockedNetworks: [], services: [] }, [])).catch(() => undefined);
       return;
     }
     if (info.Options?.['com.docker.network.bridge.default_bridge'] === 'true') {
