@@ -23,8 +23,9 @@ import { DockerRuntime } from '../../src/dispatcher/runtime/docker-runtime.js';
 import { applyRuleset } from '../../src/dispatcher/runtime/iptables.js';
 import { bridgeNameOf, chainsOf, isolationRules, type IsolationPolicy } from '../../src/dispatcher/runtime/network-isolation.js';
 import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
-import { docker, removeContainersOfHost } from '../helpers/docker.js';
+import { containersOfHost, docker, removeContainersOfHost } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
+import { startTestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
 
 const exec = promisify(execFile);
@@ -72,17 +73,19 @@ async function startTenant(app: string, egress: 'open' | 'closed'): Promise<{ id
 }
 
 /**
- * From inside container `id`: whether an HTTP GET of ip:port answers, within 2 s. (busybox nc:
- * Debian's static busybox wget crashes.)
+ * From inside container `id`: 'answered' if an HTTP server answers at ip:port within 3 s,
+ * 'refused' if the connection is refused, else what happened. By what nc says, not its exit
+ * status, which the pipeline does not always carry.
  */
-async function reaches(id: string, ip: string, port: number): Promise<boolean> {
-  const probe = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 2 ${ip} ${port}`;
-  try {
-    const { stdout } = await exec('docker', ['exec', id, '/bin/busybox', 'sh', '-c', probe], { timeout: 10_000 });
-    return stdout.includes('fctest-answer');
-  } catch {
-    return false;
-  }
+async function answersAt(id: string, ip: string, port: number): Promise<string> {
+  // stdin is held open a while: busybox nc half-closes at its end, and Node's servers close a
+  // half-closed connection before an answer that takes a moment (a Redis round trip) is written.
+  const probe = `(printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n'; sleep 1) | /bin/busybox nc -w 3 ${ip} ${port}`;
+  const { stdout, stderr } = await exec('docker', ['exec', id, '/bin/busybox', 'sh', '-c', probe], { timeout: 10_000 })
+    .catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? String(err) }));
+  if (stdout.startsWith('HTTP/1.')) return 'answered';
+  if (/connection refused/i.test(stderr)) return 'refused';
+  return `neither (${JSON.stringify(stdout.slice(0, 80))}, ${JSON.stringify(stderr.slice(0, 200))})`;
 }
 
 let hostServer: net.Server;
@@ -186,41 +189,41 @@ afterAll(async () => {
 
 describe('network isolation', () => {
   it('keeps a tenant from the host: a port at the network\'s gateway and at the host\'s primary address', async () => {
-    expect(await reaches(control, gateway, hostPort)).toBe(true);
-    expect(await reaches(control, primary, hostPort)).toBe(true);
-    for (const c of [blog, shop, other]) expect(await reaches(c.id, gateway, hostPort)).toBe(false);
-    for (const c of [shop, other]) expect(await reaches(c.id, primary, hostPort)).toBe(false);
+    expect(await answersAt(control, gateway, hostPort)).toBe('answered');
+    expect(await answersAt(control, primary, hostPort)).toBe('answered');
+    for (const c of [blog, shop, other]) expect(await answersAt(c.id, gateway, hostPort)).toBe('refused');
+    for (const c of [shop, other]) expect(await answersAt(c.id, primary, hostPort)).toBe('refused');
   });
 
   it('opens a service on the host to the app it is listed for, at that address only', async () => {
-    expect(await reaches(blog.id, primary, hostPort)).toBe(true);
-    expect(await reaches(blog.id, gateway, hostPort)).toBe(false);
-    expect(await reaches(other.id, primary, hostPort)).toBe(false);
+    expect(await answersAt(blog.id, primary, hostPort)).toBe('answered');
+    expect(await answersAt(blog.id, gateway, hostPort)).toBe('refused');
+    expect(await answersAt(other.id, primary, hostPort)).toBe('refused');
   });
 
   it('keeps a tenant from another tenant\'s container, which the host still reaches', async () => {
     const res = await fetch(`http://${other.ip}:8080/`);
     expect(res.status).toBe(200);
-    expect(await reaches(blog.id, other.ip, 8080)).toBe(false);
-    expect(await reaches(other.id, blog.ip, 8080)).toBe(false);
+    expect(await answersAt(blog.id, other.ip, 8080)).toBe('refused');
+    expect(await answersAt(other.id, blog.ip, 8080)).toBe('refused');
   });
 
   it('keeps a tenant from link-local (metadata) and from the operator\'s blocked networks', async () => {
-    expect(await reaches(control, outside.metadata.ns, SERVICE_PORT)).toBe(true);
-    expect(await reaches(control, outside.operator.ns, OTHER_PORT)).toBe(true);
-    expect(await reaches(other.id, outside.metadata.ns, SERVICE_PORT)).toBe(false);
-    expect(await reaches(other.id, outside.operator.ns, OTHER_PORT)).toBe(false);
+    expect(await answersAt(control, outside.metadata.ns, SERVICE_PORT)).toBe('answered');
+    expect(await answersAt(control, outside.operator.ns, OTHER_PORT)).toBe('answered');
+    expect(await answersAt(other.id, outside.metadata.ns, SERVICE_PORT)).toBe('refused');
+    expect(await answersAt(other.id, outside.operator.ns, OTHER_PORT)).toBe('refused');
   });
 
   it('opens a listed service to its app only, and only that port', async () => {
-    expect(await reaches(blog.id, outside.operator.ns, SERVICE_PORT)).toBe(true);
-    expect(await reaches(blog.id, outside.operator.ns, OTHER_PORT)).toBe(false);
-    expect(await reaches(other.id, outside.operator.ns, SERVICE_PORT)).toBe(false);
+    expect(await answersAt(blog.id, outside.operator.ns, SERVICE_PORT)).toBe('answered');
+    expect(await answersAt(blog.id, outside.operator.ns, OTHER_PORT)).toBe('refused');
+    expect(await answersAt(other.id, outside.operator.ns, SERVICE_PORT)).toBe('refused');
   });
 
   it('leaves the internet open, unless the app closes its egress', async () => {
-    expect(await reaches(other.id, outside.internet.ns, SERVICE_PORT)).toBe(true);
-    expect(await reaches(shop.id, outside.internet.ns, SERVICE_PORT)).toBe(false);
+    expect(await answersAt(other.id, outside.internet.ns, SERVICE_PORT)).toBe('answered');
+    expect(await answersAt(shop.id, outside.internet.ns, SERVICE_PORT)).toBe('refused');
   });
 
   it('runs tenants without NET_RAW (no spoofing) and with no-new-privileges', async () => {
@@ -234,12 +237,12 @@ describe('network isolation', () => {
     const chains = chainsOf(network);
     // As after a crash and a firewall reload: our chain emptied.
     await sh('iptables', '-w', '-F', chains.forward);
-    expect(await reaches(shop.id, outside.internet.ns, SERVICE_PORT)).toBe(true);
+    expect(await answersAt(shop.id, outside.internet.ns, SERVICE_PORT)).toBe('answered');
     const again = runtime();
     try {
       await again.ping();
-      expect(await reaches(shop.id, outside.internet.ns, SERVICE_PORT)).toBe(false);
-      expect(await reaches(blog.id, outside.operator.ns, SERVICE_PORT)).toBe(true);
+      expect(await answersAt(shop.id, outside.internet.ns, SERVICE_PORT)).toBe('refused');
+      expect(await answersAt(blog.id, outside.operator.ns, SERVICE_PORT)).toBe('answered');
       const rules = await sh('iptables', '-w', '-S');
       expect(rules.split('\n').filter((l) => l.includes(`-j ${chains.forward}`))).toHaveLength(1);
       expect(rules.split('\n').filter((l) => l.includes(`-j ${chains.host}`))).toHaveLength(1);
@@ -259,6 +262,33 @@ describe('network isolation', () => {
     expect(rules).not.toContain(chains.host);
     expect(await sh('ip6tables', '-w', '-S')).not.toContain(chains.ipv6);
     await expect(docker.getNetwork(network).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
+
+describe('the attack of issue 8 through the whole stack', () => {
+  it('keeps a tenant\'s code from the dispatcher, the proxy and the CoreAPI, even listening on every address', async () => {
+    const t = await startTestStack({ env: { FC_LISTEN_HOST: '0.0.0.0' } });
+    try {
+      // Never frozen while the test execs into it.
+      const res = await t.api('POST', '/v1/apps', { name: 'tenant', hostnames: ['tenant.test'], image: 'fastcontainer/hello', freezeAfter: 0 });
+      expect(res.status).toBe(201);
+      // The dispatcher reaches, probes and serves its container.
+      expect((await t.get('tenant.test')).status).toBe(200);
+      const [tenant] = await containersOfHost(t.hostId);
+      expect(tenant).toBeDefined();
+      const gw = (await docker.getNetwork(t.config.dockerNetwork).inspect()).IPAM?.Config?.[0]?.Gateway ?? '';
+      expect(gw).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      const ports = [t.dispatcherUrl, t.proxyUrl, t.apiUrl].map((u) => Number(new URL(u).port));
+      for (const port of ports) {
+        // The control: they listen on every address, and a container outside the isolation reaches them.
+        expect(await answersAt(control, primary, port)).toBe('answered');
+        expect(await answersAt(tenant?.Id as string, gw, port)).toBe('refused');
+        expect(await answersAt(tenant?.Id as string, primary, port)).toBe('refused');
+      }
+    } finally {
+      await t.cleanup();
+    }
+    await expect(docker.getNetwork(t.config.dockerNetwork).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
 });
 
