@@ -107,6 +107,10 @@ down() {
     # shellcheck disable=SC2086
     docker rm -f $ids >/dev/null
   fi
+  # Their networks and isolation rules, which dispatchers keep while containers remain.
+  docker network ls --filter "label=fastcontainer.managed=true" --format '{{.Name}} {{.Label "fastcontainer.host"}}' \
+    | awk -v p="$NAME-host-" 'index($2, p) == 1 { print $1, $2 }' \
+    | while read -r net host; do node "$REPO/scripts/remove-tenant-network.mjs" "$net" "$host"; done
   local host port
   host="$(sed -E 's#^redis://([^:/]+).*#\1#' <<<"$REDIS")"
   port="$(sed -nE 's#^redis://[^:/]+:([0-9]+).*#\1#p' <<<"$REDIS")"

@@ -30,7 +30,7 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
   || die "Node.js >= 20.18 is needed (found $(node --version))"
 
 # --- Debian packages -----------------------------------------------------------------------------
-PACKAGES=(docker.io redis-server redis-sentinel mmdebstrap busybox-static ca-certificates iptables curl)
+PACKAGES=(docker.io redis-server redis-sentinel mmdebstrap busybox-static ca-certificates iptables iproute2 curl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

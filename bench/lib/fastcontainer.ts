@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { request } from 'undici';
+import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
 import { freePort } from '../../test/helpers/net.js';
 import { stop } from './proc.js';
 
@@ -127,6 +128,8 @@ export async function startFastcontainer(o: FastcontainerOptions = {}): Promise<
       for (const c of await docker.listContainers({ all: true, filters: { label: [`fastcontainer.host=${hostId}`] } })) {
         await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       }
+      // And its network and isolation rules, if it could not remove them itself.
+      await removeTenantNetwork(docker, `fc-${hostId}`, hostId).catch(() => undefined);
     },
   };
 }

@@ -31,7 +31,7 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
              [--cpus 0.5] [--memory 256m] [--user UID[:GID]] [--read-only-rootfs]
              [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
              [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)] [--freeze-after 5 (s, 0: never)]
-             [--no-autoscale | --autoscale true|false]
+             [--no-autoscale | --autoscale true|false] [--egress open|closed]
   app create --file spec.json
   app update <name> [any create option] [--unset-secret KEY ...]
                          change only what is given; secrets are set or unset key by key
@@ -79,6 +79,7 @@ const appFlags = {
   'freeze-after': { type: 'string' },
   autoscale: { type: 'string' },
   'no-autoscale': { type: 'boolean' },
+  egress: { type: 'string' },
   containers: { type: 'string' },
   limit: { type: 'string' },
   file: { type: 'string' },
@@ -292,6 +293,7 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
     spec.command = c.startsWith('[') ? (JSON.parse(c) as unknown) : c.split(/\s+/);
   }
   if (typeof values['readiness-path'] === 'string') spec.readinessPath = values['readiness-path'];
+  if (typeof values.egress === 'string') spec.egress = values.egress;
   if (values['no-autoscale'] === true) {
     if (values.autoscale !== undefined) throw new UsageError('give --no-autoscale or --autoscale, not both');
     spec.autoscale = false;

@@ -50,6 +50,11 @@ export interface AppSpec {
   upstreamTimeout?: number | null;
   /** Most requests a proxy forwards to the app at once (more wait in a bounded queue); null: FC_APP_CONCURRENCY. */
   maxConcurrency?: number | null;
+  /**
+   * Whether its containers may open connections to the internet ('open', the default; absent in
+   * apps stored before the field existed) or only to the services the operator lists for it.
+   */
+  egress?: 'open' | 'closed';
 }
 
 export interface App extends AppSpec {

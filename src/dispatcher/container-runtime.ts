@@ -27,6 +27,8 @@ export interface ContainerSpec {
   /** Bytes; swap is not allowed beyond it. */
   memory: number;
   pidsLimit: number;
+  /** Whether it may reach the internet (network-isolation.ts); absent: open. */
+  egress?: 'open' | 'closed';
   labels: Record<string, string>;
 }
 

@@ -28,7 +28,7 @@ export type DispatcherConfig = Pick<
   | 'dispatcherPort' | 'dispatcherListen' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
-  | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages' | 'upstreamTimeout'
+  | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages' | 'upstreamTimeout' | 'networkIsolation' | 'blockedNetworks' | 'tenantServices'
 >;
 
 export interface DispatcherRole {
@@ -53,6 +53,10 @@ export async function startDispatcher(
       image: config.sandboxImage,
       labels: { [labelKeys.managed]: 'true', [labelKeys.host]: config.hostId },
       warn: (message, err) => logger.warn({ err }, message),
+    },
+    isolation: {
+      hostId: config.hostId,
+      policy: config.networkIsolation ? { blockedNetworks: config.blockedNetworks, services: config.tenantServices } : null,
     },
   });
   const registry = createRegistry('dispatcher');

@@ -63,6 +63,7 @@ export class ContainerLifecycle {
       cpus: app.cpus,
       memory: app.memory,
       pidsLimit: this.ctx.s.pidsLimit,
+      egress: app.egress ?? 'open',
       labels: {
         [labelKeys.managed]: 'true',
         [labelKeys.app]: app.name,

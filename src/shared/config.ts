@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FcError } from './errors.js';
 import { parseVolumeRoots } from './volumes.js';
+import { parseCidrList, parseTenantServices, type TenantService } from './network-policy.js';
 
 export type Role = 'proxy' | 'dispatcher' | 'coreapi' | 'cli';
 
@@ -143,9 +144,28 @@ export const options = {
     parse: url(['unix:', 'tcp:', 'http:']),
   },
   dockerNetwork: {
-    env: 'FC_DOCKER_NETWORK', flag: 'docker-network', default: 'bridge', allowed: 'an existing Docker network name', roles: ['dispatcher'],
-    doc: 'Network the containers join; the dispatcher reaches them at their address on it.',
-    parse: nonEmpty,
+    env: 'FC_DOCKER_NETWORK', flag: 'docker-network',
+    default: (c: Readonly<Record<string, unknown>>) => `fc-${String(c.hostId ?? os.hostname())}`, defaultDoc: '`fc-<host id>`',
+    allowed: 'a Docker network name ([A-Za-z0-9][A-Za-z0-9_.-]*)', roles: ['dispatcher'],
+    doc: 'Network the containers join; the dispatcher reaches them at their address on it, and creates it (a bridge with inter-container traffic off) if it does not exist. One dispatcher per network.',
+    parse: (raw: string) => (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(raw.trim()) ? raw.trim() : undefined),
+  },
+  networkIsolation: {
+    env: 'FC_NETWORK_ISOLATION', flag: 'network-isolation', default: true, allowed: 'true or false', roles: ['dispatcher'], boolean: true,
+    doc: 'iptables rules (installed by the dispatcher, removed when it stops cleanly with no container left) that keep containers from the host\'s own addresses, from each other, from link-local addresses (cloud metadata) and from FC_BLOCKED_NETWORKS; the internet stays open unless an app sets `egress: "closed"`. Needs root, iptables and a network of its own (not `bridge`).',
+    parse: bool,
+  },
+  blockedNetworks: {
+    env: 'FC_BLOCKED_NETWORKS', flag: 'blocked-networks', default: [] as string[], defaultDoc: '(none besides 169.254.0.0/16, always blocked)',
+    allowed: 'IPv4 CIDRs separated by commas or spaces, e.g. "10.0.0.0/8,192.168.0.0/16"', roles: ['dispatcher'],
+    doc: 'The operator\'s internal networks, which no container may reach (with FC_NETWORK_ISOLATION) except for FC_TENANT_SERVICES. List the compute hosts\' LAN here too: only this host\'s own addresses are blocked without it, and other hosts\' dispatchers, a Redis or a CoreAPI on another machine would be reachable like the internet.',
+    parse: parseCidrList,
+  },
+  tenantServices: {
+    env: 'FC_TENANT_SERVICES', flag: 'tenant-services', default: [] as TenantService[], defaultDoc: '(none)',
+    allowed: 'entries <app or *>=<IPv4>:<port>[/tcp|/udp] separated by commas or spaces, e.g. "blog=10.0.0.5:3306 *=10.0.0.9:2049"', roles: ['dispatcher'],
+    doc: 'Services of the operator\'s that containers may reach although on the host or a blocked network: each for the app named (its own database) or for every app (`*`). Read at start; a restarted dispatcher applies a change to running containers too.',
+    parse: parseTenantServices,
   },
   apiToken: {
     env: 'FC_API_TOKEN', flag: 'api-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-token`)',

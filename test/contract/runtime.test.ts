@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { labelKeys, type ContainerRuntime, type ContainerSpec } from '../../src/dispatcher/container-runtime.js';
 import { DockerRuntime, type DockerRuntimeOptions } from '../../src/dispatcher/runtime/docker-runtime.js';
 import { sandboxLabels } from '../../src/dispatcher/runtime/network-sandboxes.js';
+import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
 import { FcError } from '../../src/shared/errors.js';
 import { docker, removeContainersOfHost } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
@@ -35,12 +36,25 @@ function withSandboxes(size: number, more: Partial<NonNullable<DockerRuntimeOpti
     sandboxes: { size, image: 'fastcontainer/hello', labels: { [labelKeys.managed]: 'true', [labelKeys.host]: hostId }, warn: (m) => warnings.push(m), ...more },
   });
 }
+const isolatedNetwork = `fc-${hostId}`;
 const dockerCrashing = { image: 'fastcontainer/hello', command: ['/bin/busybox', 'sh', '-c', 'echo boom; exit 3'] };
 
 const flavours: [string, () => Flavour][] = [
   ['docker', () => ({ runtime: new DockerRuntime({ dockerHost: 'unix:///var/run/docker.sock', network: 'bridge' }), crashing: dockerCrashing, engineStats: true })],
   // The same contract when containers join network sandboxes made ahead of need.
   ['docker with network sandboxes', () => ({ runtime: withSandboxes(2), crashing: dockerCrashing, engineStats: true })],
+  // And on a network of its own with the isolation rules on: the host still reaches, probes and
+  // serves every container (network-isolation.ts keeps only the containers from the host).
+  ['docker on an isolated network', () => ({
+    runtime: new DockerRuntime({
+      dockerHost: 'unix:///var/run/docker.sock',
+      network: isolatedNetwork,
+      sandboxes: { size: 2, image: 'fastcontainer/hello', labels: { [labelKeys.managed]: 'true', [labelKeys.host]: hostId }, warn: (m) => warnings.push(m) },
+      isolation: { hostId, policy: { blockedNetworks: [], services: [] } },
+    }),
+    crashing: dockerCrashing,
+    engineStats: true,
+  })],
   ['fake', () => ({ runtime: fake, crashing: { image: 'fake/crash', command: null }, engineStats: false })],
 ];
 
@@ -69,6 +83,7 @@ async function answer(ip: string, port: number): Promise<string> {
 
 afterAll(async () => {
   await removeContainersOfHost(hostId);
+  await removeTenantNetwork(docker, isolatedNetwork, hostId);
   await fake.close();
 });
 

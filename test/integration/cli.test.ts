@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containersOfHost, removeContainersOfHost } from '../helpers/docker.js';
+import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
+import { containersOfHost, docker, removeContainersOfHost } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
 import { freePort } from '../helpers/net.js';
 import { eventually } from '../helpers/wait.js';
@@ -62,6 +63,7 @@ afterAll(async () => {
     await new Promise((r) => up.once('exit', r));
   }
   await removeContainersOfHost(hostId);
+  await removeTenantNetwork(docker, `fc-${hostId}`, hostId);
   rmSync(stateDir, { recursive: true, force: true });
 });
 

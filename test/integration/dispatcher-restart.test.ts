@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys } from '../../src/dispatcher/container-runtime.js';
+import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
 import { containersOfHost, docker } from '../helpers/docker.js';
 import { redisUrl, uniqueName } from '../helpers/env.js';
 import { freePort } from '../helpers/net.js';
@@ -64,6 +65,8 @@ afterAll(async () => {
   await t?.cleanup();
   const leftovers = await containersOfHost(hostId);
   for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true });
+  // Killed with SIGKILL, its dispatcher left its network and isolation rules.
+  await removeTenantNetwork(docker, `fc-${hostId}`, hostId);
 });
 
 describe('dispatcher restart', () => {

@@ -224,3 +224,16 @@ describe('freezing', () => {
     await eventually(() => !runtime.containers.has(first.id), { timeout: 5_000, what: 'the stuck container to be removed' });
   });
 });
+
+describe('network isolation', () => {
+  it('starts each container with its app\'s egress, open unless the app closes it', async () => {
+    const s = await stack();
+    await app(s, { name: 'open-app', hostnames: ['open.test'] });
+    await app(s, { name: 'closed-app', hostnames: ['closed.test'], egress: 'closed' });
+    expect((await s.get('open.test')).status).toBe(200);
+    expect((await s.get('closed.test')).status).toBe(200);
+    const egressOf = (name: string) => running().find((c) => c.spec.labels['fastcontainer.app'] === name)?.spec.egress;
+    expect(egressOf('open-app')).toBe('open');
+    expect(egressOf('closed-app')).toBe('closed');
+  });
+});

@@ -175,3 +175,20 @@ describe('what a tenant may ask for', () => {
     expect(publicApp(old as never).secretKeys).toEqual([]);
   });
 });
+
+describe('egress', () => {
+  const app = parseNewApp({ name: 'blog', hostnames: ['blog.test'], image: 'img:1' });
+  it('is open by default and takes "closed"', () => {
+    expect(app.egress).toBe('open');
+    expect(parseAppPatch(app, { egress: 'closed' }).egress).toBe('closed');
+  });
+  it('refuses anything else, naming the field', () => {
+    expect(problemOf(() => parseNewApp({ name: 'b', hostnames: ['b.test'], image: 'i', egress: 'none' }))).toMatchObject({ field: 'egress', value: 'none' });
+    expect(problemOf(() => parseAppPatch(app, { egress: true }))).toMatchObject({ field: 'egress', value: true });
+  });
+  it('reads as open on an app stored before the field existed, and can then be changed', () => {
+    const { egress: _, ...old } = app;
+    expect(parseAppPatch(old, { image: 'img:2' }).egress).toBe('open');
+    expect(parseAppPatch(old, { egress: 'closed' }).egress).toBe('closed');
+  });
+});

@@ -41,6 +41,14 @@ describe('specFromFlags', () => {
   });
 });
 
+describe('specFromFlags: egress', () => {
+  it('passes --egress on as the app field, for the API to check', () => {
+    expect(specFromFlags('blog', { egress: 'closed' }).egress).toBe('closed');
+    expect(specFromFlags('blog', { egress: 'shut' }).egress).toBe('shut');
+    expect(specFromFlags('blog', {})).not.toHaveProperty('egress');
+  });
+});
+
 describe('specFromFlags: the scaling fields', () => {
   it('reads --max-cpus, --latency-target, --idle-timeout and --no-autoscale', () => {
     expect(specFromFlags('blog', { 'max-cpus': '1.5', 'latency-target': '250', 'idle-timeout': '120', 'no-autoscale': true })).toEqual({

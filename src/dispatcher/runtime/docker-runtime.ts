@@ -1,14 +1,17 @@
 // ContainerRuntime on a Docker engine, through dockerode. Containers get no privileges: every
 // capability dropped, no-new-privileges, a CFS CPU quota (changeable live for scale-up), a memory
-// limit without extra swap and a pids limit.
+// limit without extra swap and a pids limit. With isolation (tenant-network.ts) they cannot reach
+// the host, each other or blocked networks.
 
 import Docker from 'dockerode';
 import { FcError } from '../../shared/errors.js';
-import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent, WarmStats } from '../container-runtime.js';
+import { labelKeys, type ContainerRuntime, type ContainerSpec, type RuntimeContainer, type RuntimeEvent, type WarmStats } from '../container-runtime.js';
 import type { CpuCounters } from '../signals/cgroup.js';
 import { containerUser } from './image-user.js';
 import { bindMounts, READ_ONLY_TMPFS } from './mounts.js';
+import type { ContainerFacts, IsolationPolicy } from './network-isolation.js';
 import { SandboxPool, sandboxLabels, type Sandbox, type SandboxPoolOptions } from './network-sandboxes.js';
+import { TenantNetwork } from './tenant-network.js';
 
 /** CFS period; the quota is cpus times this. */
 const CPU_PERIOD_US = 100_000;
@@ -24,7 +27,15 @@ export interface DockerRuntimeOptions {
   rootImages?: readonly string[];
   /** Network sandboxes made ahead of need (network-sandboxes.ts); none if absent. */
   sandboxes?: Omit<SandboxPoolOptions, 'network'>;
+  /**
+   * The network is the dispatcher's own (made if missing) and, with a policy, isolated
+   * (tenant-network.ts). Absent: `network` is used as it is, without rules (tests on `bridge`).
+   */
+  isolation?: { hostId: string; policy: IsolationPolicy | null };
 }
+
+/** On app containers: the app's egress, so a restarted dispatcher knows which rules it needs. */
+export const egressLabel = 'fastcontainer.egress';
 
 export function dockerConnection(dockerHost: string): Docker.DockerOptions {
   const u = new URL(dockerHost);
@@ -73,16 +84,50 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly sandboxes: SandboxPool;
   /** The sandbox each container this process made joined; null: it made its own namespace. */
   private readonly joined = new Map<string, string | null>();
+  private readonly network: TenantNetwork | null;
+  private networkReady: Promise<void> | null = null;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker({ ...dockerConnection(options.dockerHost), timeout: ENGINE_TIMEOUT_MS });
     this.events = new Docker(dockerConnection(options.dockerHost));
     this.sandboxes = new SandboxPool(this.docker, {
-      size: 0, image: '', labels: {}, warn: () => undefined, ...options.sandboxes, network: options.network,
+      size: 0, image: 'fastcontainer/hello', labels: {}, warn: () => undefined, ...options.sandboxes, network: options.network,
+    });
+    const iso = options.isolation;
+    this.network = iso === undefined ? null : new TenantNetwork(this.docker, {
+      name: options.network, hostId: iso.hostId, policy: iso.policy, warn: options.sandboxes?.warn ?? (() => undefined),
     });
   }
 
+  /**
+   * Makes the network ready once (the first of ping, prepare or create does): made if missing,
+   * isolation rules written for it and for the containers an earlier process left on it.
+   */
+  private ensureNetwork(): Promise<void> {
+    const network = this.network;
+    if (network === null) return Promise.resolve();
+    this.networkReady ??= (async () => {
+      const existing = new Map<string, ContainerFacts>();
+      const own = this.options.sandboxes?.labels ?? {};
+      if (network.isolated && Object.keys(own).length > 0) {
+        for (const c of await this.list(own)) {
+          const sandbox = c.labels[sandboxLabels.joined];
+          const app = c.labels[labelKeys.app];
+          if (app === undefined || c.ip === null) continue;
+          // By its sandbox; one made in a namespace of its own (before its app had rules) by its id.
+          existing.set(sandbox ?? c.id, { ip: c.ip, app, egress: c.labels[egressLabel] === 'closed' ? 'closed' : 'open' });
+        }
+      }
+      await network.prepare(existing);
+    })().catch((err: unknown) => {
+      this.networkReady = null;
+      throw err;
+    });
+    return this.networkReady;
+  }
+
   async prepare(): Promise<void> {
+    await this.ensureNetwork();
     if (!this.sandboxes.enabled) return;
     const joined = new Set<string>();
     for (const c of await this.docker.listContainers({ all: true, filters: { label: [sandboxLabels.joined] } })) {
@@ -102,16 +147,34 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       throw new FcError('FC_ERR_CONFIG', `the Docker engine at ${this.options.dockerHost} does not answer (${engineMessage(err)}); start dockerd (bash scripts/setup.sh does) or set DOCKER_HOST`, { dockerHost: this.options.dockerHost }, { cause: err });
     }
+    await this.ensureNetwork();
   }
 
   async create(spec: ContainerSpec): Promise<string> {
-    const sandbox = this.sandboxes.take();
+    await this.ensureNetwork();
+    const app = spec.labels[labelKeys.app] ?? '';
+    const egress = spec.egress ?? 'open';
+    const ownRules = this.network?.needsOwnRules(app, egress) === true;
+    let sandbox = this.sandboxes.take();
     try {
-      const id = await this.createIn(spec, sandbox);
+      // A container with rules of its own gets its address before it exists (a sandbox made now
+      // if none is ready) and its rules before its code runs: never a moment without them.
+      if (ownRules) {
+        sandbox ??= await this.sandboxes.makeNow().catch((err: unknown) => {
+          throw new FcError('FC_ERR_START_FAILED', `could not make the network namespace of a container of app ${app}: ${engineMessage(err)}`, {}, { cause: err, retryAfter: 5 });
+        });
+        await this.network?.add(sandbox.id, { ip: sandbox.ip, app, egress }).catch((err: unknown) => {
+          throw new FcError('FC_ERR_START_FAILED', `could not install the network rules of a container of app ${app}: ${(err as Error).message}`, {}, { cause: err, retryAfter: 5 });
+        });
+      }
+      const id = await this.createIn({ ...spec, labels: { ...spec.labels, [egressLabel]: egress } }, sandbox);
       this.joined.set(id, sandbox?.id ?? null);
       return id;
     } catch (err) {
-      if (sandbox !== null) this.sandboxes.discard(sandbox);
+      if (sandbox !== null) {
+        this.sandboxes.discard(sandbox);
+        await this.network?.forget(sandbox.id).catch(() => undefined);
+      }
       throw err;
     }
   }
@@ -244,6 +307,7 @@ export class DockerRuntime implements ContainerRuntime {
     }
     this.joined.delete(id);
     if (sandbox !== null) this.sandboxes.release(sandbox);
+    await this.network?.forget(sandbox ?? id).catch((err: unknown) => this.options.sandboxes?.warn('could not remove the network rules of a removed container; they are written again within 15 s', err));
   }
 
   async freeze(id: string): Promise<void> {
@@ -370,5 +434,6 @@ export class DockerRuntime implements ContainerRuntime {
     await this.sandboxes.close();
     for (const s of this.watchers) (s as unknown as { destroy(): void }).destroy();
     this.watchers.clear();
+    await this.network?.close();
   }
 }
