@@ -9,7 +9,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const resultsDir = path.join(repoRoot, 'chaos', 'results');
+/**
+ * Where rows and the report go: chaos/results and CHAOS.md, or CHAOS_OUT/results and
+ * CHAOS_OUT/CHAOS.md (CI's quick run, which must not overwrite the full run's committed report).
+ */
+const out = process.env.CHAOS_OUT === undefined || process.env.CHAOS_OUT === '' ? undefined : path.resolve(process.env.CHAOS_OUT);
+const resultsDir = out === undefined ? path.join(repoRoot, 'chaos', 'results') : path.join(out, 'results');
+const reportPath = out === undefined ? path.join(repoRoot, 'CHAOS.md') : path.join(out, 'CHAOS.md');
 
 /** pass: the goal held; fail: it did not; unavailable: the scenario could not run here (not a pass). */
 export type Verdict = 'pass' | 'fail' | 'unavailable';
@@ -93,6 +99,7 @@ export function writeChaosMd(order: string[]): string {
     for (const f of readdirSync(resultsDir).filter((x) => x.endsWith('.json'))) rows.push(JSON.parse(readFileSync(path.join(resultsDir, f), 'utf8')) as Row);
   }
   const text = renderChaosMd(rows, order);
-  writeFileSync(path.join(repoRoot, 'CHAOS.md'), text);
+  mkdirSync(path.dirname(reportPath), { recursive: true });
+  writeFileSync(reportPath, text);
   return text;
 }
