@@ -33,7 +33,7 @@ export const errorCatalog = {
     status: 401,
     title: 'Unauthorized',
     retryable: false,
-    description: 'A CoreAPI request other than /healthz and /metrics lacks a bearer token, or the token is wrong (reads take the read or the admin token, writes the admin token).',
+    description: 'A CoreAPI request other than /healthz, /metrics and the dashboard\'s page lacks a bearer token (or a dashboard session cookie), or the token is wrong (reads take the read or the admin token, writes the admin token).',
   },
   FC_ERR_FORBIDDEN: {
     status: 403,
