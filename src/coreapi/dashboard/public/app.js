@@ -208,7 +208,7 @@ function renderApp(now) {
   $('app').hidden = a === undefined;
   if (a === undefined) return;
   $('app-title').textContent = a.name;
-  const env = Object.keys(a.env || {});
+  const env = Object.entries(a.env || {}).map(([k, v]) => k + '=' + v);
   $('app-summary').textContent = a.hostnames.join(', ') + ' → ' + a.image + ':' + a.port + ' · ' + num(a.cpus) + '–' + num(a.maxCpus) + ' CPU · ' + bytes(a.memory) +
     ' · lifespan ' + a.lifespan + 's · ' + a.minContainers + '–' + a.maxContainers + ' containers' + (env.length ? ' · env ' + env.join(', ') : '');
   const list = containersOf(a.name);
@@ -257,8 +257,9 @@ function selectApp(name) {
   clearErrors($('scale-form'));
   const a = name === null ? undefined : state.apps.get(name);
   if (a) {
-    $('scale-form').elements.containers.value = containersOf(name).filter((c) => c.state !== 'draining').length;
-    $('scale-form').elements.cpus.value = a.cpus;
+    const f = $('scale-form').elements;
+    f.containers.value = f.containers.dataset.initial = containersOf(name).filter((c) => c.state !== 'draining').length;
+    f.cpus.value = f.cpus.dataset.initial = a.cpus;
   }
   refreshEvents();
   scheduleRender();
@@ -293,9 +294,13 @@ $('scale-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const f = ev.target;
   clearErrors(f);
+  // Only what was changed: sending the shown quota back would undo the autoscaler's.
   const body = {};
-  if (f.elements.containers.value !== '') body.containers = Number(f.elements.containers.value);
-  if (f.elements.cpus.value !== '') body.cpus = Number(f.elements.cpus.value);
+  for (const n of ['containers', 'cpus']) {
+    const input = f.elements[n];
+    if (input.value !== '' && input.value !== input.dataset.initial) body[n] = Number(input.value);
+  }
+  if (Object.keys(body).length === 0 && f.elements.containers.value !== '') body.containers = Number(f.elements.containers.value);
   try { await api('POST', '/v1/apps/' + encodeURIComponent(state.selected) + '/scale', body); refreshEvents(); } catch (err) { showErrors(f, err, '(body)'); }
 });
 
