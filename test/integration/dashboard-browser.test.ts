@@ -63,18 +63,18 @@ describe('the dashboard in Chromium', () => {
     await eventually(async () => (await page.textContent('#live')) === 'live', { what: 'the live badge' });
     expect(await page.textContent('#access')).toBe('admin');
     // The cookie the browser keeps is out of the page's reach.
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate('document.cookie')).toBe('');
     const cookies = await page.context().cookies();
     expect(cookies.find((c) => c.name === 'fc_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     // A marker that a reload would wipe: every later step must find it.
-    await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = 42));
+    await page.evaluate('window.__marker = 42');
   });
 
   it('shows text from the server as text: markup in an env value or an event reason does not run', async () => {
     await page.click('#apps tr[data-app="aaa-markup"]');
     await eventually(async () => (await page.textContent('#app-summary'))?.includes(XSS_ENV), { what: 'the env value, as text' });
     await eventually(async () => (await page.textContent('#events'))?.includes(XSS_EVENT), { what: 'the event reason, as text' });
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: string }).__pwned)).toBeUndefined();
+    expect(await page.evaluate('window.__pwned')).toBeUndefined();
     expect(await page.$$('#events img, #app-summary script, #events script')).toHaveLength(0);
   });
 
@@ -120,7 +120,7 @@ describe('the dashboard in Chromium', () => {
       for (const r of rows) seen.add(r.state);
       return rows.length === 1 && rows[0]?.state === 'ready';
     }, { what: 'the container ready on the page', timeout: 30_000 });
-    expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42);
+    expect(await page.evaluate('window.__marker')).toBe(42);
     const row = await page.textContent('#containers tbody tr');
     expect(row).toContain(t.hostId);
   }, 60_000);
@@ -156,7 +156,7 @@ describe('the dashboard in Chromium', () => {
     await page.click('#confirm-ok');
     await page.waitForSelector('#apps tr[data-app="web"]', { state: 'detached' });
     expect((await t.api('GET', '/v1/apps/web')).status).toBe(404);
-    expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42);
+    expect(await page.evaluate('window.__marker')).toBe(42);
   });
 
   it('offers no action to a session of the read token', async () => {

@@ -177,12 +177,13 @@ describe('CSRF', () => {
   it('refuses a cookie write without the custom header, or from another origin or site, and changes nothing', async () => {
     const admin = await login(TEST_TOKEN);
     const spec = { name: 'dash-csrf', hostnames: ['dash-csrf.example.test'], image: 'fastcontainer/hello' };
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       { cookie: admin },
       { cookie: admin, 'x-fc-csrf': '0' },
       { cookie: admin, 'x-fc-csrf': '1', origin: 'http://evil.example' },
       { cookie: admin, 'x-fc-csrf': '1', 'sec-fetch-site': 'cross-site' },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const res = await call('POST', '/v1/apps', { body: spec, headers });
       expect(res.status, JSON.stringify(headers)).toBe(403);
       expect(res.body.code).toBe('FC_ERR_CSRF');
@@ -255,7 +256,7 @@ describe('the live-update stream', () => {
     await s.next((e) => e.event === 'snapshot', 'the snapshot');
     // The CoreAPI's close waits for every answer to end: a stream left open would hold it forever.
     await t.stack.coreapi?.close();
-    expect(s.ended).toBe(true);
+    await eventually(() => s.ended, { what: 'the stream to end' });
   }, 20_000);
 });
 
