@@ -169,7 +169,19 @@ function scheduleRender() {
   renderQueued = true;
   requestAnimationFrame(() => { renderQueued = false; render(); });
 }
-const containersOf = (app) => [...state.containers.values()].filter((c) => c.app === app).sort((a, b) => a.createdAt - b.createdAt);
+/** Containers grouped by app, built once per render (thousands of containers stay cheap). */
+let byApp = null;
+function containersOf(app) {
+  if (byApp === null) {
+    byApp = new Map();
+    for (const c of state.containers.values()) {
+      if (!byApp.has(c.app)) byApp.set(c.app, []);
+      byApp.get(c.app).push(c);
+    }
+    for (const list of byApp.values()) list.sort((a, b) => a.createdAt - b.createdAt);
+  }
+  return byApp.get(app) || [];
+}
 function stateWord(c) { return c.state === 'ready' && c.frozenAt != null ? 'frozen' : c.state; }
 function appState(name) {
   const counts = {};
@@ -181,6 +193,7 @@ function latest(app) { const r = state.series[app]; return r && r.length ? r[r.l
 
 function render() {
   if (state.access === null) return;
+  byApp = null;
   const now = serverNow();
   const apps = [...state.apps.values()].sort((a, b) => a.name.localeCompare(b.name));
   const tbody = $('apps').tBodies[0];
@@ -257,6 +270,7 @@ function selectApp(name) {
   clearErrors($('scale-form'));
   const a = name === null ? undefined : state.apps.get(name);
   if (a) {
+    byApp = null;
     const f = $('scale-form').elements;
     f.containers.value = f.containers.dataset.initial = containersOf(name).filter((c) => c.state !== 'draining').length;
     f.cpus.value = f.cpus.dataset.initial = a.cpus;
