@@ -77,7 +77,7 @@ export class Dashboard {
       { method: 'POST', path: '/dashboard/login', open: true, write: false, handler: async ({ req, res }) => this.login(req, res) },
       { method: 'POST', path: '/dashboard/logout', open: true, write: false, handler: async ({ req, res }) => this.logout(req, res) },
       // Authenticated by the CoreAPI like any read: the bearer token or the session cookie.
-      { method: 'GET', path: '/v1/events/stream', open: false, write: false, handler: async ({ req, res }) => this.hub.open(req, res, () => this.snapshot(this.accessOf(req))) },
+      { method: 'GET', path: '/v1/events/stream', open: false, write: false, handler: async ({ req, res }) => this.hub.open(res, () => this.snapshot(this.accessOf(req))) },
     ];
   }
 

@@ -6,7 +6,7 @@
 // every HEARTBEAT_MS so idle connections stay open through proxies, and a reader that does not
 // keep up is cut (its browser reconnects and starts from a new snapshot).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Change, Store, Subscription } from '../../cmdb/types.js';
 import type { Clock, Timer } from '../../shared/clock.js';
 import { FcError } from '../../shared/errors.js';
@@ -63,7 +63,7 @@ export class StreamHub {
    * Opens a stream: refuses past the limit, subscribes (once per process), answers 200, sends the
    * snapshot `snapshot()` reads, then the changes that came meanwhile and every one after.
    */
-  async open(req: IncomingMessage, res: ServerResponse, snapshot: () => Promise<unknown>): Promise<void> {
+  async open(res: ServerResponse, snapshot: () => Promise<unknown>): Promise<void> {
     if (this.closed) throw new FcError('FC_ERR_TOO_MANY_STREAMS', 'the CoreAPI is shutting down', {}, { retryAfter: 2 });
     if (this.clients.size >= this.deps.maxStreams) {
       throw new FcError('FC_ERR_TOO_MANY_STREAMS', `this CoreAPI already serves ${this.clients.size} live-update streams (FC_API_STREAMS=${this.deps.maxStreams}); close one or try again later`, { limit: this.deps.maxStreams }, { retryAfter: 5 });
@@ -72,7 +72,8 @@ export class StreamHub {
     // Counted before the first await, so that concurrent opens cannot pass the limit together.
     this.clients.add(client);
     const drop = () => this.clients.delete(client);
-    req.once('close', drop);
+    // The response's close: the client went away or the stream was ended (a request's own 'close'
+    // only says its body was read).
     res.once('close', drop);
     try {
       await this.subscribe();
