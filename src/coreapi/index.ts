@@ -35,8 +35,8 @@ export async function startCoreApi(
     { ...deps, logger, registry },
     { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots, streams: config.apiStreams },
   );
-  api.dashboard.start();
   const listening = await listen(api.handle, config.apiPort, config.apiListen);
+  api.dashboard.start();
   logger.info({ url: listening.url, token: token.source, readToken: readToken.source }, 'CoreAPI listening');
   // The dashboard's streams never end by themselves: they are ended first, so a drain can finish.
   return {
