@@ -191,17 +191,23 @@ function appState(name) {
 }
 function latest(app) { const r = state.series[app]; return r && r.length ? r[r.length - 1] : null; }
 
+let appsShown = '';
 function render() {
   if (state.access === null) return;
   byApp = null;
   const now = serverNow();
   const apps = [...state.apps.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const tbody = $('apps').tBodies[0];
-  tbody.replaceChildren(...apps.map((a) => {
-    const tr = row([a.name, a.hostnames.join(', '), a.image, num(a.cpus), bytes(a.memory), a.lifespan + 's', a.minContainers + '/' + a.maxContainers, appState(a.name), num(latest(a.name) ? latest(a.name).rps : 0)], { 'data-app': a.name, tabindex: '0' });
-    if (a.name === state.selected) tr.className = 'selected';
-    return tr;
-  }));
+  const cells = apps.map((a) => [a.name, a.hostnames.join(', '), a.image, num(a.cpus), bytes(a.memory), a.lifespan + 's', a.minContainers + '/' + a.maxContainers, appState(a.name), num(latest(a.name) ? latest(a.name).rps : 0)]);
+  // Rebuilt only when something in it changed: a row replaced between a press and its release would eat the click.
+  const signature = JSON.stringify([state.selected, cells]);
+  if (signature !== appsShown) {
+    appsShown = signature;
+    $('apps').tBodies[0].replaceChildren(...cells.map((c) => {
+      const tr = row(c, { 'data-app': c[0], tabindex: '0' });
+      if (c[0] === state.selected) tr.className = 'selected';
+      return tr;
+    }));
+  }
   $('apps-empty').hidden = apps.length > 0;
   renderApp(now);
   const hosts = [...state.hosts.values()].sort((a, b) => a.id.localeCompare(b.id));
