@@ -46,6 +46,8 @@ else
   step "Debian packages present"
 fi
 
+bash scripts/setup-browser.sh >>"$STATE/apt.log" 2>&1 || die "installing chromium failed (log: $STATE/apt.log)"
+
 # --- Docker engine -------------------------------------------------------------------------------
 if docker info >/dev/null 2>&1; then
   step "Docker engine answers"

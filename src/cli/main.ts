@@ -194,6 +194,7 @@ function printBanner(stack: Stack, config: Config): void {
     `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
     `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}` +
       ` (read-only: ${stack.coreapi?.readToken.source === 'FC_API_READ_TOKEN' ? 'as set in FC_API_READ_TOKEN' : `in ${stack.coreapi?.readToken.source ?? tokenPath(config.stateDir, 'read')}`})`,
+    `  dashboard   ${stack.coreapi?.listening.url ?? ''}/   in a browser; log in with either token`,
     `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"; serves only requests the proxies sign`,
     `  admin       ${stack.admin?.url ?? ''}   /healthz, /metrics, /v1/containers (operator only)`,
   ];

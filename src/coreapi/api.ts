@@ -16,6 +16,7 @@ import { readJsonBody, sendJson, sendProblem } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
 import { serveMetrics } from '../shared/metrics.js';
 import { parseAppPatch, parseNewApp, publicApp, specOf } from './app-spec.js';
+import { Dashboard } from './dashboard/index.js';
 import { HostAdmin, parseForce } from './hosts.js';
 
 export interface CoreApiSettings {
@@ -26,6 +27,8 @@ export interface CoreApiSettings {
   hostTimeout: number;
   /** FC_VOLUME_ROOTS: where apps' volumes may come from. */
   volumeRoots: readonly string[];
+  /** FC_API_STREAMS: live-update streams at once (the dashboard's); 32 when absent. */
+  streams?: number;
 }
 
 /** Paths anyone may GET: they name no app, container or host. */
@@ -52,12 +55,16 @@ interface Route {
   pattern: RegExp;
   name: string;
   write: boolean;
+  /** Anyone may call it (it checks what it needs itself): /healthz, /metrics, the dashboard's page and login. */
+  open: boolean;
   handler: Handler;
 }
 
 export class CoreApi {
   private readonly routes: Route[] = [];
   private readonly requests: Counter<'method' | 'route' | 'status'>;
+  /** The web dashboard at / (dashboard/): its page, login, live-update stream and session cookie. */
+  readonly dashboard: Dashboard;
 
   constructor(private readonly deps: CoreApiDeps, private readonly s: CoreApiSettings) {
     this.requests = new Counter({ name: 'fc_coreapi_requests_total', help: 'CoreAPI requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [deps.registry] });
@@ -167,11 +174,13 @@ export class CoreApi {
     this.add('DELETE', '/v1/hosts/:id', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.remove(params.id as string, parseForce(query.get('force')))));
     this.add('POST', '/v1/hosts/:id/drain', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.drain(params.id as string, parseForce(query.get('force')))));
     this.add('POST', '/v1/hosts/:id/undrain', true, async ({ res, params }) => sendJson(res, 200, await hostAdmin.undrain(params.id as string)));
+    this.dashboard = new Dashboard(deps, { token: s.token, readToken: s.readToken, hostTimeout: s.hostTimeout, maxStreams: s.streams ?? 32 });
+    for (const r of this.dashboard.routes()) this.add(r.method, r.path, r.write, r.handler, r.open);
   }
 
-  private add(method: string, path: string, write: boolean, handler: Handler): void {
+  private add(method: string, path: string, write: boolean, handler: Handler, open = OPEN_PATHS.has(path)): void {
     const pattern = new RegExp(`^${path.replace(/:([a-z]+)/g, '(?<$1>[^/]+)')}$`);
-    this.routes.push({ method, pattern, name: path, write, handler });
+    this.routes.push({ method, pattern, name: path, write, open, handler });
   }
 
   private async app(name: string) {
@@ -288,11 +297,14 @@ export class CoreApi {
     return entry;
   }
 
-  /** What the request's bearer token allows: 'write' (admin token), 'read' (read token) or nothing. */
-  private access(req: IncomingMessage): 'write' | 'read' | null {
+  /**
+   * What the request's bearer token allows: 'write' (admin token), 'read' (read token) or nothing;
+   * without one, what the dashboard's session cookie allows (a write also needs its CSRF header).
+   */
+  private access(req: IncomingMessage, write: boolean): 'write' | 'read' | null {
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (m === null) return null;
+    if (m === null) return this.dashboard.sessionAccess(req, write);
     const given = Buffer.from((m[1] as string).trim());
     const same = (token: string) => {
       const expected = Buffer.from(token);
@@ -319,8 +331,8 @@ export class CoreApi {
         }
         throw new FcError('FC_ERR_NOT_FOUND', `no such API path: ${url.pathname} (the API is under /v1)`);
       }
-      if (match.r.write || !OPEN_PATHS.has(match.r.name)) {
-        const access = this.access(req);
+      if (!match.r.open) {
+        const access = this.access(req, match.r.write);
         if (access === null) {
           res.setHeader('www-authenticate', 'Bearer realm="fastcontainer"');
           throw new FcError('FC_ERR_UNAUTHORIZED', match.r.write

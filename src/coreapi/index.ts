@@ -24,7 +24,7 @@ export interface CoreApiRole {
 }
 
 export async function startCoreApi(
-  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots'>,
+  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots' | 'apiStreams'>,
   deps: { store: Store; clock: Clock; logger: Logger },
 ): Promise<CoreApiRole> {
   const logger = deps.logger.child({ role: 'coreapi' });
@@ -33,9 +33,15 @@ export async function startCoreApi(
   const registry = createRegistry('coreapi');
   const api = new CoreApi(
     { ...deps, logger, registry },
-    { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots },
+    { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots, streams: config.apiStreams },
   );
   const listening = await listen(api.handle, config.apiPort, config.apiListen);
+  api.dashboard.start();
   logger.info({ url: listening.url, token: token.source, readToken: readToken.source }, 'CoreAPI listening');
-  return { api, registry, listening, token, readToken, close: () => listening.close(), destroy: () => listening.destroy() };
+  // The dashboard's streams never end by themselves: they are ended first, so a drain can finish.
+  return {
+    api, registry, listening, token, readToken,
+    close: async () => { await api.dashboard.close(); await listening.close(); },
+    destroy: async () => { await api.dashboard.close(); await listening.destroy(); },
+  };
 }

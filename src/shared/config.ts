@@ -179,6 +179,11 @@ export const options = {
     doc: 'Bearer token for CoreAPI reads only (every GET under /v1); the CLI uses it when it has no admin token.',
     parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
   },
+  apiStreams: {
+    env: 'FC_API_STREAMS', flag: 'api-streams', default: 32, roles: ['coreapi'],
+    doc: 'Most live-update streams (the dashboard\'s Server-Sent Events, GET /v1/events/stream) one CoreAPI serves at once; one more is refused with 503.',
+    ...int(1, 10_000),
+  },
   stateDir: {
     env: 'FC_STATE_DIR', flag: 'state-dir', default: () => path.join(os.homedir(), '.fastcontainer'), defaultDoc: '`~/.fastcontainer`',
     allowed: 'a directory path', roles: ['coreapi', 'dispatcher', 'cli'],

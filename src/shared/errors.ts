@@ -33,13 +33,25 @@ export const errorCatalog = {
     status: 401,
     title: 'Unauthorized',
     retryable: false,
-    description: 'A CoreAPI request other than /healthz and /metrics lacks a bearer token, or the token is wrong (reads take the read or the admin token, writes the admin token).',
+    description: 'A CoreAPI request other than /healthz, /metrics and the dashboard\'s page lacks a bearer token (or a dashboard session cookie), or the token is wrong (reads take the read or the admin token, writes the admin token).',
   },
   FC_ERR_FORBIDDEN: {
     status: 403,
     title: 'Forbidden',
     retryable: false,
     description: 'A CoreAPI write carries the read-only token; writes need the admin token.',
+  },
+  FC_ERR_CSRF: {
+    status: 403,
+    title: 'Cross-site request refused',
+    retryable: false,
+    description: 'A CoreAPI write authenticated by the dashboard\'s session cookie lacks the header "x-fc-csrf: 1" or comes from another origin; scripts use the bearer token instead.',
+  },
+  FC_ERR_TOO_MANY_STREAMS: {
+    status: 503,
+    title: 'Too many streams',
+    retryable: true,
+    description: 'The CoreAPI already serves FC_API_STREAMS live-update streams (GET /v1/events/stream); try again when one closes.',
   },
   FC_ERR_HOP_FORBIDDEN: {
     status: 403,
