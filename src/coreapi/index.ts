@@ -24,7 +24,7 @@ export interface CoreApiRole {
 }
 
 export async function startCoreApi(
-  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots' | 'apiStreams'>,
+  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots' | 'drainTimeout' | 'apiStreams'>,
   deps: { store: Store; clock: Clock; logger: Logger },
 ): Promise<CoreApiRole> {
   const logger = deps.logger.child({ role: 'coreapi' });
@@ -35,7 +35,7 @@ export async function startCoreApi(
     { ...deps, logger, registry },
     { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots, streams: config.apiStreams },
   );
-  const listening = await listen(api.handle, config.apiPort, config.apiListen);
+  const listening = await listen(api.handle, config.apiPort, config.apiListen, { drainTimeout: config.drainTimeout });
   api.dashboard.start();
   logger.info({ url: listening.url, token: token.source, readToken: readToken.source }, 'CoreAPI listening');
   // The dashboard's streams never end by themselves: they are ended first, so a drain can finish.

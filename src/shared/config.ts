@@ -315,7 +315,7 @@ export const options = {
     ...duration(100, 600_000),
   },
   drainTimeout: {
-    env: 'FC_DRAIN_TIMEOUT', flag: 'drain-timeout', default: 30_000, roles: ['dispatcher', 'proxy'],
+    env: 'FC_DRAIN_TIMEOUT', flag: 'drain-timeout', default: 30_000, roles: ['dispatcher', 'proxy', 'coreapi'],
     doc: 'Longest wait for a draining container\'s in-flight requests before it is stopped anyway; also, after SIGTERM, for a server\'s in-flight requests (answered with `Connection: close`) before the rest are cut.',
     ...duration(0, 3_600_000),
   },
