@@ -77,6 +77,11 @@ export interface ContainerEntry {
    * it has not seen yet. Its own changes (the autoscaler's) leave this alone.
    */
   cpusSetAt?: number | null;
+  /**
+   * Digest of the spec fields the container was started from that it cannot change live
+   * (dispatcher/rollout.ts): an app update that changes them replaces it, one container at a time.
+   */
+  specHash?: string | null;
   createdAt: number;
   startedAt: number | null;
   readyAt: number | null;
