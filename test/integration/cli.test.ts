@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containersOfHost, removeContainersOfHost } from '../helpers/docker.js';
+import { containersOfHost, docker, removeContainersOfHost } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
 import { freePort } from '../helpers/net.js';
 import { eventually } from '../helpers/wait.js';
@@ -160,6 +160,30 @@ describe('the CLI covers the API', () => {
     expect(again.stderr).toContain('FC_ERR_CONTAINER_NOT_FOUND');
     for (const args of [['container'], ['container', 'rm'], ['container', 'frob', 'x']]) expect((await cli(...args)).code, args.join(' ')).toBe(2);
     expect((await cli('app', 'rm', 'clirm')).code).toBe(0);
+  });
+
+  it('app update replaces the running container with the real engine, make before break: no failed request', async () => {
+    expect((await cli('app', 'create', 'cliroll', '--hostname', 'cliroll.test', '--image', 'fastcontainer/hello', '--min', '1', '--env', 'V=1', '--no-autoscale')).code).toBe(0);
+    await eventually(async () => (await get('cliroll.test')).status === 200, { timeout: 20_000, what: 'cliroll to serve' });
+    const envOf = async () => {
+      const rows = (await containersOfHost(hostId, { all: false })).filter((c) => c.Labels['fastcontainer.app'] === 'cliroll');
+      return Promise.all(rows.map(async (c) => (await docker.getContainer(c.Id).inspect()).Config.Env.filter((e) => e.startsWith('V='))));
+    };
+    expect(await envOf()).toEqual([['V=1']]);
+    let running = true;
+    const statuses: number[] = [];
+    const client = (async () => {
+      while (running) statuses.push((await get('cliroll.test')).status);
+    })();
+    const updated = await cli('app', 'update', 'cliroll', '--env', 'V=2');
+    expect(updated, updated.stderr).toMatchObject({ code: 0 });
+    await eventually(async () => JSON.stringify(await envOf()) === '[["V=2"]]', { timeout: 30_000, what: 'one container, started with V=2' });
+    running = false;
+    await client;
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect((await cli('events', 'cliroll')).stdout).toMatch(/replace\s+cliroll-\S+\s+\S+\s+the app's spec changed \(app update\)/);
+    expect((await cli('app', 'rm', 'cliroll')).code).toBe(0);
   });
 
   it('prints each command\'s help with its flags and units, exit 0; config names env vars and flags', async () => {

@@ -42,6 +42,14 @@ describe('the OpenAPI document', () => {
     expect(result.valid).toBe(true);
   });
 
+  it('tells nothing of the data (no app, host or token), and takes only GET', async () => {
+    const text = JSON.stringify(doc);
+    for (const secret of ['oa.test', hostId, TEST_TOKEN, t.stack.coreapi?.readToken.token ?? '-']) expect(text).not.toContain(secret);
+    const post = await request(`${t.apiUrl}/v1/openapi.json`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+    expect(post.statusCode).toBe(405);
+    expect(((await post.body.json()) as { code: string }).code).toBe('FC_ERR_METHOD_NOT_ALLOWED');
+  });
+
   it('the validator can fail: a path not starting with "/", or a bad security scheme, is refused', async () => {
     const broken = structuredClone(doc);
     broken.paths['v1/apps'] = broken.paths['/v1/apps'];
