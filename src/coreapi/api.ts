@@ -166,6 +166,7 @@ export class CoreApi {
         throw invalidFields([{ field: '(body)', value: raw, allowed: 'a JSON object, {} or {"host": "<host id>"}' }]);
       }
       const body = raw as Record<string, unknown>;
+      if (!addContainerShape.Check(body)) throw invalidFields([{ field: 'host', value: body.host, allowed: 'a host id (a string), or absent' }]);
       const now = clock.now();
       const [hosts, entries] = await Promise.all([store.listHosts(), store.listContainers()]);
       let candidates = hosts;
@@ -440,6 +441,8 @@ function parseLimit(raw: string | null): number {
 }
 
 const scaleFields = Object.keys(S.ScaleRequestSchema.properties) as (keyof typeof S.ScaleRequestSchema.properties)[];
+const addContainerShape = TypeCompiler.Compile(S.AddContainerRequestSchema);
+
 /** The shapes of the scale fields (schemas.ts), compiled once; the ranges come from the app. */
 const scaleShape = {
   containers: TypeCompiler.Compile(S.ScaleRequestSchema.properties.containers),
