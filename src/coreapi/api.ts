@@ -179,7 +179,7 @@ export class CoreApi {
       }
       const { entry } = await placeContainer(store, app, candidates, entries, now, this.s.hostTimeout);
       this.deps.logger.info({ app: app.name, container: entry.id, host: entry.host }, 'container entry added');
-      sendJson(res, 201, entry, { location: `/v1/containers/${entry.id}` });
+      sendJson(res, 201, publicEntry(entry), { location: `/v1/containers/${entry.id}` });
     }, {
       summary: 'Add one container entry to the app, on a host of your choice or placed',
       body: S.AddContainerRequestSchema,
@@ -202,7 +202,7 @@ export class CoreApi {
       errors: ['FC_ERR_APP_NOT_FOUND'],
     });
     this.add('GET', '/v1/containers/:id', false, async ({ res, params }) => {
-      sendJson(res, 200, await this.container(params.id as string));
+      sendJson(res, 200, publicEntry(await this.container(params.id as string)));
     }, { summary: 'One container entry', responses: { 200: { description: 'The entry.', schema: S.ContainerEntrySchema } }, errors: ['FC_ERR_CONTAINER_NOT_FOUND'] });
     this.add('DELETE', '/v1/containers/:id', true, async ({ res, params }) => {
       const id = params.id as string;
@@ -213,7 +213,7 @@ export class CoreApi {
         (await store.transitionContainer(id, ['starting', 'ready'], 'draining')) ??
         (await store.getContainer(id)) ?? { ...current, state: 'gone' as const };
       this.deps.logger.info({ container: id, state: next.state }, 'container removal asked');
-      sendJson(res, next.state === 'gone' ? 200 : 202, next);
+      sendJson(res, next.state === 'gone' ? 200 : 202, publicEntry(next));
     }, {
       summary: 'Remove a container (container rm): one never started goes now; a running one drains (in-flight requests finish) and goes',
       responses: { 200: { description: 'Gone.', schema: S.ContainerEntrySchema }, 202: { description: 'Draining; its dispatcher removes it.', schema: S.ContainerEntrySchema } },
@@ -263,13 +263,13 @@ export class CoreApi {
   }
 
   /** Entries, sorted, each with its dispatcher's latest stats (null when none are fresh). */
-  private async withStats(entries: ContainerEntry[], now: number): Promise<(ContainerEntry & { stats: ContainerStats | null })[]> {
+  private async withStats(entries: ContainerEntry[], now: number): Promise<(PublicEntry & { stats: ContainerStats | null })[]> {
     const byId = new Map<string, ContainerStats>();
     for (const s of await this.deps.store.listStats(now)) {
       const seen = byId.get(s.id);
       if (seen === undefined || s.at > seen.at) byId.set(s.id, s);
     }
-    return sortEntries(entries).map((e) => ({ ...e, stats: byId.get(e.id) ?? null }));
+    return sortEntries(entries).map((e) => ({ ...publicEntry(e), stats: byId.get(e.id) ?? null }));
   }
 
   /**
@@ -472,6 +472,18 @@ function parseScale(body: unknown, app: App): { containers?: number; cpus?: numb
   }
   if (problems.length > 0) throw invalidFields(problems);
   return out;
+}
+
+type PublicEntry = Omit<ContainerEntry, 'specHash'>;
+
+/**
+ * An entry as the API shows it: without specHash, a digest that covers the app's secret values
+ * (dispatcher/rollout.ts): a reader who knows the other fields could test guesses of a weak
+ * secret against it, and secrets are write-only.
+ */
+function publicEntry(e: ContainerEntry): PublicEntry {
+  const { specHash: _digest, ...shown } = e;
+  return shown;
 }
 
 function sortEntries(entries: ContainerEntry[]): ContainerEntry[] {

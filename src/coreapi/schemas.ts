@@ -64,7 +64,6 @@ export const ContainerEntrySchema = Type.Object(
     image: orNull(Type.String(), 'The image it was started from.'),
     cpus: orNull(Type.Number(), 'Its CPU quota, cores.'),
     cpusSetAt: Type.Optional(msOrNull('When its quota was last set by hand')),
-    specHash: Type.Optional(orNull(Type.String(), 'Digest of the spec fields it was started from that cannot change live; an app update that changes them replaces it.')),
     createdAt: ms('When registered'),
     startedAt: msOrNull('When its start began'),
     readyAt: msOrNull('When it became ready'),
@@ -75,7 +74,7 @@ export const ContainerEntrySchema = Type.Object(
     retryAt: msOrNull('No new start before then'),
     rev: Type.Integer(),
   },
-  { description: 'A container entry: one per container that exists or is wanted.' },
+  { description: 'A container entry: one per container that exists or is wanted. (The CMDB also keeps a digest of the spec it started from, which covers secret values: never answered.)' },
 );
 
 export const ContainerStatsSchema = Type.Object(

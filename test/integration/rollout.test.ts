@@ -126,6 +126,14 @@ describe('app update replaces running containers make before break', () => {
     const replaced = (body.events as { kind: string; reason: string }[]).filter((e) => e.kind === 'replace');
     expect(replaced).toHaveLength(3);
     expect(replaced.every((e) => e.reason.startsWith('the app\'s spec changed (app update)'))).toBe(true);
+
+    // The digest covers secret values: the CMDB keeps it, the API never answers it.
+    const stored = await readyEntries('roll');
+    expect(stored.every((e) => typeof e.specHash === 'string' && e.specHash.length === 16)).toBe(true);
+    for (const p of ['/v1/apps/roll/containers', '/v1/containers?app=roll', `/v1/containers/${stored[0]?.id}`]) {
+      const answer = await t.api('GET', p);
+      expect([p, answer.status, JSON.stringify(answer.body).includes('specHash')]).toEqual([p, 200, false]);
+    }
   });
 
   it('leaves running containers alone when only live fields change (cpus, hostnames, lifespan, scaling)', async () => {
