@@ -14,6 +14,7 @@ import { createLogger } from '../shared/logger.js';
 import { ApiClient, ApiError } from './api-client.js';
 import { startStack, type Stack, type StackRole } from './stack.js';
 import { containerCommand } from './commands/container.js';
+import { restartFields } from '../dispatcher/rollout.js';
 import { helpFor } from './help.js';
 import { UsageError } from './usage-error.js';
 
@@ -383,6 +384,11 @@ async function appCommand(config: Config, args: string[], values: Values): Promi
       if (Object.keys(changes).length === 0) throw new UsageError('app update needs at least one option to change (see app create)');
       const app = await api.call<App & { secretKeys?: string[] }>('PATCH', `/v1/apps/${encodeURIComponent(name)}`, changes);
       process.stdout.write(`updated app ${app.name}${(app.secretKeys ?? []).length > 0 ? ` (secrets: ${(app.secretKeys ?? []).join(', ')})` : ''}\n`);
+      // What a running container cannot take live: its containers are replaced (dispatcher/rollout.ts).
+      const restart = Object.keys(changes).filter((f) => (restartFields as readonly string[]).includes(f));
+      if (restart.length > 0) {
+        process.stdout.write(`${restart.join(', ')} changed: running containers are replaced one at a time, each drained once its replacement is ready (\`fastcontainer events ${app.name}\` shows it)\n`);
+      }
       return 0;
     }
     case 'ls': {

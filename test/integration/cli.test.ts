@@ -208,7 +208,12 @@ describe('tokens and secrets', () => {
     expect(JSON.parse(shown.stdout)).toMatchObject({ env: { MODE: 'prod' }, secretKeys: ['DB_PASSWORD'] });
     expect(shown.stdout).not.toContain('hunter2');
     const updated = await cli('app', 'update', 'clisecret', '--secret', 'API_KEY=k-123', '--unset-secret', 'DB_PASSWORD', '--cpus', '0.25');
-    expect(updated, updated.stderr).toMatchObject({ code: 0, stdout: 'updated app clisecret (secrets: API_KEY)\n' });
+    expect(updated, updated.stderr).toMatchObject({
+      code: 0,
+      stdout: 'updated app clisecret (secrets: API_KEY)\nsecrets changed: running containers are replaced one at a time, each drained once its replacement is ready (`fastcontainer events clisecret` shows it)\n',
+    });
+    // Live fields replace nothing, and say nothing of it.
+    expect(await cli('app', 'update', 'clisecret', '--max', '5')).toMatchObject({ code: 0, stdout: 'updated app clisecret (secrets: API_KEY)\n' });
     expect(JSON.parse((await cli('app', 'show', 'clisecret')).stdout)).toMatchObject({ cpus: 0.25, secretKeys: ['API_KEY'] });
     const relative = await cli('app', 'update', 'clisecret', '--volume', 'site:/var/www/html');
     expect(relative.code).toBe(2);
