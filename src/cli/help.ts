@@ -16,8 +16,6 @@ export interface AppFlag {
   note?: string;
 }
 
-const DURATION = 'a number of seconds, or a duration with its unit: "90s", "10m", "1h" (the server options take the same "500ms", "2s", "5m", "1h")';
-
 /** Every app field but name (the positional argument) has a flag: the CLI covers the API. */
 export const appFlags: readonly AppFlag[] = [
   { flag: 'hostname', field: 'hostnames', arg: 'HOST', repeat: true },
@@ -28,19 +26,19 @@ export const appFlags: readonly AppFlag[] = [
   { flag: 'secret', field: 'secrets', arg: 'KEY=VALUE', repeat: true, note: 'On app update, set key by key; --unset-secret KEY removes one.' },
   { flag: 'volume', field: 'volumes', arg: '/host/path:/container/path[:ro|rw]', repeat: true, note: 'The host path is absolute, as the compute hosts see it.' },
   { flag: 'cpus', field: 'cpus', arg: 'CORES' },
-  { flag: 'memory', field: 'memory', arg: 'SIZE', note: 'Bytes, or "64m", "1g".' },
-  { flag: 'lifespan', field: 'lifespan', arg: 'DURATION', note: DURATION },
+  { flag: 'memory', field: 'memory', arg: 'SIZE'},
+  { flag: 'lifespan', field: 'lifespan', arg: 'DURATION' },
   { flag: 'min', field: 'minContainers', arg: 'N' },
   { flag: 'max', field: 'maxContainers', arg: 'N' },
   { flag: 'readiness-path', field: 'readinessPath', arg: 'PATH' },
   { flag: 'max-cpus', field: 'maxCpus', arg: 'CORES', note: 'Default: twice cpus.' },
-  { flag: 'latency-target', field: 'latencyTargetMs', arg: 'DURATION', note: 'A number of milliseconds, or a duration with its unit: "500ms", "2s".' },
-  { flag: 'idle-timeout', field: 'idleTimeout', arg: 'DURATION', note: DURATION },
+  { flag: 'latency-target', field: 'latencyTargetMs', arg: 'DURATION' },
+  { flag: 'idle-timeout', field: 'idleTimeout', arg: 'DURATION' },
   { flag: 'autoscale', field: 'autoscale', arg: 'true|false', note: '--no-autoscale is --autoscale false.' },
-  { flag: 'freeze-after', field: 'freezeAfter', arg: 'DURATION', note: `${DURATION}; 0: never` },
+  { flag: 'freeze-after', field: 'freezeAfter', arg: 'DURATION' },
   { flag: 'user', field: 'user', arg: 'UID[:GID]' },
   { flag: 'read-only-rootfs', field: 'readOnlyRootfs' },
-  { flag: 'upstream-timeout', field: 'upstreamTimeout', arg: 'DURATION', note: DURATION },
+  { flag: 'upstream-timeout', field: 'upstreamTimeout', arg: 'DURATION' },
   { flag: 'max-concurrency', field: 'maxConcurrency', arg: 'N' },
 ];
 
