@@ -7,12 +7,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { App, AppEvent, ContainerEntry, ContainerStats, ComputeHost } from '../cmdb/types.js';
 import { findApiToken, tokenPath } from '../shared/api-token.js';
-import { configMarkdownTable, loadConfig, parseArgsOptions, type Config } from '../shared/config.js';
+import { configMarkdownTable, loadConfig, options as configOptions, parseArgsOptions, type Config } from '../shared/config.js';
 import { FcError, describeFieldProblem, type FieldProblem } from '../shared/errors.js';
 import { APP_PLACEHOLDER, rootsOf } from '../shared/volumes.js';
 import { createLogger } from '../shared/logger.js';
 import { ApiClient, ApiError } from './api-client.js';
 import { startStack, type Stack, type StackRole } from './stack.js';
+import { containerCommand } from './commands/container.js';
+import { restartFields } from '../dispatcher/rollout.js';
+import { helpFor } from './help.js';
+import { UsageError } from './usage-error.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -31,16 +35,19 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
              [--cpus 0.5] [--memory 256m] [--user UID[:GID]] [--read-only-rootfs]
              [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
              [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)] [--freeze-after 5 (s, 0: never)]
-             [--no-autoscale | --autoscale true|false] [--egress open|closed]
+             [--no-autoscale | --autoscale true|false] [--egress open|closed] [--upstream-timeout 60 (s)] [--max-concurrency N]
+                         durations also take a unit: --lifespan 10m, --latency-target 2s, --idle-timeout 90s
   app create --file spec.json
   app update <name> [any create option] [--unset-secret KEY ...]
-                         change only what is given; secrets are set or unset key by key
+                         change only what is given; secrets are set or unset key by key; a new image,
+                         env, command, ... replaces the running containers make before break, one at a time
   app ls | app show <name> | app rm <name>
                          reads show secrets by key only (secretKeys)
   app scale <name> [--containers N] [--cpus X]
                          set the live containers to N (0 to max) and/or every live container's
                          CPU quota to X cores (cpus to maxCpus), now; the autoscaler may change it again
   ps [--app <name>]      container entries: state, host, age, time left, CPU quota, load
+  container rm <id> ...  remove containers: never-started ones go, running ones drain and go
   events <name> [--limit 50]
                          what happened to an app's containers and why, newest first (1-200)
   hosts | host ls        compute hosts: heartbeat, live, drained, containers
@@ -54,7 +61,8 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
                          the host takes new containers again
   config [--markdown]    every option, its env var, flag and default
 
-Every option can be given as a flag or an env var; \`fastcontainer config\` lists them.`;
+Every option can be given as a flag or an env var; \`fastcontainer config\` lists them.
+\`fastcontainer <command> --help\` (e.g. app create --help) lists a command's flags with their units.`;
 
 const appFlags = {
   hostname: { type: 'string', multiple: true },
@@ -80,6 +88,8 @@ const appFlags = {
   autoscale: { type: 'string' },
   'no-autoscale': { type: 'boolean' },
   egress: { type: 'string' },
+  'upstream-timeout': { type: 'string' },
+  'max-concurrency': { type: 'string' },
   containers: { type: 'string' },
   limit: { type: 'string' },
   file: { type: 'string' },
@@ -88,8 +98,6 @@ const appFlags = {
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -102,7 +110,8 @@ export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
   if (command === undefined || command === 'help' || values.help === true) {
-    process.stdout.write(`${usage}\n`);
+    // `app create --help`, `help app create`: that command's own help, if it has one.
+    process.stdout.write(`${helpFor(command === 'help' ? rest : positionals) ?? usage}\n`);
     return command === undefined && values.help !== true ? 2 : 0;
   }
   try {
@@ -118,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
         return await appCommand(config, rest, values);
       case 'ps':
         return await ps(config, values.app);
+      case 'container':
+        return await containerCommand(client(config), rest);
       case 'events':
         return await events(config, rest[0], values.limit);
       case 'hosts':
@@ -154,10 +165,18 @@ function report(err: unknown): number {
   return 1;
 }
 
-function configText(config: Config): string {
-  return Object.entries(config)
-    .map(([k, v]) => `${k} = ${(k === 'apiToken' || k === 'apiReadToken' || k === 'clusterSecret') && v !== '' ? '(set)' : JSON.stringify(v)}`)
-    .join('\n');
+/** Every option as `fastcontainer config` shows it: env var, flag and value here (tokens hidden). */
+export function configText(config: Config): string {
+  const secret = new Set(['apiToken', 'apiReadToken', 'clusterSecret']);
+  const rows = Object.entries(config).map(([k, v]) => {
+    const def = (configOptions as Record<string, { env: string; flag: string } | undefined>)[k];
+    const value = secret.has(k) && v !== '' ? '(set)' : JSON.stringify(v);
+    return [def?.env ?? k, def === undefined ? '' : `--${def.flag}`, value];
+  });
+  const head = ['ENV VAR', 'FLAG', 'VALUE'];
+  const widths = [0, 1].map((i) => Math.max((head[i] as string).length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (r: string[]) => `${(r[0] as string).padEnd(widths[0] as number)}  ${(r[1] as string).padEnd(widths[1] as number)}  ${r[2] as string}`;
+  return [line(head), ...rows.map(line)].join('\n');
 }
 
 async function runRoles(config: Config, roles: StackRole[]): Promise<number> {
@@ -271,6 +290,7 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
   const numbers: [string, string][] = [
     ['port', 'port'], ['cpus', 'cpus'], ['lifespan', 'lifespan'], ['min', 'minContainers'], ['max', 'maxContainers'],
     ['max-cpus', 'maxCpus'], ['latency-target', 'latencyTargetMs'], ['idle-timeout', 'idleTimeout'], ['freeze-after', 'freezeAfter'],
+    ['upstream-timeout', 'upstreamTimeout'], ['max-concurrency', 'maxConcurrency'],
   ];
   for (const [flag, field] of numbers) {
     const raw = values[flag];
@@ -367,6 +387,11 @@ async function appCommand(config: Config, args: string[], values: Values): Promi
       if (Object.keys(changes).length === 0) throw new UsageError('app update needs at least one option to change (see app create)');
       const app = await api.call<App & { secretKeys?: string[] }>('PATCH', `/v1/apps/${encodeURIComponent(name)}`, changes);
       process.stdout.write(`updated app ${app.name}${(app.secretKeys ?? []).length > 0 ? ` (secrets: ${(app.secretKeys ?? []).join(', ')})` : ''}\n`);
+      // What a running container cannot take live: its containers are replaced (dispatcher/rollout.ts).
+      const restart = Object.keys(changes).filter((f) => (restartFields as readonly string[]).includes(f));
+      if (restart.length > 0) {
+        process.stdout.write(`${restart.join(', ')} changed: running containers are replaced one at a time, each drained once its replacement is ready (\`fastcontainer events ${app.name}\` shows it)\n`);
+      }
       return 0;
     }
     case 'ls': {

@@ -1,61 +1,19 @@
 // The CMDB's data: apps (what a tenant runs), container entries (one per container that exists
 // or is wanted) and compute hosts (one per dispatcher). Times are milliseconds since the epoch.
 
+import type { Static } from '@sinclair/typebox';
+import type { AppSpecSchema } from './app-schema.js';
+
 export type ContainerState = 'registered' | 'starting' | 'ready' | 'draining' | 'gone';
 
 /** States of an entry that counts against maxContainers: draining ones are on their way out. */
 export const liveStates: readonly ContainerState[] = ['registered', 'starting', 'ready'];
 
-export interface AppSpec {
-  name: string;
-  hostnames: string[];
-  image: string;
-  /** argv run instead of the image's entrypoint and command; null keeps the image's. */
-  command: string[] | null;
-  port: number;
-  env: Record<string, string>;
-  /**
-   * Env values the CoreAPI never shows (reads give their keys as secretKeys). Kept in the app's
-   * CMDB record like the rest, because every dispatcher needs them to start containers: whoever
-   * can read the CMDB can read them.
-   */
-  secrets: Record<string, string>;
-  /** Bind mounts `host:container[:ro|rw]`; host paths lie under the volume roots (shared/volumes.ts). */
-  volumes: string[];
-  /** CPU cores, e.g. 0.3 for 30% of one core (a CFS quota). */
-  cpus: number;
-  /** Bytes. */
-  memory: number;
-  /** Seconds a container lives before it is drained and removed. */
-  lifespan: number;
-  minContainers: number;
-  maxContainers: number;
-  /** When set, a starting container is ready once GET on this path answers below 500. */
-  readinessPath: string | null;
-  /** CPU cores a container may be scaled up to, live; equal to cpus turns scale-up off. */
-  maxCpus: number;
-  /** Latency (ms, to the end of the answer) above which the autoscaler adds capacity. */
-  latencyTargetMs: number;
-  /** Seconds without a request after which a container above minContainers is drained. */
-  idleTimeout: number;
-  /** Whether the autoscaler acts on this app (scale up/down/out/in); lifespans apply regardless. */
-  autoscale: boolean;
-  /** Seconds without a request after which a container is frozen (cgroup freezer); 0: never. */
-  freezeAfter: number;
-  /** Numeric "uid[:gid]" the container runs as; null: the image's user, unless that is root. */
-  user: string | null;
-  /** The container's root file system is read-only (/tmp and /run are tmpfs). */
-  readOnlyRootfs: boolean;
-  /** Seconds the app may take to start an answer before the client gets 504; null: the proxy's FC_UPSTREAM_TIMEOUT. */
-  upstreamTimeout?: number | null;
-  /** Most requests a proxy forwards to the app at once (more wait in a bounded queue); null: FC_APP_CONCURRENCY. */
-  maxConcurrency?: number | null;
-  /**
-   * Whether its containers may open connections to the internet ('open', the default; absent in
-   * apps stored before the field existed) or only to the services the operator lists for it.
-   */
-  egress?: 'open' | 'closed';
-}
+/**
+ * What a tenant runs, as stored: declared once, with every field's meaning and unit, as a schema
+ * in app-schema.ts (which the CoreAPI validates with and documents in its OpenAPI document).
+ */
+export type AppSpec = Static<typeof AppSpecSchema>;
 
 export interface App extends AppSpec {
   /** CMDB revision of the last write; caches apply a change only when it is newer. */
@@ -82,6 +40,11 @@ export interface ContainerEntry {
    * it has not seen yet. Its own changes (the autoscaler's) leave this alone.
    */
   cpusSetAt?: number | null;
+  /**
+   * Digest of the spec fields the container was started from that it cannot change live
+   * (dispatcher/rollout.ts): an app update that changes them replaces it, one container at a time.
+   */
+  specHash?: string | null;
   createdAt: number;
   startedAt: number | null;
   readyAt: number | null;

@@ -4,6 +4,8 @@
 // Errors are RFC 7807 problem+json.
 
 import { timingSafeEqual } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, type Registry } from 'prom-client';
 import { withScalingDefaults } from '../cmdb/app-defaults.js';
@@ -18,6 +20,8 @@ import { serveMetrics } from '../shared/metrics.js';
 import { parseAppPatch, parseNewApp, publicApp, specOf } from './app-spec.js';
 import { Dashboard } from './dashboard/index.js';
 import { HostAdmin, parseForce } from './hosts.js';
+import { openApiDocument, type RouteDoc, type RouteInfo } from './openapi.js';
+import * as S from './schemas.js';
 
 export interface CoreApiSettings {
   /** Admin token: writes and reads. */
@@ -31,8 +35,18 @@ export interface CoreApiSettings {
   streams?: number;
 }
 
+/** The dashboard's browser routes (dashboard/): its page, assets, session and login. */
+const isDashboardPage = (path: string): boolean => path === '/' || path.startsWith('/dashboard/');
+
+/** The live-update stream, as the OpenAPI document tells of it. */
+const EVENTS_STREAM_DOC: RouteDoc = {
+  summary: 'Live updates (Server-Sent Events): a snapshot of apps (secrets by key only), hosts and containers, then every CMDB change and container stats every 5 s',
+  responses: { 200: { description: 'An event stream.', contentType: 'text/event-stream' } },
+  errors: ['FC_ERR_TOO_MANY_STREAMS'],
+};
+
 /** Paths anyone may GET: they name no app, container or host. */
-const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
+const OPEN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics', '/v1/openapi.json']);
 
 export interface CoreApiDeps {
   store: Store;
@@ -58,6 +72,8 @@ interface Route {
   /** Anyone may call it (it checks what it needs itself): /healthz, /metrics, the dashboard's page and login. */
   open: boolean;
   handler: Handler;
+  /** What the OpenAPI document says of it (openapi.ts); every route should have one. */
+  doc?: RouteDoc;
 }
 
 export class CoreApi {
@@ -65,6 +81,7 @@ export class CoreApi {
   private readonly requests: Counter<'method' | 'route' | 'status'>;
   /** The web dashboard at / (dashboard/): its page, login, live-update stream and session cookie. */
   readonly dashboard: Dashboard;
+  private openApi: ReturnType<typeof openApiDocument> | undefined;
 
   constructor(private readonly deps: CoreApiDeps, private readonly s: CoreApiSettings) {
     this.requests = new Counter({ name: 'fc_coreapi_requests_total', help: 'CoreAPI requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [deps.registry] });
@@ -80,43 +97,70 @@ export class CoreApi {
         return sendJson(res, 503, { status: 'degraded', role: 'coreapi', store: store.kind, cmdb: { healthy: false } });
       }
       sendJson(res, 200, { status: 'ok', role: 'coreapi', store: store.kind, cmdb: { healthy: true } });
+    }, {
+      summary: 'Whether the CoreAPI and its CMDB answer (open to anyone)',
+      responses: { 200: { description: 'Healthy.', schema: S.HealthSchema }, 503: { description: 'The CMDB does not answer (the reason is in the log).', schema: S.HealthSchema } },
     });
-    this.add('GET', '/metrics', false, async ({ res }) => serveMetrics(deps.registry, res));
+    this.add('GET', '/metrics', false, async ({ res }) => serveMetrics(deps.registry, res), {
+      summary: 'Prometheus metrics of the CoreAPI (open to anyone)',
+      responses: { 200: { description: 'Prometheus text exposition format.', contentType: 'text/plain', schema: Type.String() } },
+    });
+    this.add('GET', '/v1/openapi.json', false, async ({ res }) => {
+      // Built once all routes are in (the constructor is over by the first request).
+      this.openApi ??= openApiDocument(this.routeTable());
+      sendJson(res, 200, this.openApi.document);
+    }, { summary: 'This OpenAPI 3.1 document (open to anyone: it describes the API, not its data)', responses: { 200: { description: 'The document.', schema: S.OpenApiDocumentSchema } } });
 
     this.add('GET', '/v1/apps', false, async ({ res }) => {
       const apps = (await store.listApps()).sort((a, b) => a.name.localeCompare(b.name));
       sendJson(res, 200, { apps: apps.map(publicApp) });
-    });
+    }, { summary: 'Every app, by name; secrets by key only', responses: { 200: { description: 'The apps.', schema: S.AppListSchema } } });
     this.add('POST', '/v1/apps', true, async ({ req, res }) => {
       const spec = parseNewApp(await readJsonBody(req), this.s);
       const app = await store.createApp(spec, clock.now());
       this.deps.logger.info({ app: app.name, hostnames: app.hostnames, image: app.image }, 'app created');
       sendJson(res, 201, publicApp(app), { location: `/v1/apps/${app.name}` });
+    }, {
+      summary: 'Create an app',
+      body: S.AppCreateSchema,
+      responses: { 201: { description: 'Created; Location names it.', schema: S.AppSchema } },
+      errors: ['FC_ERR_APP_EXISTS', 'FC_ERR_HOSTNAME_TAKEN'],
     });
     this.add('GET', '/v1/apps/:name', false, async ({ res, params }) => {
       sendJson(res, 200, publicApp(await this.app(params.name as string)));
-    });
+    }, { summary: 'One app; secrets by key only', responses: { 200: { description: 'The app.', schema: S.AppSchema } }, errors: ['FC_ERR_APP_NOT_FOUND'] });
     this.add('PATCH', '/v1/apps/:name', true, async ({ req, res, params }) => {
       const current = await this.app(params.name as string);
       const spec = parseAppPatch(specOf(current), await readJsonBody(req), this.s);
       const app = await store.updateApp(spec, clock.now());
       this.deps.logger.info({ app: app.name }, 'app updated');
       sendJson(res, 200, publicApp(app));
+    }, {
+      summary: 'Change an app (app update): the fields given replace the current ones',
+      description: 'A change of what containers start from (image, command, env, secrets, port, volumes, memory, user, readOnlyRootfs) replaces the running containers make before break, one at a time; cpus, scaling and routing fields apply live.',
+      body: S.AppPatchSchema,
+      responses: { 200: { description: 'The app as changed.', schema: S.AppSchema } },
+      errors: ['FC_ERR_APP_NOT_FOUND', 'FC_ERR_HOSTNAME_TAKEN'],
     });
     this.add('DELETE', '/v1/apps/:name', true, async ({ res, params }) => {
       const app = await store.deleteApp(params.name as string);
       this.deps.logger.info({ app: app.name }, 'app deleted; its containers drain');
       sendJson(res, 200, publicApp(app));
-    });
+    }, { summary: 'Delete an app; its containers drain and go', responses: { 200: { description: 'The app as it was.', schema: S.AppSchema } }, errors: ['FC_ERR_APP_NOT_FOUND'] });
     this.add('GET', '/v1/apps/:name/containers', false, async ({ res, params }) => {
       const app = await this.app(params.name as string);
       const now = clock.now();
       sendJson(res, 200, { now, containers: await this.withStats(await store.listContainers({ app: app.name }), now) });
-    });
+    }, { summary: 'The app\'s container entries with their latest stats', responses: { 200: { description: 'Its containers.', schema: S.ContainerListSchema } }, errors: ['FC_ERR_APP_NOT_FOUND'] });
     this.add('GET', '/v1/apps/:name/events', false, async ({ res, params, query }) => {
       const limit = parseLimit(query.get('limit'));
       const app = await this.app(params.name as string);
       sendJson(res, 200, { events: await store.listEvents(app.name, limit) });
+    }, {
+      summary: 'What happened to the app\'s containers and why, newest first',
+      query: { limit: { schema: Type.Integer({ minimum: 1, maximum: EVENTS_KEPT, default: 50 }), description: `How many, 1 to ${EVENTS_KEPT} (default 50).` } },
+      responses: { 200: { description: 'Its events.', schema: S.EventListSchema } },
+      errors: ['FC_ERR_APP_NOT_FOUND'],
     });
     this.add('POST', '/v1/apps/:name/scale', true, async ({ req, res, params }) => {
       const app = withScalingDefaults(await this.app(params.name as string));
@@ -126,6 +170,11 @@ export class CoreApi {
       if (ask.cpus !== undefined) await this.scaleCpus(app, ask.cpus);
       const now = clock.now();
       sendJson(res, 200, { app: app.name, now, containers: await this.withStats(await store.listContainers({ app: app.name }), now) });
+    }, {
+      summary: 'Scale now (app scale): the live containers and/or every live container\'s CPU quota',
+      body: S.ScaleRequestSchema,
+      responses: { 200: { description: 'The app\'s containers after the change.', schema: S.ScaleResultSchema } },
+      errors: ['FC_ERR_APP_NOT_FOUND', 'FC_ERR_NO_COMPUTE_HOST', 'FC_ERR_MAX_CONTAINERS'],
     });
     this.add('POST', '/v1/apps/:name/containers', true, async ({ req, res, params }) => {
       const app = await this.app(params.name as string);
@@ -134,6 +183,7 @@ export class CoreApi {
         throw invalidFields([{ field: '(body)', value: raw, allowed: 'a JSON object, {} or {"host": "<host id>"}' }]);
       }
       const body = raw as Record<string, unknown>;
+      if (!addContainerShape.Check(body)) throw invalidFields([{ field: 'host', value: body.host, allowed: 'a host id (a string), or absent' }]);
       const now = clock.now();
       const [hosts, entries] = await Promise.all([store.listHosts(), store.listContainers()]);
       let candidates = hosts;
@@ -146,16 +196,31 @@ export class CoreApi {
       }
       const { entry } = await placeContainer(store, app, candidates, entries, now, this.s.hostTimeout);
       this.deps.logger.info({ app: app.name, container: entry.id, host: entry.host }, 'container entry added');
-      sendJson(res, 201, entry, { location: `/v1/containers/${entry.id}` });
+      sendJson(res, 201, publicEntry(entry), { location: `/v1/containers/${entry.id}` });
+    }, {
+      summary: 'Add one container entry to the app, on a host of your choice or placed',
+      body: S.AddContainerRequestSchema,
+      responses: { 201: { description: 'The new entry; its dispatcher starts it.', schema: S.ContainerEntrySchema } },
+      errors: ['FC_ERR_APP_NOT_FOUND', 'FC_ERR_NO_COMPUTE_HOST', 'FC_ERR_MAX_CONTAINERS'],
     });
     this.add('GET', '/v1/containers', false, async ({ res, query }) => {
       const filter = { ...(query.get('app') ? { app: query.get('app') as string } : {}), ...(query.get('host') ? { host: query.get('host') as string } : {}) };
+      // An app that does not exist is an error, not an empty list (`ps --app typo`).
+      if (filter.app !== undefined) await this.app(filter.app);
       const now = clock.now();
       sendJson(res, 200, { now, containers: await this.withStats(await store.listContainers(filter), now) });
+    }, {
+      summary: 'Container entries, of every app or one app or host (ps)',
+      query: {
+        app: { schema: Type.String(), description: 'Only this app\'s; an unknown app is FC_ERR_APP_NOT_FOUND.' },
+        host: { schema: Type.String(), description: 'Only this host\'s.' },
+      },
+      responses: { 200: { description: 'The entries with their latest stats.', schema: S.ContainerListSchema } },
+      errors: ['FC_ERR_APP_NOT_FOUND'],
     });
     this.add('GET', '/v1/containers/:id', false, async ({ res, params }) => {
-      sendJson(res, 200, await this.container(params.id as string));
-    });
+      sendJson(res, 200, publicEntry(await this.container(params.id as string)));
+    }, { summary: 'One container entry', responses: { 200: { description: 'The entry.', schema: S.ContainerEntrySchema } }, errors: ['FC_ERR_CONTAINER_NOT_FOUND'] });
     this.add('DELETE', '/v1/containers/:id', true, async ({ res, params }) => {
       const id = params.id as string;
       const current = await this.container(id);
@@ -165,22 +230,52 @@ export class CoreApi {
         (await store.transitionContainer(id, ['starting', 'ready'], 'draining')) ??
         (await store.getContainer(id)) ?? { ...current, state: 'gone' as const };
       this.deps.logger.info({ container: id, state: next.state }, 'container removal asked');
-      sendJson(res, next.state === 'gone' ? 200 : 202, next);
+      sendJson(res, next.state === 'gone' ? 200 : 202, publicEntry(next));
+    }, {
+      summary: 'Remove a container (container rm): one never started goes now; a running one drains (in-flight requests finish) and goes',
+      responses: { 200: { description: 'Gone.', schema: S.ContainerEntrySchema }, 202: { description: 'Draining; its dispatcher removes it.', schema: S.ContainerEntrySchema } },
+      errors: ['FC_ERR_CONTAINER_NOT_FOUND'],
     });
     // Compute hosts: list, show, and the operator's remove, drain and undrain (coreapi/hosts.ts).
     const hostAdmin = new HostAdmin(deps, s);
-    this.add('GET', '/v1/hosts', false, async ({ res }) => sendJson(res, 200, await hostAdmin.list()));
-    this.add('GET', '/v1/hosts/:id', false, async ({ res, params }) => sendJson(res, 200, await hostAdmin.get(params.id as string)));
-    this.add('DELETE', '/v1/hosts/:id', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.remove(params.id as string, parseForce(query.get('force')))));
-    this.add('POST', '/v1/hosts/:id/drain', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.drain(params.id as string, parseForce(query.get('force')))));
-    this.add('POST', '/v1/hosts/:id/undrain', true, async ({ res, params }) => sendJson(res, 200, await hostAdmin.undrain(params.id as string)));
+    const force = { force: { schema: Type.Boolean({ default: false }), description: 'true or false (also 1 or 0).' } };
+    this.add('GET', '/v1/hosts', false, async ({ res }) => sendJson(res, 200, await hostAdmin.list()), {
+      summary: 'Compute hosts: heartbeat, live, drained, containers', responses: { 200: { description: 'The hosts.', schema: S.HostListSchema } },
+    });
+    this.add('GET', '/v1/hosts/:id', false, async ({ res, params }) => sendJson(res, 200, await hostAdmin.get(params.id as string)), {
+      summary: 'One compute host', responses: { 200: { description: 'The host.', schema: S.HostViewSchema } }, errors: ['FC_ERR_HOST_NOT_FOUND'],
+    });
+    this.add('DELETE', '/v1/hosts/:id', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.remove(params.id as string, parseForce(query.get('force')))), {
+      summary: 'Forget a host that will not come back, with its container entries (refused for a live host unless forced)',
+      query: force, responses: { 200: { description: 'Removed.', schema: S.HostRemovedSchema } }, errors: ['FC_ERR_HOST_NOT_FOUND', 'FC_ERR_HOST_LIVE'],
+    });
+    this.add('POST', '/v1/hosts/:id/drain', true, async ({ res, params, query }) => sendJson(res, 200, await hostAdmin.drain(params.id as string, parseForce(query.get('force')))), {
+      summary: 'Drain a host: no new containers there; its containers are replaced elsewhere, make before break',
+      query: force, responses: { 200: { description: 'The host, drained.', schema: S.HostViewSchema } }, errors: ['FC_ERR_HOST_NOT_FOUND', 'FC_ERR_LAST_HOST'],
+    });
+    this.add('POST', '/v1/hosts/:id/undrain', true, async ({ res, params }) => sendJson(res, 200, await hostAdmin.undrain(params.id as string)), {
+      summary: 'Undrain a host: it takes new containers again', responses: { 200: { description: 'The host.', schema: S.HostViewSchema } }, errors: ['FC_ERR_HOST_NOT_FOUND'],
+    });
     this.dashboard = new Dashboard(deps, { token: s.token, readToken: s.readToken, hostTimeout: s.hostTimeout, maxStreams: s.streams ?? 32 });
-    for (const r of this.dashboard.routes()) this.add(r.method, r.path, r.write, r.handler, r.open);
+    for (const r of this.dashboard.routes()) this.add(r.method, r.path, r.write, r.handler, r.path === '/v1/events/stream' ? EVENTS_STREAM_DOC : undefined, r.open);
   }
 
-  private add(method: string, path: string, write: boolean, handler: Handler, open = OPEN_PATHS.has(path)): void {
+  /**
+   * Registers a route. `doc` is what the OpenAPI document says of it (openapi.ts: a summary, the
+   * body and answers as schemas from schemas.ts, the problems it may answer); a route without one
+   * is listed as undocumented, and the OpenAPI test fails on it.
+   */
+  private add(method: string, path: string, write: boolean, handler: Handler, doc?: RouteDoc, open = OPEN_PATHS.has(path)): void {
     const pattern = new RegExp(`^${path.replace(/:([a-z]+)/g, '(?<$1>[^/]+)')}$`);
-    this.routes.push({ method, pattern, name: path, write, open, handler });
+    this.routes.push({ method, pattern, name: path, write, open, handler, ...(doc === undefined ? {} : { doc }) });
+  }
+
+  /** The routes as the OpenAPI document and its tests see them. */
+  routeTable(): RouteInfo[] {
+    // The dashboard's page, assets and login are for a browser, not the API: not documented there.
+    return this.routes
+      .filter((r) => !isDashboardPage(r.name))
+      .map((r) => ({ method: r.method, name: r.name, write: r.write, open: r.open && !r.write, ...(r.doc === undefined ? {} : { doc: r.doc }) }));
   }
 
   private async app(name: string) {
@@ -190,13 +285,13 @@ export class CoreApi {
   }
 
   /** Entries, sorted, each with its dispatcher's latest stats (null when none are fresh). */
-  private async withStats(entries: ContainerEntry[], now: number): Promise<(ContainerEntry & { stats: ContainerStats | null })[]> {
+  private async withStats(entries: ContainerEntry[], now: number): Promise<(PublicEntry & { stats: ContainerStats | null })[]> {
     const byId = new Map<string, ContainerStats>();
     for (const s of await this.deps.store.listStats(now)) {
       const seen = byId.get(s.id);
       if (seen === undefined || s.at > seen.at) byId.set(s.id, s);
     }
-    return sortEntries(entries).map((e) => ({ ...e, stats: byId.get(e.id) ?? null }));
+    return sortEntries(entries).map((e) => ({ ...publicEntry(e), stats: byId.get(e.id) ?? null }));
   }
 
   /**
@@ -370,7 +465,14 @@ function parseLimit(raw: string | null): number {
   return n;
 }
 
-const scaleFields = ['containers', 'cpus'] as const;
+const scaleFields = Object.keys(S.ScaleRequestSchema.properties) as (keyof typeof S.ScaleRequestSchema.properties)[];
+const addContainerShape = TypeCompiler.Compile(S.AddContainerRequestSchema);
+
+/** The shapes of the scale fields (schemas.ts), compiled once; the ranges come from the app. */
+const scaleShape = {
+  containers: TypeCompiler.Compile(S.ScaleRequestSchema.properties.containers),
+  cpus: TypeCompiler.Compile(S.ScaleRequestSchema.properties.cpus),
+};
 
 /** The body of POST /v1/apps/:name/scale, checked against the app: every problem at once. */
 function parseScale(body: unknown, app: App): { containers?: number; cpus?: number } {
@@ -385,16 +487,28 @@ function parseScale(body: unknown, app: App): { containers?: number; cpus?: numb
   if (b.containers !== undefined) {
     const v = b.containers;
     // Below minContainers the dispatchers would only add them back within a second.
-    if (typeof v === 'number' && Number.isInteger(v) && v >= app.minContainers && v <= app.maxContainers) out.containers = v;
+    if (scaleShape.containers.Check(v) && v >= app.minContainers && v <= app.maxContainers) out.containers = v;
     else problems.push({ field: 'containers', value: v, allowed: `an integer from the app's minContainers (${app.minContainers}) to its maxContainers (${app.maxContainers})` });
   }
   if (b.cpus !== undefined) {
     const v = b.cpus;
-    if (typeof v === 'number' && Number.isFinite(v) && v >= app.cpus && v <= app.maxCpus) out.cpus = Math.round(v * 1000) / 1000;
+    if (scaleShape.cpus.Check(v) && v >= app.cpus && v <= app.maxCpus) out.cpus = Math.round(v * 1000) / 1000;
     else problems.push({ field: 'cpus', value: v, allowed: `a number of CPU cores from the app's cpus (${app.cpus}) to its maxCpus (${app.maxCpus})` });
   }
   if (problems.length > 0) throw invalidFields(problems);
   return out;
+}
+
+type PublicEntry = Omit<ContainerEntry, 'specHash'>;
+
+/**
+ * An entry as the API shows it: without specHash, a digest that covers the app's secret values
+ * (dispatcher/rollout.ts): a reader who knows the other fields could test guesses of a weak
+ * secret against it, and secrets are write-only.
+ */
+function publicEntry(e: ContainerEntry): PublicEntry {
+  const { specHash: _digest, ...shown } = e;
+  return shown;
 }
 
 function sortEntries(entries: ContainerEntry[]): ContainerEntry[] {

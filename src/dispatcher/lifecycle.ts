@@ -16,6 +16,7 @@ import { drainDecision, expiryOf } from './lifespan.js';
 import { LocalContainer } from './local-container.js';
 import { isNewManualQuota, Quotas } from './quotas.js';
 import { Renewal } from './renewal.js';
+import { specHash } from './rollout.js';
 import { resolveVolumes } from './volumes.js';
 import { waitReady } from './wait-ready.js';
 
@@ -95,7 +96,7 @@ export class ContainerLifecycle {
       // A starting or ready entry that this process is not running is a leftover of an earlier
       // dispatcher on this host: this process owns the host's entries, so it takes them over.
       const starting = await store.transitionContainer(entryId, liveStates, 'starting', {
-        startedAt: t0, image: app.image, cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null, frozenAt: null,
+        startedAt: t0, image: app.image, specHash: specHash(app), cpus, address: null, runtimeId: null, readyAt: null, expiresAt: null, frozenAt: null,
         lastError: null, lastErrorCode: null, retryAt: null,
       });
       if (starting === null) throw gone(entryId, 'was drained or removed before it could start');

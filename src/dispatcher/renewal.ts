@@ -10,12 +10,15 @@ import { toFcError } from '../shared/errors.js';
 import type { DispatcherContext } from './context.js';
 import { recordEvent } from './events.js';
 import { metabolism, replacementLead, type MortalContainer } from './lifespan.js';
+import { rolloutCandidate, specHash } from './rollout.js';
 
 /** After a replacement could not be registered (no room, the CMDB away), the next try. */
 const REPLACE_RETRY_MS = 1_000;
 
 export class Renewal {
   private replacing: Promise<void> | null = null;
+  /** Containers whose end was brought forward by an app update (rollout.ts): why, for the event. */
+  private readonly updating = new Map<string, string>();
 
   constructor(
     private readonly ctx: DispatcherContext,
@@ -37,6 +40,8 @@ export class Renewal {
     const mortal: MortalContainer[] = [];
     // A drained host's containers end now, each replaced elsewhere before it goes (lifespan.ts).
     const drainedAt = cache.host(ctx.s.hostId)?.drainedAt ?? null;
+    const rolling = this.rolloutCandidates(now);
+    for (const id of this.updating.keys()) if (!ctx.locals.has(id)) this.updating.delete(id);
     for (const l of ctx.locals.values()) {
       if (l.phase !== 'ready' || l.expiresAt === null) continue;
       const stored = cache.app(l.app);
@@ -62,7 +67,14 @@ export class Renewal {
         // (a host judged dead came back with its containers) comes back to it as lifespans end.
         wanted = (busy || others < app.minContainers) && others < app.maxContainers;
       }
-      const ends = drainedAt === null ? { expiresAt: l.expiresAt } : { expiresAt: Math.min(l.expiresAt, drainedAt), holdUntil: l.expiresAt + ctx.s.startTimeout };
+      // A drained host's containers, and the one an app update replaces now, end early; while
+      // wanted they serve until their replacement is ready, or at most until their own end.
+      const early = rolling.has(l.id) ? now : drainedAt;
+      const ends = early === null ? { expiresAt: l.expiresAt } : { expiresAt: Math.min(l.expiresAt, early), holdUntil: l.expiresAt + ctx.s.startTimeout };
+      if (rolling.has(l.id) && !this.updating.has(l.id)) {
+        this.updating.set(l.id, 'the app\'s spec changed (app update)');
+        ctx.log.info({ container: l.id, app: l.app }, 'app updated: replacing this container (make before break, one at a time)');
+      }
       mortal.push({ id: l.id, app: l.app, phase: l.phase, successor, wanted, ...ends });
     }
     const plan = metabolism(mortal, now, { leadMs: (app) => this.leadMs(app), maxOverstayMs: ctx.s.startTimeout });
@@ -74,6 +86,43 @@ export class Renewal {
         });
     }
     for (const id of plan.drain) this.hooks.drain(id, 'lifespan');
+  }
+
+  /**
+   * The containers of this host that an app update replaces now: per app with a local ready
+   * container, the single one rolloutCandidate picks over all hosts (often on another host).
+   */
+  private rolloutCandidates(now: number): Set<string> {
+    const { cache } = this.ctx.deps;
+    const out = new Set<string>();
+    const seen = new Set<string>();
+    for (const l of this.ctx.locals.values()) {
+      if (l.phase !== 'ready' || seen.has(l.app)) continue;
+      seen.add(l.app);
+      const app = cache.app(l.app);
+      if (app === undefined) continue;
+      const id = rolloutCandidate(cache.containersOf(app.name), app, this.hashOf(app), (h) => {
+        const host = cache.host(h);
+        return host !== undefined && cache.isHostLive(host, now, this.ctx.s.hostTimeout);
+      });
+      if (id !== null && this.ctx.locals.get(id)?.phase === 'ready') out.add(id);
+    }
+    return out;
+  }
+
+  private readonly hashes = new Map<string, { rev: number; hash: string }>();
+
+  /** specHash of the cached app, computed once per revision. */
+  private hashOf(app: App): string {
+    const known = this.hashes.get(app.name);
+    if (known !== undefined && known.rev === app.rev) return known.hash;
+    const hash = specHash(app);
+    this.hashes.set(app.name, { rev: app.rev, hash });
+    // Bounded: apps long gone are forgotten once the map grows past the apps this host runs.
+    if (this.hashes.size > 4 * Math.max(64, this.ctx.locals.size)) {
+      for (const name of this.hashes.keys()) if (this.ctx.deps.cache.app(name) === undefined) this.hashes.delete(name);
+    }
+    return hash;
   }
 
   /**
@@ -131,7 +180,8 @@ export class Renewal {
       if (!created) return;
       local.successor = entry.id;
       const left = Math.max(0, (local.expiresAt ?? 0) - clock.now());
-      recordEvent(ctx, { app: app.name, kind: 'replace', container: entryId, reason: `lifespan ends in ${left} ms; replacement ${entry.id} on host ${entry.host}`, from: live.length, to: live.length + 1 });
+      const why = this.updating.get(entryId) ?? `lifespan ends in ${left} ms`;
+      recordEvent(ctx, { app: app.name, kind: 'replace', container: entryId, reason: `${why}; replacement ${entry.id} on host ${entry.host}`, from: live.length, to: live.length + 1 });
     } catch (err) {
       local.replaceRetryAt = clock.now() + REPLACE_RETRY_MS;
       const fc = toFcError(err);

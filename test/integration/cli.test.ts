@@ -123,6 +123,85 @@ describe('the CoreAPI commands', () => {
   });
 });
 
+describe('the CLI covers the API', () => {
+  it('takes durations with a unit, shows the stored seconds, and names a bad one', async () => {
+    const created = await cli('app', 'create', 'clidur', '--hostname', 'clidur.test', '--image', 'fastcontainer/hello', '--lifespan', '10m', '--idle-timeout', '90s', '--latency-target', '2s');
+    expect(created, created.stderr).toMatchObject({ code: 0 });
+    expect(JSON.parse((await cli('app', 'show', 'clidur')).stdout)).toMatchObject({ lifespan: 600, idleTimeout: 90, latencyTargetMs: 2000 });
+    for (const bad of ['10x', '500ms', '90']) {
+      const r = await cli('app', 'update', 'clidur', '--lifespan', bad);
+      if (bad === '90') {
+        // A bare number is the field's unit, seconds.
+        expect(r, r.stderr).toMatchObject({ code: 0 });
+        continue;
+      }
+      expect([bad, r.code]).toEqual([bad, 1]);
+      expect(r.stderr).toContain(`lifespan: "${bad}" is not allowed (allowed: an integer from 1 to 604800 (seconds), or a duration such as "90s", "5m" or "1h")`);
+    }
+    expect(JSON.parse((await cli('app', 'show', 'clidur')).stdout).lifespan).toBe(90);
+    expect((await cli('app', 'rm', 'clidur')).code).toBe(0);
+  });
+
+  it('ps --app of an unknown app is an error, exit 1, not an empty table', async () => {
+    const r = await cli('ps', '--app', 'no-such-app');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('FC_ERR_APP_NOT_FOUND');
+    expect(r.stdout).toBe('');
+  });
+
+  it('container rm drains a running container and removes it; an unknown id is exit 1; no id is usage, exit 2', async () => {
+    expect((await cli('app', 'create', 'clirm', '--hostname', 'clirm.test', '--image', 'fastcontainer/hello')).code).toBe(0);
+    expect((await get('clirm.test')).status).toBe(200);
+    const id = /^(clirm-[0-9a-f]{8})\s/m.exec((await cli('ps', '--app', 'clirm')).stdout)?.[1];
+    expect(id).toBeDefined();
+    const rm = await cli('container', 'rm', id as string);
+    expect(rm, rm.stderr).toMatchObject({ code: 0, stdout: `container ${id} of app clirm draining: in-flight requests finish, then it is removed\n` });
+    await eventually(async () => (await containersOfHost(hostId)).every((c) => c.Labels['fastcontainer.container'] !== id), { what: 'its Docker container to go' });
+    const again = await cli('container', 'rm', id as string);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('FC_ERR_CONTAINER_NOT_FOUND');
+    for (const args of [['container'], ['container', 'rm'], ['container', 'frob', 'x']]) expect((await cli(...args)).code, args.join(' ')).toBe(2);
+    expect((await cli('app', 'rm', 'clirm')).code).toBe(0);
+  });
+
+  it('app update replaces the running container with the real engine, make before break: no failed request', async () => {
+    expect((await cli('app', 'create', 'cliroll', '--hostname', 'cliroll.test', '--image', 'fastcontainer/hello', '--min', '1', '--env', 'V=1', '--no-autoscale')).code).toBe(0);
+    await eventually(async () => (await get('cliroll.test')).status === 200, { timeout: 20_000, what: 'cliroll to serve' });
+    const envOf = async () => {
+      const rows = (await containersOfHost(hostId, { all: false })).filter((c) => c.Labels['fastcontainer.app'] === 'cliroll');
+      return Promise.all(rows.map(async (c) => (await docker.getContainer(c.Id).inspect()).Config.Env.filter((e) => e.startsWith('V='))));
+    };
+    expect(await envOf()).toEqual([['V=1']]);
+    let running = true;
+    const statuses: number[] = [];
+    const client = (async () => {
+      while (running) statuses.push((await get('cliroll.test')).status);
+    })();
+    const updated = await cli('app', 'update', 'cliroll', '--env', 'V=2');
+    expect(updated, updated.stderr).toMatchObject({ code: 0 });
+    await eventually(async () => JSON.stringify(await envOf()) === '[["V=2"]]', { timeout: 30_000, what: 'one container, started with V=2' });
+    running = false;
+    await client;
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect((await cli('events', 'cliroll')).stdout).toMatch(/replace\s+cliroll-\S+\s+\S+\s+the app's spec changed \(app update\)/);
+    expect((await cli('app', 'rm', 'cliroll')).code).toBe(0);
+  });
+
+  it('prints each command\'s help with its flags and units, exit 0; config names env vars and flags', async () => {
+    const help = await cli('app', 'create', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--lifespan DURATION\s+lifespan: Seconds a container lives/);
+    expect(help.stdout).toContain('--memory SIZE');
+    expect((await cli('help', 'container', 'rm')).stdout).toContain('Usage: fastcontainer container rm ID');
+    expect((await cli('app', 'update', '--help')).stdout).toMatch(/make before break, one at\s+a time/);
+    const config = await cli('config');
+    expect(config.code).toBe(0);
+    expect(config.stdout).toMatch(/^FC_API_URL\s+--api-url\s+"http:\/\/127\.0\.0\.1:\d+"$/m);
+    expect((await cli('app', 'create', '--nope')).code).toBe(2);
+  });
+});
+
 describe('tokens and secrets', () => {
   it('sets secrets it never shows back, changes them key by key, and refuses relative volumes', async () => {
     const created = await cli('app', 'create', 'clisecret', '--hostname', 'clisecret.test', '--image', 'fastcontainer/hello', '--secret', 'DB_PASSWORD=hunter2-xyz', '--env', 'MODE=prod');
@@ -131,7 +210,12 @@ describe('tokens and secrets', () => {
     expect(JSON.parse(shown.stdout)).toMatchObject({ env: { MODE: 'prod' }, secretKeys: ['DB_PASSWORD'] });
     expect(shown.stdout).not.toContain('hunter2');
     const updated = await cli('app', 'update', 'clisecret', '--secret', 'API_KEY=k-123', '--unset-secret', 'DB_PASSWORD', '--cpus', '0.25');
-    expect(updated, updated.stderr).toMatchObject({ code: 0, stdout: 'updated app clisecret (secrets: API_KEY)\n' });
+    expect(updated, updated.stderr).toMatchObject({
+      code: 0,
+      stdout: 'updated app clisecret (secrets: API_KEY)\nsecrets changed: running containers are replaced one at a time, each drained once its replacement is ready (`fastcontainer events clisecret` shows it)\n',
+    });
+    // Live fields replace nothing, and say nothing of it.
+    expect(await cli('app', 'update', 'clisecret', '--max', '5')).toMatchObject({ code: 0, stdout: 'updated app clisecret (secrets: API_KEY)\n' });
     expect(JSON.parse((await cli('app', 'show', 'clisecret')).stdout)).toMatchObject({ cpus: 0.25, secretKeys: ['API_KEY'] });
     const relative = await cli('app', 'update', 'clisecret', '--volume', 'site:/var/www/html');
     expect(relative.code).toBe(2);

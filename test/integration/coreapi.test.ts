@@ -269,6 +269,10 @@ describe('container entries and hosts', () => {
     expect(third.body).toMatchObject({ code: 'FC_ERR_MAX_CONTAINERS', maxContainers: 2 });
     const bad = await t.api('POST', '/v1/apps/blog/containers', { host: 'nowhere' });
     expect(bad.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field: 'host' });
+    for (const host of [7, null, ['h1'], { id: 'h1' }]) {
+      const odd = await t.api('POST', '/v1/apps/blog/containers', { host });
+      expect([odd.status, odd.body]).toEqual([400, expect.objectContaining({ code: 'FC_ERR_INVALID_FIELD', field: 'host', value: host, allowed: 'a host id (a string), or absent' })]);
+    }
     const list = await t.api('GET', '/v1/apps/blog/containers');
     expect(list.body.containers).toHaveLength(2);
     expect(typeof list.body.now).toBe('number');

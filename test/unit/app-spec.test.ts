@@ -192,3 +192,26 @@ describe('egress', () => {
     expect(parseAppPatch(old, { egress: 'closed' }).egress).toBe('closed');
   });
 });
+
+describe('durations: a number in the field\'s unit, or a string with a unit, as the server options take', () => {
+  const base = { name: 'dur', hostnames: ['dur.test'], image: 'img' };
+  it.each([
+    ['lifespan', '90s', 90], ['lifespan', '10m', 600], ['lifespan', '1.5m', 90], ['lifespan', '1h', 3600], ['lifespan', 120, 120],
+    ['idleTimeout', '5m', 300], ['freezeAfter', '0s', 0], ['freezeAfter', '30s', 30], ['upstreamTimeout', '2m', 120], ['upstreamTimeout', null, null],
+    ['latencyTargetMs', '500ms', 500], ['latencyTargetMs', '2s', 2000], ['latencyTargetMs', 250, 250],
+  ] as const)('takes %s = %j as %j', (field, value, want) => {
+    expect(parseNewApp({ ...base, [field]: value })[field]).toBe(want);
+  });
+  it.each([
+    ['lifespan', '90'], ['lifespan', '500ms'], ['lifespan', '0s'], ['lifespan', '8d'], ['lifespan', '169h'], ['lifespan', '-5s'], ['lifespan', '1e3s'],
+    ['lifespan', 'soon'], ['lifespan', '5 minutes'], ['lifespan', `${'9'.repeat(40)}s`], ['idleTimeout', '0.5s'], ['freezeAfter', '5'],
+    ['latencyTargetMs', '0.5ms'], ['latencyTargetMs', '11m'], ['upstreamTimeout', '2h'], ['upstreamTimeout', '1\u0000s'],
+  ] as const)('refuses %s = %j, saying the unit and the duration form', (field, value) => {
+    const p = problemOf(() => parseNewApp({ ...base, [field]: value }));
+    expect(p).toMatchObject({ field, value });
+    expect(String(p.allowed)).toMatch(/an integer from \d+ to \d+ \((seconds|milliseconds)\), or a duration such as/);
+  });
+  it('stores the number on a change too', () => {
+    expect(parseAppPatch(parseNewApp(base), { lifespan: '2m' }).lifespan).toBe(120);
+  });
+});

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { describeLive, eventRows, formatDuration, formatLocalTime, hostRows, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
+import { appFlags, commandHelp, helpFor } from '../../src/cli/help.js';
+import { configText, describeLive, eventRows, formatDuration, formatLocalTime, hostRows, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
+import { appFields } from '../../src/cmdb/app-schema.js';
+import { loadConfig } from '../../src/shared/config.js';
 import type { ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
 import { newContainer } from '../helpers/specs.js';
 
@@ -138,5 +141,40 @@ describe('hostRows', () => {
       ['h2', 'http://h:8082', '10', 'yes', '2s ago', '1m00s ago', '1'],
       ['h3', 'http://h:8082', '10', 'no', '2s ago', '-', '-'],
     ]);
+  });
+});
+
+describe('the CLI covers the API: every app field has a flag, with its unit in --help', () => {
+  it('has a flag for every app field but name (the positional argument)', () => {
+    expect(appFlags.map((f) => f.field).sort()).toEqual(appFields.filter((f) => f !== 'name').sort());
+  });
+  it.each(appFlags.map((f) => [f.flag, f] as const))('--%s sets its field', (flag, f) => {
+    const raw = f.arg === undefined ? true : f.repeat === true ? [f.flag === 'volume' ? '/srv/x:/x' : 'A=1'] : '7';
+    expect(Object.keys(specFromFlags('x', { [flag]: raw }))).toContain(f.field);
+  });
+  it('says each field\'s unit in app create --help, and takes durations with a unit', () => {
+    const help = helpFor(['app', 'create']) ?? '';
+    for (const f of appFlags) expect(help).toContain(`--${f.flag}`);
+    expect(help).toMatch(/--lifespan DURATION\s+lifespan: Seconds a container lives/);
+    expect(help).toMatch(/--latency-target DURATION\s+latencyTargetMs: Latency, milliseconds/);
+    expect(help).toContain('"90s", "10m", "1h"');
+    expect(specFromFlags('x', { lifespan: '10m', 'latency-target': '2s', 'upstream-timeout': '90s', 'max-concurrency': '20' }))
+      .toEqual({ name: 'x', lifespan: '10m', latencyTargetMs: '2s', upstreamTimeout: '90s', maxConcurrency: 20 });
+  });
+  it('has help for the API\'s commands, and none for what is not one', () => {
+    for (const c of ['app create', 'app update', 'app scale', 'container rm', 'ps', 'config']) expect(commandHelp[c], c).toBeDefined();
+    expect(helpFor(['host', 'drain'])).toContain('host ls | rm ID');
+    expect(helpFor(['app', 'frobnicate'])).toBeUndefined();
+    expect(helpFor(['frobnicate'])).toBeUndefined();
+  });
+});
+
+describe('configText', () => {
+  it('names each option by its env var and flag, as the README does, and hides tokens', () => {
+    const text = configText(loadConfig({ env: { FC_API_TOKEN: 'hidden-token-value-1234567890', FC_PROXY_PORT: '9090' } }));
+    expect(text.split('\n')[0]).toMatch(/^ENV VAR\s+FLAG\s+VALUE$/);
+    expect(text).toMatch(/^FC_PROXY_PORT\s+--proxy-port\s+9090$/m);
+    expect(text).toMatch(/^FC_API_TOKEN\s+--api-token\s+\(set\)$/m);
+    expect(text).not.toContain('hidden-token-value');
   });
 });
