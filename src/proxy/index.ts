@@ -29,6 +29,7 @@ export async function startProxy(
     Config,
     | 'proxyPort' | 'proxyListen' | 'hostTimeout' | 'upstreamConnections' | 'bufferBody' | 'bufferTotal' | 'bodyMinRate' | 'bodyTimeout'
     | 'requestTimeout' | 'upstreamTimeout' | 'queueTimeout' | 'appConcurrency' | 'appQueue' | 'appQueueTimeout' | 'drainTimeout'
+    | 'upgradeIdleTimeout' | 'upgradeMaxPerApp'
   >,
   deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; hopAuth: HopAuth; local?: LocalDispatch },
 ): Promise<ProxyRole> {
@@ -37,7 +38,11 @@ export async function startProxy(
   registerCmdbMetrics(registry, deps.cache);
   const proxy = new UserProxy({ ...deps, logger, registry }, config);
   // One header more than it accepts, so that the proxy sees a request with too many (431).
-  const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, { maxHeadersCount: PUBLIC_MAX_HEADERS + 1, drainTimeout: config.drainTimeout });
+  const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, {
+    maxHeadersCount: PUBLIC_MAX_HEADERS + 1, drainTimeout: config.drainTimeout,
+    // WebSockets (upgrade.ts); those still open at the end of a shutdown's drain are closed with 1001.
+    onUpgrade: proxy.upgrades.handle, beforeCut: () => proxy.upgrades.tunnels.goingAway(),
+  });
   logger.info({ url: listening.url }, 'proxy listening');
   return {
     proxy,

@@ -6,6 +6,7 @@
 // choice, forward (elsewhere only when the request provably never reached the app), metrics.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import type { CmdbCache } from '../cmdb/cache.js';
@@ -23,11 +24,12 @@ import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS, type L
 import { SingleFlight } from '../shared/single-flight.js';
 import { HostHealth } from './host-health.js';
 import { neverSent } from '../shared/upstream-errors.js';
-import { AppGate } from './app-gate.js';
+import { AppGate, type Closable } from './app-gate.js';
 import { BufferBudget, ClientGone, readBody, type RequestBody } from './body-buffer.js';
 import { ProxyMetrics } from './metrics.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
+import { ProxyUpgrades, upgradeSettings } from './upgrade.js';
 
 export interface ProxySettings {
   hostTimeout: number;
@@ -43,6 +45,9 @@ export interface ProxySettings {
   appConcurrency?: number;
   appQueue?: number;
   appQueueTimeout?: number;
+  /** WebSockets (upgrade.ts): FC_UPGRADE_IDLE_TIMEOUT, FC_UPGRADE_MAX_PER_APP. */
+  upgradeIdleTimeout?: number;
+  upgradeMaxPerApp?: number;
   /** Tests only: RATE_GRACE_MS and DISPATCHER_MARGIN_MS, shorter. */
   rateGrace?: number;
   dispatcherMargin?: number;
@@ -93,15 +98,60 @@ export class UserProxy {
   private readonly lookups = new SingleFlight<string, App | null>();
   /** Host names the CMDB itself did not know, and until when that answer stands. */
   private readonly unknownHosts = new Map<string, number>();
-  private readonly random: () => number;
+  /** For upgrade.ts, as the other internals it uses below. */
+  readonly random: () => number;
+  /** WebSockets: the server's 'upgrade' handler (upgrade.ts). */
+  readonly upgrades: ProxyUpgrades;
   /** Dispatchers that just refused a connection: passed over for a few seconds (host-health.ts). */
   private readonly hostHealth = new HostHealth();
 
-  constructor(private readonly deps: ProxyDeps, private readonly s: ProxySettings) {
+  constructor(readonly deps: ProxyDeps, private readonly s: ProxySettings) {
     this.metrics = new ProxyMetrics(deps.registry);
     this.random = deps.random ?? Math.random;
     this.gate = new AppGate(deps.clock, (app, outcome) => this.metrics.limited.inc({ app, outcome }));
     this.budget = new BufferBudget(s.bufferTotal ?? options.bufferTotal.default);
+    this.upgrades = new ProxyUpgrades(this, upgradeSettings(s, (app) => this.headersTimeoutOf(app)));
+  }
+
+  get log(): Logger {
+    return this.deps.logger;
+  }
+
+  /** The app for a routing host: the cache, else the CMDB (undefined: no app has it). */
+  async appForHost(host: string): Promise<App | undefined> {
+    return this.deps.cache.appForHostname(host) ?? (await this.appFor(host));
+  }
+
+  /** The app's slot at this proxy (app-gate.ts); a client gone while it waits is ClientGone. */
+  enterGate(app: App, client: Closable): (() => void) | Promise<() => void> {
+    const limits = { concurrency: this.concurrencyOf(app), queue: this.s.appQueue ?? options.appQueue.default, queueTimeout: this.s.appQueueTimeout ?? options.appQueueTimeout.default };
+    const entered = this.gate.enter(app.name, limits, client);
+    // Most requests enter at once: no promise for them.
+    return typeof entered === 'function' ? entered : entered.catch((err: unknown) => {
+      throw err instanceof FcError ? err : new ClientGone(err);
+    });
+  }
+
+  registerFor(app: App): Promise<ContainerEntry> {
+    return this.register(app, new Set());
+  }
+
+  readonly untrusted = untrusted;
+
+  /** What the proxy tells the app of the request: the client's address and scheme, the host, the request id. */
+  forwardedHeaders(req: IncomingMessage, authority: string, requestId: string): string[] {
+    return [
+      'X-Forwarded-For', clientAddress(req),
+      'X-Forwarded-Proto', (req.socket as TLSSocket | undefined)?.encrypted === true ? 'https' : 'http',
+      'X-Forwarded-Host', authority,
+      'X-Request-Id', requestId,
+    ];
+  }
+
+  /** How long the dispatcher may take to answer: the app's upstream timeout, a cold start's hold, a margin. */
+  private headersTimeoutOf(app: App): number {
+    const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? options.upstreamTimeout.default);
+    return appTimeout + (this.s.queueTimeout ?? options.queueTimeout.default) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -191,11 +241,8 @@ export class UserProxy {
       ...(s.rateGrace === undefined ? {} : { rateGrace: s.rateGrace }),
     }, clock, this.budget, clock.now());
     try {
-      const limits = { concurrency: this.concurrencyOf(app), queue: s.appQueue ?? options.appQueue.default, queueTimeout: s.appQueueTimeout ?? options.appQueueTimeout.default };
-      const entered = this.gate.enter(app.name, limits, res);
-      const release = typeof entered === 'function' ? entered : await entered.catch((err: unknown) => {
-        throw err instanceof FcError ? err : new ClientGone(err);
-      });
+      const gate = this.enterGate(app, res);
+      const release = typeof gate === 'function' ? gate : await gate;
       try {
         return await this.forwardWithRetries(app, req, res, body, requestId, authority);
       } finally {
@@ -229,17 +276,11 @@ export class UserProxy {
       if (tried.has(e.id)) return false;
       return this.hostUsable(e.host, now);
     };
-    const forwarded = [
-      'X-Forwarded-For', clientAddress(req),
-      'X-Forwarded-Proto', 'http',
-      'X-Forwarded-Host', authority,
-      'X-Request-Id', requestId,
-    ];
+    const forwarded = this.forwardedHeaders(req, authority, requestId);
     // Host first and set here, never the client's copy: a header the client names in Connection
     // (`Connection: host`) must not take it away, and absolute form brings its own.
     const headers = () => ['Host', authority, ...upstreamRequestHeaders(req, untrustedOrHost, forwarded)];
-    const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? options.upstreamTimeout.default);
-    const headersTimeout = appTimeout + (this.s.queueTimeout ?? options.queueTimeout.default) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
+    const headersTimeout = this.headersTimeoutOf(app);
     let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
@@ -325,7 +366,7 @@ export class UserProxy {
   }
 
   /** Whether requests may go to a host: live by its heartbeat, and not just seen refusing connections. */
-  private hostUsable(hostId: string, now: number): boolean {
+  hostUsable(hostId: string, now: number): boolean {
     const host = this.deps.cache.host(hostId);
     return host !== undefined && this.deps.cache.isHostLive(host, now, this.s.hostTimeout) && !this.hostHealth.suspect(hostId, now);
   }

@@ -383,6 +383,16 @@ export const options = {
     doc: 'Longest wait of a request in its app\'s queue at the proxy; past it, 503 with Retry-After.',
     ...duration(0, 600_000),
   },
+  upgradeIdleTimeout: {
+    env: 'FC_UPGRADE_IDLE_TIMEOUT', flag: 'upgrade-idle-timeout', default: 300_000, roles: ['proxy', 'dispatcher'],
+    doc: 'A WebSocket (HTTP Upgrade) with no byte either way for this long is closed with 1001 by the proxy and the dispatcher. Apps that keep one open longer send pings.',
+    ...duration(1000, 24 * 3_600_000),
+  },
+  upgradeMaxPerApp: {
+    env: 'FC_UPGRADE_MAX_PER_APP', flag: 'upgrade-max-per-app', default: 1024, roles: ['proxy'],
+    doc: 'Most WebSockets of one app open at once through a proxy (handshakes included); beyond it, 503 with Retry-After. Each also holds one of the app\'s slots (FC_APP_CONCURRENCY) only until its container answers the upgrade.',
+    ...int(0, 1_000_000),
+  },
   containerConnections: {
     env: 'FC_CONTAINER_CONNECTIONS', flag: 'container-connections', default: 16, roles: ['dispatcher'],
     doc: 'Most connections from the dispatcher to one container, so most requests it serves at once; more wait in the dispatcher. Keep it at or below what the app serves in parallel (Apache prefork: its MaxRequestWorkers): connections beyond that wait in the container\'s accept queue instead.',
