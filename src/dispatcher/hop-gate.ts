@@ -32,7 +32,7 @@ const LOG_EVERY_MS = 1000;
 export function hopGate(d: HopGateDeps, serve: (entryId: string, req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
   const check = hopCheck(d);
   return (req, res) => {
-    const entryId = check(req, res);
+    const entryId = check(req, () => res);
     if (entryId !== undefined) serve(entryId, req, res);
   };
 }
@@ -45,17 +45,18 @@ export function hopGateUpgrade(d: HopGateDeps, serve: (entryId: string, req: Inc
   const check = hopCheck(d);
   return (req, socket, head) => {
     socket.on('error', () => undefined);
-    const entryId = check(req, responseOn(req, socket));
+    const entryId = check(req, () => responseOn(req, socket));
     if (entryId !== undefined) serve(entryId, req, socket, head);
   };
 }
 
 /** The entry id of a signed request; undefined once an unsigned one has been answered 403. */
-function hopCheck(d: HopGateDeps): (req: IncomingMessage, res: ServerResponse) => string | undefined {
+function hopCheck(d: HopGateDeps): (req: IncomingMessage, res: () => ServerResponse) => string | undefined {
   const maxHeaders = d.maxHeaders ?? DISPATCHER_MAX_HEADERS;
   let lastLog = -Infinity;
   let unlogged = 0;
-  const refuse = (req: IncomingMessage, res: ServerResponse, reason: string, detail: string, err: FcError) => {
+  const refuse = (req: IncomingMessage, answer: () => ServerResponse, reason: string, detail: string, err: FcError) => {
+    const res = answer();
     d.rejected.inc({ reason });
     const now = d.clock.now();
     unlogged++;
