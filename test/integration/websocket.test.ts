@@ -263,3 +263,25 @@ describe('the dispatcher port refuses upgrades without a valid proxy signature',
     expect(signed.answer).toMatch(/^HTTP\/1\.1 101 /);
   });
 });
+
+describe('a shutdown (SIGTERM) waits for WebSockets up to FC_DRAIN_TIMEOUT, then closes them with 1001', () => {
+  it.each([
+    { shape: 'one process', make: oneProcess, stop: (s: Shape) => s.front.stack.close() },
+    { shape: 'the dispatcher of a proxy elsewhere', make: apart, stop: (s: Shape) => s.back.stack.close() },
+  ])('$shape', async ({ make, stop }) => {
+    const s = await make();
+    try {
+      expect((await s.front.api('POST', '/v1/apps', { name: 'bye', hostnames: ['bye.test'], image: IMAGE })).status).toBe(201);
+      const ws = await connect(s.front.proxyUrl, 'bye.test');
+      const done = closed(ws);
+      const stopping = stop(s);
+      // Still served while the server drains.
+      ws.send('during the drain');
+      expect(await nextMessage(ws)).toBe('during the drain');
+      expect((await done).code).toBe(1001);
+      await stopping;
+    } finally {
+      await s.cleanup();
+    }
+  });
+});
