@@ -23,6 +23,7 @@ export const appDefaults = {
   readOnlyRootfs: false,
   upstreamTimeout: null,
   maxConcurrency: null,
+  httpsRedirect: false,
 } as const;
 
 /** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */

@@ -50,6 +50,8 @@ export interface AppSpec {
   upstreamTimeout?: number | null;
   /** Most requests a proxy forwards to the app at once (more wait in a bounded queue); null: FC_APP_CONCURRENCY. */
   maxConcurrency?: number | null;
+  /** Plain http:// requests are redirected (308) to https:// at the proxy; absent: false. */
+  httpsRedirect?: boolean;
 }
 
 export interface App extends AppSpec {

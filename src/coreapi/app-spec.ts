@@ -8,7 +8,7 @@ import { parseVolume, rootHolding, rootsOf } from '../shared/volumes.js';
 
 export { appDefaults, defaultMaxCpus, withScalingDefaults };
 
-const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'secrets', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter', 'user', 'readOnlyRootfs', 'upstreamTimeout', 'maxConcurrency'] as const;
+const fields = ['name', 'hostnames', 'image', 'port', 'command', 'env', 'secrets', 'volumes', 'cpus', 'memory', 'lifespan', 'minContainers', 'maxContainers', 'readinessPath', 'maxCpus', 'latencyTargetMs', 'idleTimeout', 'autoscale', 'freezeAfter', 'user', 'readOnlyRootfs', 'upstreamTimeout', 'maxConcurrency', 'httpsRedirect'] as const;
 
 /** What the operator decided about specs: where volumes may come from (FC_VOLUME_ROOTS). */
 export interface SpecRules {
@@ -153,6 +153,7 @@ const checkers: Record<(typeof fields)[number], Checker> = {
   readOnlyRootfs: (v) => (typeof v === 'boolean' ? ok(v) : bad('true (the container\'s root file system is read-only; /tmp and /run are empty tmpfs) or false')),
   upstreamTimeout: orNull(intIn(1, 3600), 'null (the proxy\'s FC_UPSTREAM_TIMEOUT) or seconds, an integer from 1 to 3600'),
   maxConcurrency: orNull(intIn(1, 65_536), 'null (the proxy\'s FC_APP_CONCURRENCY) or an integer from 1 to 65536'),
+  httpsRedirect: (v) => (typeof v === 'boolean' ? ok(v) : bad('true (plain http:// requests are redirected to https:// with 308; needs the proxy\'s HTTPS listener, FC_TLS_DIR) or false')),
 };
 
 function asObject(body: unknown): Record<string, unknown> {
@@ -220,7 +221,7 @@ export function parseAppPatch(current: AppSpec, body: unknown, rules: SpecRules)
   const problems = unknownFields(b);
   if (b.name !== undefined && b.name !== current.name) problems.push({ field: 'name', value: b.name, allowed: `"${current.name}" (an app cannot be renamed)` });
   // Apps stored before the front-door fields existed have none: null, the proxy's defaults.
-  const candidate: Record<string, unknown> = { upstreamTimeout: null, maxConcurrency: null, ...withScalingDefaults(current) };
+  const candidate: Record<string, unknown> = { upstreamTimeout: null, maxConcurrency: null, httpsRedirect: false, ...withScalingDefaults(current) };
   for (const [k, v] of Object.entries(b)) if (v !== undefined && (fields as readonly string[]).includes(k)) candidate[k] = v;
   if (b.secrets !== undefined) candidate.secrets = mergeSecrets(withScalingDefaults(current).secrets, b.secrets);
   // Raising cpus past the old ceiling lifts the ceiling with it, unless the change names one.

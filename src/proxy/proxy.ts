@@ -29,6 +29,7 @@ import { BufferBudget, ClientGone, readBody, type RequestBody } from './body-buf
 import { ProxyMetrics } from './metrics.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
+import { httpsLocation } from './tls.js';
 import { ProxyUpgrades, upgradeSettings } from './upgrade.js';
 
 export interface ProxySettings {
@@ -100,6 +101,8 @@ export class UserProxy {
   private readonly unknownHosts = new Map<string, number>();
   /** For upgrade.ts, as the other internals it uses below. */
   readonly random: () => number;
+  /** The port of this proxy's HTTPS listener (tls.ts), once it listens: apps with httpsRedirect go there. */
+  httpsPort: number | undefined;
   /** WebSockets: the server's 'upgrade' handler (upgrade.ts). */
   readonly upgrades: ProxyUpgrades;
   /** Dispatchers that just refused a connection: passed over for a few seconds (host-health.ts). */
@@ -186,7 +189,14 @@ export class UserProxy {
           { host: host ?? null },
         );
       }
-      status = await this.forwardToApp(app, req, res, requestId, target.authority as string);
+      if (app.httpsRedirect === true && this.httpsPort !== undefined && (req.socket as TLSSocket | undefined)?.encrypted !== true) {
+        // Permanent and method-keeping (308): a form posted to http:// is posted again to https://.
+        res.writeHead(308, { location: httpsLocation(host as string, req.url, this.httpsPort), 'content-length': 0, [REQUEST_ID_HEADER]: requestId });
+        res.end();
+        status = 308;
+      } else {
+        status = await this.forwardToApp(app, req, res, requestId, target.authority as string);
+      }
     } catch (err) {
       if (err instanceof ClientGone) {
         this.metrics.recorder.record(app?.name ?? '', 499, (performance.now() - begin) / 1000);

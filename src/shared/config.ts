@@ -227,6 +227,22 @@ export const options = {
     doc: 'UserProxy port: the front door for tenants\' HTTP traffic.',
     ...int(0, 65535, ' (0: any free port)'),
   },
+  tlsPort: {
+    env: 'FC_TLS_PORT', flag: 'tls-port', default: 8443, roles: ['proxy'],
+    doc: 'UserProxy HTTPS port (HTTP/1.1 and HTTP/2 by ALPN), on FC_PROXY_LISTEN; open only when FC_TLS_DIR is set.',
+    ...int(0, 65535, ' (0: any free port)'),
+  },
+  tlsDir: {
+    env: 'FC_TLS_DIR', flag: 'tls-dir', default: '', defaultDoc: '(none: no HTTPS listener)',
+    allowed: 'a directory path', roles: ['proxy'],
+    doc: 'Certificates of the HTTPS listener, one pair per host name: `<host>.crt` (the chain, PEM) and `<host>.key`; `*.<domain>` for a wildcard; `_default` for clients that name no known host (without it their handshake is refused). Changes are picked up within FC_TLS_RELOAD, without a restart.',
+    parse: (raw: string) => (raw.trim() === '' ? '' : path.resolve(raw)),
+  },
+  tlsReload: {
+    env: 'FC_TLS_RELOAD', flag: 'tls-reload', default: 5_000, roles: ['proxy'],
+    doc: 'How often the proxy looks for new, changed or removed certificates in FC_TLS_DIR (file modification times).',
+    ...duration(100, 3_600_000),
+  },
   apiPort: {
     env: 'FC_API_PORT', flag: 'api-port', default: 8081, roles: ['coreapi'],
     doc: 'CoreAPI port.',

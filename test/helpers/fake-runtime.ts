@@ -86,6 +86,17 @@ export class FakeRuntime implements ContainerRuntime {
           res.end('still booting\n');
           return;
         }
+        // /headers answers the request's headers as JSON; /echo answers its body.
+        if (req.url === '/headers') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(req.headers));
+          return;
+        }
+        if (req.url === '/echo') {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          req.pipe(res);
+          return;
+        }
         const answer = () => {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.end(req.url === '/cgi-bin/whoami' ? `${id.slice(0, 12)}\n` : 'Hello from FastContainer (fake)\n');
