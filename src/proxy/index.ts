@@ -54,7 +54,7 @@ export async function startProxy(
       secure = await listenTls(proxy.handle, config.tlsDir, config.tlsPort, config.proxyListen, {
         drainTimeout: config.drainTimeout, reloadMs: config.tlsReload,
         onUpgrade: proxy.upgrades.handle, beforeCut: () => proxy.upgrades.tunnels.goingAway(),
-      }, { clock: deps.clock, logger });
+      }, { clock: deps.clock, logger, registry });
     } catch (err) {
       await listening.destroy();
       throw err;

@@ -21,6 +21,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { Gauge, type Registry } from 'prom-client';
 import tls, { type SecureContext } from 'node:tls';
 import type { Clock, Timer } from '../shared/clock.js';
 import type { Listening } from '../shared/http.js';
@@ -66,6 +68,11 @@ export class CertStore {
   get defaultPair(): { cert: Buffer; key: Buffer } | undefined {
     const d = this.pairs.get(DEFAULT_NAME);
     return d === undefined ? undefined : { cert: d.cert, key: d.key };
+  }
+
+  /** Each pair's certificate expiry (ms since the epoch), for the expiry gauge. */
+  expiries(): Map<string, number> {
+    return new Map([...this.pairs].map(([name, p]) => [name, Date.parse(new X509Certificate(p.cert).validTo)]));
   }
 
   get names(): string[] {
@@ -194,10 +201,20 @@ export async function listenTls(
   port: number,
   host: string,
   o: TlsListenOptions,
-  deps: { clock: Clock; logger: Logger },
+  deps: { clock: Clock; logger: Logger; registry?: Registry },
 ): Promise<TlsListening> {
   const certs = new CertStore(dir, deps.logger);
   await certs.reload();
+  if (deps.registry !== undefined) {
+    // For an alert well before a certificate runs out (a renewal that did not happen).
+    new Gauge({
+      name: 'fc_proxy_tls_certificate_expiry_seconds', help: 'When each loaded certificate (by its file name in FC_TLS_DIR) expires, in seconds since the epoch', labelNames: ['name'], registers: [deps.registry],
+      collect() {
+        this.reset();
+        for (const [name, at] of certs.expiries()) this.set({ name }, Math.floor(at / 1000));
+      },
+    });
+  }
   let defaultStamp: Buffer | undefined;
   const applyDefault = () => {
     const d = certs.defaultPair;

@@ -7,6 +7,7 @@
 // with a body is refused (its body would have to be parsed here).
 
 import type { IncomingMessage } from 'node:http';
+import { Gauge } from 'prom-client';
 import type { Duplex } from 'node:stream';
 import type { App, ContainerEntry } from '../cmdb/types.js';
 import { options } from '../shared/config.js';
@@ -31,7 +32,16 @@ export class ProxyUpgrades {
   /** WebSockets per app through this proxy, handshakes included. */
   private readonly perApp = new Map<string, number>();
 
-  constructor(private readonly proxy: UserProxy, private readonly s: UpgradeSettings) {}
+  constructor(private readonly proxy: UserProxy, private readonly s: UpgradeSettings) {
+    const perApp = this.perApp;
+    new Gauge({
+      name: 'fc_proxy_websockets_open', help: 'WebSockets open through this proxy (handshakes included), by app', labelNames: ['app'], registers: [proxy.deps.registry],
+      collect() {
+        this.reset();
+        for (const [app, n] of perApp) this.set({ app }, n);
+      },
+    });
+  }
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => undefined);

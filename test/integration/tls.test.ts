@@ -107,6 +107,9 @@ describe('HTTPS at the proxy', () => {
     const headers = JSON.parse(res.body) as Record<string, string>;
     expect(headers['x-forwarded-proto']).toBe('https');
     expect(headers.host).toBe('a.test');
+    const metrics = await (await request(`${t.adminUrl}/metrics`)).body.text();
+    const expiry = /^fc_proxy_tls_certificate_expiry_seconds\{name="a\.test"[^}]*\} (\d+)$/m.exec(metrics);
+    expect(Number(expiry?.[1])).toBeGreaterThan(Date.now() / 1000 + 86_400);
   });
 
   it('refuses the handshake for a name it has no certificate for, and without SNI, while there is no _default', async () => {

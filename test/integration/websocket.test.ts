@@ -113,6 +113,12 @@ async function inflightOf(s: Shape, app: string): Promise<number> {
   return body.containers.filter((c) => c.app === app).reduce((n, c) => n + c.inflight, 0);
 }
 
+async function openGauge(s: Shape, app: string): Promise<number> {
+  const text = await (await request(`${s.front.adminUrl}/metrics`)).body.text();
+  const m = new RegExp(`^fc_proxy_websockets_open\\{app="${app}"[^}]*\\} (\\d+)$`, 'm').exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
 describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)', ({ make }) => {
@@ -146,9 +152,11 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
     const back = await nextBuffer(ws);
     expect(back.equals(big)).toBe(true);
     expect(await inflightOf(s, 'ws')).toBe(1);
+    expect(await openGauge(s, 'ws')).toBe(1);
     ws.close(1000);
     expect((await closed(ws)).code).toBe(1000);
     await eventually(async () => (await inflightOf(s, 'ws')) === 0, { what: 'the tunnel to leave the in-flight count' });
+    await eventually(async () => (await openGauge(s, 'ws')) === 0, { what: 'the proxy\'s gauge to drop' });
   });
 
   it('answers an upgrade for an unknown host 404, and starts nothing', async () => {
