@@ -139,7 +139,7 @@ export class Dispatcher {
     return {
       hostId: this.ctx.s.hostId,
       serve: (entryId, req, res, headers, retryIfGone, body) => this.requests.serve(entryId, req, res, headers, retryIfGone, body),
-      upgrade: (entryId, req, socket, head, headers) => this.upgrades.serve(entryId, req, socket, head, headers),
+      upgrade: (entryId, req, socket, head, headers, retryIfGone) => this.upgrades.serve(entryId, req, socket, head, headers, retryIfGone),
     };
   }
 

@@ -16,6 +16,8 @@ import type { RequestPath } from './request-path.js';
 
 export interface UpgradeResult {
   status: number;
+  /** The container was gone before anything was sent (retryIfGone): nothing answered, try another. */
+  retry?: boolean;
   /** The tunnel, once the container switched to WebSocket. */
   tunnel?: Tunnel;
 }
@@ -32,7 +34,7 @@ export class UpgradePath {
    * An upgrade for a container entry. Over HTTP the headers are the request's own (x-fc-* left
    * out); in process, the proxy's. Resolves once the client has its answer (101 or another).
    */
-  async serve(entryId: string, req: IncomingMessage, socket: Duplex, head: Buffer, headers?: string[]): Promise<UpgradeResult> {
+  async serve(entryId: string, req: IncomingMessage, socket: Duplex, head: Buffer, headers?: string[], retryIfGone = false): Promise<UpgradeResult> {
     const { ctx } = this;
     const begin = performance.now();
     const requestId = requestIdOf(req, headers);
@@ -96,6 +98,7 @@ export class UpgradePath {
       } else {
         const fc = toFcError(err);
         status = fc.status;
+        if (retryIfGone && fc.code === 'FC_ERR_CONTAINER_GONE') return { status, retry: true };
         sendPublicProblem(responseOn(req, socket), fc, requestId, ctx.log, { container: entryId, app });
       }
       return { status };

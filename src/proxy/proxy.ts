@@ -135,8 +135,8 @@ export class UserProxy {
     });
   }
 
-  registerFor(app: App): Promise<ContainerEntry> {
-    return this.register(app, new Set());
+  registerFor(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
+    return this.register(app, tried);
   }
 
   readonly untrusted = untrusted;

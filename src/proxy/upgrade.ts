@@ -14,11 +14,14 @@ import { options } from '../shared/config.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { hasBody, upstreamRequestHeaders } from '../shared/forward.js';
 import { newRequestId, sendPublicProblem } from '../shared/public-problem.js';
-import { AUTH_HEADER, CONTAINER_HEADER, PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
+import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
 import { isWebSocketSwitch, isWebSocketUpgrade, relayAnswer, requestUpgrade, responseOn, switchingProtocolsHead, Tunnel, Tunnels } from '../shared/tunnel.js';
 import type { UserProxy } from './proxy.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
+
+/** Sends to at most this many containers before giving up on an upgrade (as the proxy's requests). */
+const MAX_ATTEMPTS = 3;
 
 export interface UpgradeSettings {
   idleMs: number;
@@ -123,15 +126,32 @@ export class ProxyUpgrades {
     }
   }
 
+  /**
+   * To one of the app's containers; to another (at most MAX_ATTEMPTS in all, never the same entry
+   * twice) only when the dispatcher said the chosen one was gone before anything was sent: a
+   * container drained a moment ago, which this proxy had not heard of yet.
+   */
   private async toContainer(app: App, req: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, authority: string): Promise<{ status: number; tunnel?: Tunnel }> {
     const proxy = this.proxy;
-    const { cache, clock, hopAuth } = proxy.deps;
-    const now = clock.now();
-    const decision = chooseEntry(cache.containersOf(app.name), proxy.random, (e: ContainerEntry) => proxy.hostUsable(e.host, now));
-    const entry = decision.kind === 'forward' ? decision.entry : await proxy.registerFor(app);
+    const { cache, clock } = proxy.deps;
     const headers = ['Host', authority, ...upstreamRequestHeaders(req, (name) => name === 'host' || proxy.untrusted(name), proxy.forwardedHeaders(req, authority, requestId))];
+    const tried = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const now = clock.now();
+      const decision = chooseEntry(cache.containersOf(app.name), proxy.random, (e: ContainerEntry) => !tried.has(e.id) && proxy.hostUsable(e.host, now));
+      const entry = decision.kind === 'forward' ? decision.entry : await proxy.registerFor(app, tried);
+      if (tried.has(entry.id)) throw new FcError('FC_ERR_CONTAINER_GONE', `container ${entry.id} went away`, { container: entry.id });
+      tried.add(entry.id);
+      const result = await this.toEntry(app, entry, req, socket, head, headers, attempt < MAX_ATTEMPTS);
+      if (result.retry !== true) return result;
+    }
+  }
+
+  private async toEntry(app: App, entry: ContainerEntry, req: IncomingMessage, socket: Duplex, head: Buffer, headers: string[], retryIfGone: boolean): Promise<{ status: number; tunnel?: Tunnel; retry?: boolean }> {
+    const proxy = this.proxy;
+    const { cache, clock, hopAuth } = proxy.deps;
     const local = proxy.deps.local;
-    if (local?.upgrade !== undefined && local.hostId === entry.host) return local.upgrade(entry.id, req, socket, head, headers);
+    if (local?.upgrade !== undefined && local.hostId === entry.host) return local.upgrade(entry.id, req, socket, head, headers, retryIfGone);
     const host = cache.host(entry.host);
     if (host === undefined) throw new FcError('FC_ERR_NO_COMPUTE_HOST', `host "${entry.host}" of container ${entry.id} is unknown`, { host: entry.host });
     const url = new URL(host.dispatcherUrl);
@@ -147,6 +167,10 @@ export class ProxyUpgrades {
       });
     } finally {
       socket.off('close', onClose);
+    }
+    if (outcome.kind === 'answered' && retryIfGone && outcome.res.statusCode === 503 && outcome.res.headers[ERROR_HEADER] === 'FC_ERR_CONTAINER_GONE') {
+      outcome.res.resume();
+      return { status: 503, retry: true };
     }
     if (outcome.kind === 'answered' || !isWebSocketSwitch(outcome.res)) {
       // Not switched: answered and closed; what the client sent after the upgrade is dropped.

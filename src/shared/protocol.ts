@@ -45,8 +45,9 @@ export interface LocalDispatch {
   serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers: string[], retryIfGone: boolean, body?: ForwardBody): Promise<{ status: number; retry: boolean }>;
   /**
    * A WebSocket upgrade (the dispatcher's upgrade.ts): admitted like a request, then tunnelled to
-   * the container. Resolves once the client has its answer: with the tunnel after a 101. Absent,
-   * upgrades go over HTTP to the dispatcher like those for other hosts.
+   * the container. Resolves once the client has its answer: with the tunnel after a 101; with
+   * retryIfGone, a container gone before anything was sent leaves the socket untouched and
+   * resolves with retry: true. Absent, upgrades go over HTTP like those for other hosts.
    */
-  upgrade?(entryId: string, req: IncomingMessage, socket: Duplex, head: Buffer, headers: string[]): Promise<{ status: number; tunnel?: Tunnel }>;
+  upgrade?(entryId: string, req: IncomingMessage, socket: Duplex, head: Buffer, headers: string[], retryIfGone: boolean): Promise<{ status: number; tunnel?: Tunnel; retry?: boolean }>;
 }

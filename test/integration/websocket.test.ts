@@ -9,6 +9,7 @@ import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { labelKeys } from '../../src/dispatcher/container-runtime.js';
 import { HopAuth } from '../../src/shared/hop-auth.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
 import { uniqueName } from '../helpers/env.js';
@@ -126,7 +127,7 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
 
   beforeAll(async () => {
     s = await make();
-    for (const name of ['ws', 'slow', 'cap', 'drain']) {
+    for (const name of ['ws', 'slow', 'cap', 'drain', 'moved']) {
       const extra = name === 'slow' ? { upstreamTimeout: 1 } : {};
       const created = await s.front.api('POST', '/v1/apps', { name, hostnames: [`${name}.test`], image: IMAGE, ...extra });
       expect(created.status).toBe(201);
@@ -157,6 +158,34 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
     expect((await closed(ws)).code).toBe(1000);
     await eventually(async () => (await inflightOf(s, 'ws')) === 0, { what: 'the tunnel to leave the in-flight count' });
     await eventually(async () => (await openGauge(s, 'ws')) === 0, { what: 'the proxy\'s gauge to drop' });
+  });
+
+  it('sends an upgrade that reached a container drained a moment ago to another container', async () => {
+    const first = await connect(s.front.proxyUrl, 'moved.test');
+    const entry = (await s.front.api('GET', '/v1/apps/moved/containers')).body.containers[0].id as string;
+    const done = closed(first);
+    expect((await s.front.api('DELETE', `/v1/containers/${entry}`)).status).toBeLessThan(300);
+    await eventually(async () => (await s.front.api('GET', `/v1/containers/${entry}`)).body?.state === 'draining', { what: 'the drain' });
+    // The proxy has not heard of the drain yet: its cache still shows the entry ready.
+    const cache = s.front.stack.cache;
+    const stored = await s.front.stack.store.getContainer(entry);
+    if (cache === undefined || stored === null) throw new Error('no cache or entry');
+    cache.observe({ ...stored, state: 'ready', rev: stored.rev + 1000 });
+    try {
+      const second = await connect(s.front.proxyUrl, 'moved.test', '/ws/second');
+      second.send('elsewhere');
+      expect(await nextMessage(second)).toBe('elsewhere');
+      const byContainer = [...s.runtime.containers.values()].filter((c) => c.seen.some((x) => x.url === '/ws/second'));
+      expect(byContainer).toHaveLength(1);
+      const drained = [...s.runtime.containers.values()].filter((c) => c.spec.labels[labelKeys.container] === entry);
+      expect(drained).toHaveLength(1);
+      expect(byContainer[0]).not.toBe(drained[0]);
+      second.close();
+    } finally {
+      cache.observe({ ...stored, state: 'gone', rev: stored.rev + 2000 });
+    }
+    first.close();
+    await done;
   });
 
   it('answers an upgrade for an unknown host 404, and starts nothing', async () => {
