@@ -27,6 +27,7 @@ import tls, { type SecureContext } from 'node:tls';
 import type { Clock, Timer } from '../shared/clock.js';
 import type { Listening } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
+import { PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
 
 const DEFAULT_NAME = '_default';
 /** Host names as certificate files name them: letters, digits, dots, hyphens, a leading "*." */
@@ -231,6 +232,9 @@ export async function listenTls(
       else cb(new Error(`no certificate for "${servername}"`));
     },
   });
+  // The HTTP/1.1 side as the plain listener's (src/shared/http.ts listen): Node's parsers are
+  // pooled, so the header limit is set, not inherited; the request's own deadlines are the proxy's.
+  Object.assign(server, { maxHeadersCount: PUBLIC_MAX_HEADERS + 1, keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 });
   applyDefault();
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();

@@ -218,6 +218,22 @@ describe('HTTPS at the proxy', () => {
     expect(secure.status).toBe(200);
   });
 
+  it('refuses more than 1000 headers over HTTPS/1.1 (431), as over plain HTTP', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'a.test', ca: certA, ALPNProtocols: ['http/1.1'] }, () => {
+        let text = 'GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n';
+        for (let i = 0; i < 1100; i++) text += `x-h${i}: v\r\n`;
+        socket.write(`${text}\r\n`);
+      });
+      let data = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (data += d));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 431 /);
+  });
+
   it('builds the redirect target from the host and port', () => {
     expect(httpsLocation('shop.example', '/a?b', 443)).toBe('https://shop.example/a?b');
     expect(httpsLocation('shop.example', '/a', 8443)).toBe('https://shop.example:8443/a');
