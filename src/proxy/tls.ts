@@ -30,6 +30,8 @@ import type { Logger } from '../shared/logger.js';
 import { PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
 
 const DEFAULT_NAME = '_default';
+/** An HTTP/2 session without a frame for this long is closed gracefully (as the plain port's keep-alive). */
+const H2_IDLE_MS = 65_000;
 /** Host names as certificate files name them: letters, digits, dots, hyphens, a leading "*." */
 const NAME_PATTERN = /^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
 
@@ -246,6 +248,9 @@ export async function listenTls(
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
+    // An idle session is told to go (GOAWAY; its streams, if any, finish): browsers keep them
+    // open otherwise, and each holds a connection.
+    session.setTimeout(H2_IDLE_MS, () => session.close());
     if (draining) session.close();
   });
   server.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
@@ -292,9 +297,11 @@ export async function listenTls(
       timer.cancel();
       draining = true;
       server.close();
-      // HTTP/2: GOAWAY, open streams finish. HTTP/1.1: idle keep-alive connections have no
-      // request to wait for; busy ones end after their answer (Connection: close).
+      // HTTP/2: GOAWAY, open streams finish. HTTP/1.1: Node's close() ends idle keep-alive
+      // connections (with allowHTTP1 as for http.Server); busy ones end after their answer
+      // (Connection: close); WebSockets stay until the drain timeout (beforeCut: 1001).
       for (const session of sessions) session.close();
+
       const cut = setTimeout(() => void o.beforeCut().catch(() => undefined).then(destroy), o.drainTimeout);
       cut.unref();
       try {

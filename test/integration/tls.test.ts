@@ -82,7 +82,7 @@ beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'fctest-tls-work-'));
   certA = install('a.test', ['a.test']);
   certB = install('b.test', ['b.test']);
-  t = await startTestStack({ runtime: new FakeRuntime(), env: { FC_TLS_DIR: dir, FC_TLS_PORT: '0', FC_TLS_RELOAD: '200ms' } });
+  t = await startTestStack({ runtime: new FakeRuntime(), env: { FC_TLS_DIR: dir, FC_TLS_PORT: '0', FC_TLS_RELOAD: '200ms', FC_DRAIN_TIMEOUT: '3s' } });
   port = t.stack.proxy?.secure?.port ?? 0;
   expect(port).toBeGreaterThan(0);
   for (const [name, extra] of [['a', {}], ['b', { httpsRedirect: true }], ['w', {}]] as const) {
@@ -238,5 +238,45 @@ describe('HTTPS at the proxy', () => {
     expect(httpsLocation('shop.example', '/a?b', 443)).toBe('https://shop.example/a?b');
     expect(httpsLocation('shop.example', '/a', 8443)).toBe('https://shop.example:8443/a');
     expect(httpsLocation('::1', '/', 8443)).toBe('https://[::1]:8443/');
+  });
+
+  // Last: it stops the stack.
+  it('on shutdown, closes idle HTTPS/1.1 connections at once, sends HTTP/2 sessions GOAWAY, and keeps wss:// until the drain timeout (1001)', async () => {
+    const events: string[] = [];
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    const idle = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      let socket: tls.TLSSocket | undefined;
+      const req = https.request({ host: '127.0.0.1', port, path: '/', servername: 'a.test', headers: { host: 'a.test' }, ca: certA, agent }, (res) => {
+        res.resume();
+        res.on('end', () => (socket === undefined ? reject(new Error('no socket')) : resolve(socket)));
+      });
+      req.once('socket', (s) => (socket = s as tls.TLSSocket));
+      req.on('error', reject);
+      req.end();
+    });
+    idle.once('close', () => events.push('http1 idle closed'));
+    const session = http2.connect(`https://127.0.0.1:${port}`, { servername: 'a.test', ca: certA });
+    session.on('error', () => undefined);
+    await new Promise<void>((resolve) => session.once('connect', () => resolve()));
+    session.once('goaway', () => events.push('h2 goaway'));
+    const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { headers: { host: 'a.test' }, servername: 'a.test', ca: certA } as WebSocket.ClientOptions);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const wsClosed = new Promise<number>((resolve) => ws.once('close', (code) => {
+      events.push('wss closed');
+      resolve(code);
+    }));
+    const stopping = t.stack.close();
+    await eventually(() => events.includes('http1 idle closed') && events.includes('h2 goaway'), { what: 'idle connections told to go' });
+    const echo = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+    ws.send('still open');
+    expect(await echo).toBe('still open');
+    expect(await wsClosed).toBe(1001);
+    expect(events.indexOf('wss closed')).toBe(2);
+    await stopping;
+    agent.destroy();
+    session.destroy();
   });
 });
