@@ -191,6 +191,7 @@ function printBanner(stack: Stack, config: Config): void {
     '',
     `fastcontainer is up on this host (CMDB: ${config.redisSentinels.length > 0 ? `Redis primary "${config.redisSentinelName}" through ${config.redisSentinels.length} sentinels` : config.redisUrl === '' ? 'embedded, in this process' : `Redis at ${config.redisUrl}`})`,
     `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
+    ...(stack.proxy?.secure === undefined ? [] : [`  proxy TLS   ${stack.proxy.secure.url}   HTTPS (HTTP/1.1, HTTP/2), certificates from ${config.tlsDir} (${stack.proxy.secure.certs.names.length} loaded)`]),
     `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}` +
       ` (read-only: ${stack.coreapi?.readToken.source === 'FC_API_READ_TOKEN' ? 'as set in FC_API_READ_TOKEN' : `in ${stack.coreapi?.readToken.source ?? tokenPath(config.stateDir, 'read')}`})`,
     `  dispatcher  ${stack.dispatcher?.listening.url ?? ''}   host "${config.hostId}"; serves only requests the proxies sign`,
