@@ -141,12 +141,21 @@ export function h2Request(req: Http2ServerRequest, res: Http2ServerResponse): { 
   const raw: string[] = [];
   const source = req.rawHeaders;
   let hasHost = false;
+  // HTTP/2 may split Cookie into several fields; HTTP/1.1 has one, joined with "; " (RFC 9113
+  // section 8.2.3): an app server would otherwise join them with ", " and lose cookies.
+  const cookies: string[] = [];
   for (let i = 0; i < source.length; i += 2) {
     const name = source[i] as string;
     if (name.startsWith(':')) continue;
-    if (name.toLowerCase() === 'host') hasHost = true;
+    const lower = name.toLowerCase();
+    if (lower === 'host') hasHost = true;
+    if (lower === 'cookie') {
+      cookies.push(source[i + 1] as string);
+      continue;
+    }
     raw.push(name, source[i + 1] as string);
   }
+  if (cookies.length > 0) raw.push('cookie', cookies.join('; '));
   if (!hasHost && typeof authority === 'string') {
     raw.unshift('host', authority);
     req.headers.host = authority;

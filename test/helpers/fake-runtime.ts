@@ -87,9 +87,9 @@ export class FakeRuntime implements ContainerRuntime {
           return;
         }
         // /headers answers the request's headers as JSON; /echo answers its body.
-        if (req.url === '/headers') {
+        if (req.url === '/headers' || req.url === '/raw-headers') {
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(req.headers));
+          res.end(JSON.stringify(req.url === '/headers' ? req.headers : req.rawHeaders));
           return;
         }
         if (req.url === '/echo') {

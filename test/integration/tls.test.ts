@@ -152,8 +152,8 @@ describe('HTTPS at the proxy', () => {
   it('speaks HTTP/2 by ALPN: the request reaches the app with its body and the Host from :authority', async () => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { servername: 'a.test', ca: certA });
     try {
-      const get = (p: string, method = 'GET', body?: Buffer) => new Promise<{ status: number; body: Buffer; headers: http2.IncomingHttpHeaders }>((resolve, reject) => {
-        const stream = session.request({ ':method': method, ':path': p, ':authority': 'a.test' });
+      const get = (p: string, method = 'GET', body?: Buffer, extra: http2.OutgoingHttpHeaders = {}) => new Promise<{ status: number; body: Buffer; headers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+        const stream = session.request({ ':method': method, ':path': p, ':authority': 'a.test', ...extra });
         const chunks: Buffer[] = [];
         let headers: http2.IncomingHttpHeaders = {};
         stream.on('response', (h) => (headers = h));
@@ -174,6 +174,11 @@ describe('HTTPS at the proxy', () => {
       expect(seen.host).toBe('a.test');
       expect(seen['x-forwarded-proto']).toBe('https');
       expect(Object.keys(seen).some((k) => k.startsWith(':'))).toBe(false);
+      // Cookie crumbs (separate fields in HTTP/2) reach the app as one Cookie header.
+      const raw = JSON.parse((await get('/raw-headers', 'GET', undefined, { cookie: ['a=1', 'b=2'] })).body.toString()) as string[];
+      const cookieFields = raw.filter((_, i) => i % 2 === 0 && raw[i]?.toLowerCase() === 'cookie');
+      expect(cookieFields).toHaveLength(1);
+      expect(raw[raw.findIndex((x, i) => i % 2 === 0 && x.toLowerCase() === 'cookie') + 1]).toBe('a=1; b=2');
       const body = Buffer.alloc(50_000, 3);
       const echoed = await get('/echo', 'POST', body);
       expect(echoed.status).toBe(200);
