@@ -46,6 +46,8 @@ else
   step "Debian packages present"
 fi
 
+bash "$REPO/scripts/setup-tls.sh"
+
 # --- Docker engine -------------------------------------------------------------------------------
 if docker info >/dev/null 2>&1; then
   step "Docker engine answers"
