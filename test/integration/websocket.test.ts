@@ -127,8 +127,8 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
 
   beforeAll(async () => {
     s = await make();
-    for (const name of ['ws', 'slow', 'cap', 'drain', 'moved']) {
-      const extra = name === 'slow' ? { upstreamTimeout: 1 } : {};
+    for (const name of ['ws', 'slow', 'cap', 'drain', 'moved', 'one']) {
+      const extra = name === 'slow' ? { upstreamTimeout: 1 } : name === 'one' ? { maxConcurrency: 1 } : {};
       const created = await s.front.api('POST', '/v1/apps', { name, hostnames: [`${name}.test`], image: IMAGE, ...extra });
       expect(created.status).toBe(201);
     }
@@ -186,6 +186,17 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
     }
     first.close();
     await done;
+  });
+
+  it('holds the app\'s slot (maxConcurrency) only for the handshake: open WebSockets do not starve its requests', async () => {
+    const a = await connect(s.front.proxyUrl, 'one.test');
+    const b = await connect(s.front.proxyUrl, 'one.test');
+    const plain = await s.front.get('one.test', '/');
+    expect(plain.status).toBe(200);
+    b.send('b');
+    expect(await nextMessage(b)).toBe('b');
+    a.close();
+    b.close();
   });
 
   it('answers an upgrade for an unknown host 404, and starts nothing', async () => {
