@@ -183,6 +183,11 @@ describe('HTTPS at the proxy', () => {
       const echoed = await get('/echo', 'POST', body);
       expect(echoed.status).toBe(200);
       expect(echoed.body.equals(body)).toBe(true);
+      // Larger than FC_BUFFER_BODY (1 MiB): streamed to the app under the proxy's watch, not buffered.
+      const large = Buffer.alloc(3 * 1024 * 1024, 5);
+      const streamed = await get('/echo', 'POST', large);
+      expect(streamed.status).toBe(200);
+      expect(streamed.body.equals(large)).toBe(true);
       // An error answer over HTTP/2 (unknown host) is a problem, not a broken stream.
       const unknown = await new Promise<number>((resolve, reject) => {
         const s = session.request({ ':path': '/', ':authority': 'nobody.test' });
