@@ -331,9 +331,7 @@ export class UserProxy {
         lastError = new FcError('FC_ERR_CONTAINER_GONE', `container ${entry.id} went away`, { container: entry.id });
         this.metrics.retries.inc({ reason: 'container-gone' });
       } catch (err) {
-        if (this.hostHealth.failed(host.id, err, clock.now())) {
-          this.deps.logger.warn({ host: host.id, err: (err as Error).message }, 'dispatcher refused the connection; its host is passed over for a few seconds');
-        }
+        this.dispatcherFailed(host.id, err);
         if (last || !safe || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM' || !neverSent(err.cause)) throw err;
         lastError = err;
         this.metrics.retries.inc({ reason: 'not-sent' });
@@ -373,6 +371,13 @@ export class UserProxy {
       }
       return entry;
     });
+  }
+
+  /** A forward (or upgrade: upgrade.ts) to a host's dispatcher failed: a refused connection makes the host suspect. */
+  dispatcherFailed(hostId: string, err: unknown): void {
+    if (this.hostHealth.failed(hostId, err, this.deps.clock.now())) {
+      this.deps.logger.warn({ host: hostId, err: (err as Error).message }, 'dispatcher refused the connection; its host is passed over for a few seconds');
+    }
   }
 
   /** Whether requests may go to a host: live by its heartbeat, and not just seen refusing connections. */

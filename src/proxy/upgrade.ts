@@ -16,6 +16,7 @@ import { hasBody, upstreamRequestHeaders } from '../shared/forward.js';
 import { newRequestId, sendPublicProblem } from '../shared/public-problem.js';
 import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
 import { isWebSocketSwitch, isWebSocketUpgrade, relayAnswer, requestUpgrade, responseOn, switchingProtocolsHead, Tunnel, Tunnels } from '../shared/tunnel.js';
+import { neverSent } from '../shared/upstream-errors.js';
 import type { UserProxy } from './proxy.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
@@ -128,8 +129,9 @@ export class ProxyUpgrades {
 
   /**
    * To one of the app's containers; to another (at most MAX_ATTEMPTS in all, never the same entry
-   * twice) only when the dispatcher said the chosen one was gone before anything was sent: a
-   * container drained a moment ago, which this proxy had not heard of yet.
+   * twice) only when it provably did not reach the app: the dispatcher said the chosen container
+   * was gone (drained a moment ago, which this proxy had not heard of yet), or its dispatcher
+   * refused the connection (its host is then passed over for a few seconds, as for requests).
    */
   private async toContainer(app: App, req: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, authority: string): Promise<{ status: number; tunnel?: Tunnel }> {
     const proxy = this.proxy;
@@ -140,7 +142,7 @@ export class ProxyUpgrades {
       const now = clock.now();
       const decision = chooseEntry(cache.containersOf(app.name), proxy.random, (e: ContainerEntry) => !tried.has(e.id) && proxy.hostUsable(e.host, now));
       const entry = decision.kind === 'forward' ? decision.entry : await proxy.registerFor(app, tried);
-      if (tried.has(entry.id)) throw new FcError('FC_ERR_CONTAINER_GONE', `container ${entry.id} went away`, { container: entry.id });
+      if (tried.has(entry.id)) throw new FcError('FC_ERR_APP_AT_CAPACITY', `none of app "${app.name}"'s containers took the upgrade`, { app: app.name }, { retryAfter: 5 });
       tried.add(entry.id);
       const result = await this.toEntry(app, entry, req, socket, head, headers, attempt < MAX_ATTEMPTS);
       if (result.retry !== true) return result;
@@ -165,6 +167,14 @@ export class ProxyUpgrades {
         headers: [CONTAINER_HEADER, entry.id, AUTH_HEADER, hopAuth.sign({ method: 'GET', target: req.url ?? '/', entryId: entry.id }, clock.now()), ...headers],
         timeoutMs: this.s.answerTimeoutMs(app), upstream: `the dispatcher of host ${host.id} (${host.dispatcherUrl})`, signal: abort.signal,
       });
+    } catch (err) {
+      proxy.dispatcherFailed(host.id, err);
+      // Never sent (the connection was refused): another container may take it, as a GET would.
+      if (retryIfGone && !socket.destroyed && err instanceof FcError && err.code === 'FC_ERR_UPSTREAM' && neverSent(err.cause)) {
+        proxy.metrics.retries.inc({ reason: 'not-sent' });
+        return { status: 502, retry: true };
+      }
+      throw err;
     } finally {
       socket.off('close', onClose);
     }

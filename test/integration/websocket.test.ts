@@ -333,3 +333,29 @@ describe('a shutdown (SIGTERM) waits for WebSockets up to FC_DRAIN_TIMEOUT, then
     }
   });
 });
+
+describe('an upgrade whose dispatcher refuses the connection goes to a container on another host', () => {
+  it('passes over the dead host and starts the app elsewhere', async () => {
+    const s = await apart();
+    const runtimeB = new FakeRuntime();
+    let b: TestStack | undefined;
+    try {
+      expect((await s.front.api('POST', '/v1/apps', { name: 'hop', hostnames: ['hop.test'], image: IMAGE })).status).toBe(201);
+      (await connect(s.front.proxyUrl, 'hop.test')).close();
+      const before = (await s.front.api('GET', '/v1/apps/hop/containers')).body.containers as { id: string; host: string; state: string }[];
+      expect(before).toMatchObject([{ host: s.back.hostId, state: 'ready' }]);
+      // The first host's dispatcher dies; its heartbeat is still recent, its entry still ready.
+      await s.back.stack.destroy();
+      b = await startTestStack({ runtime: runtimeB, prefix: s.back.prefix, roles: ['dispatcher'], env, hostId: uniqueName('fctest-host-b') });
+      await eventually(() => s.front.stack.cache?.host(b?.hostId ?? '') !== undefined, { what: 'the proxy to see the new host' });
+      const ws = await connect(s.front.proxyUrl, 'hop.test', '/ws/after');
+      ws.send('moved on');
+      expect(await nextMessage(ws)).toBe('moved on');
+      expect([...runtimeB.containers.values()].some((c) => c.seen.some((x) => x.url === '/ws/after'))).toBe(true);
+      ws.close();
+    } finally {
+      await b?.cleanup();
+      await s.cleanup();
+    }
+  });
+});
