@@ -127,8 +127,8 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
 
   beforeAll(async () => {
     s = await make();
-    for (const name of ['ws', 'slow', 'cap', 'drain', 'moved', 'one']) {
-      const extra = name === 'slow' ? { upstreamTimeout: 1 } : name === 'one' ? { maxConcurrency: 1 } : {};
+    for (const name of ['ws', 'slow', 'cap', 'drain', 'moved', 'one', 'chat', 'quiet']) {
+      const extra = name === 'slow' ? { upstreamTimeout: 1 } : name === 'one' ? { maxConcurrency: 1 } : name === 'chat' || name === 'quiet' ? { freezeAfter: 1 } : {};
       const created = await s.front.api('POST', '/v1/apps', { name, hostnames: [`${name}.test`], image: IMAGE, ...extra });
       expect(created.status).toBe(201);
     }
@@ -197,6 +197,21 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
     expect(await nextMessage(b)).toBe('b');
     a.close();
     b.close();
+  });
+
+  it('never freezes a container while it has a WebSocket open (one without is frozen meanwhile)', async () => {
+    const ws = await connect(s.front.proxyUrl, 'chat.test');
+    expect((await s.front.get('quiet.test', '/')).status).toBe(200);
+    const entryOf = async (app: string) => (await s.front.api('GET', `/v1/apps/${app}/containers`)).body.containers[0] as { frozenAt: number | null };
+    // Pings keep the WebSocket within FC_UPGRADE_IDLE_TIMEOUT meanwhile, as a live app's would.
+    await eventually(async () => {
+      ws.ping();
+      return (await entryOf('quiet')).frozenAt != null;
+    }, { what: 'the quiet app frozen', timeout: 15_000, interval: 200 });
+    expect((await entryOf('chat')).frozenAt ?? null).toBeNull();
+    ws.send('awake');
+    expect(await nextMessage(ws)).toBe('awake');
+    ws.close();
   });
 
   it('answers an upgrade for an unknown host 404, and starts nothing', async () => {
