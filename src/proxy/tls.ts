@@ -25,6 +25,7 @@ import { X509Certificate } from 'node:crypto';
 import { Gauge, type Registry } from 'prom-client';
 import tls, { type SecureContext } from 'node:tls';
 import type { Clock, Timer } from '../shared/clock.js';
+import { FcError } from '../shared/errors.js';
 import type { Listening } from '../shared/http.js';
 import type { Logger } from '../shared/logger.js';
 import { PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
@@ -216,6 +217,13 @@ export async function listenTls(
   deps: { clock: Clock; logger: Logger; registry?: Registry },
 ): Promise<TlsListening> {
   const certs = new CertStore(dir, deps.logger);
+  // A directory that cannot be read at start is a mistake in the setup, said at once; later, a
+  // passing failure leaves the certificates loaded.
+  try {
+    await readdir(dir);
+  } catch (err) {
+    throw new FcError('FC_ERR_CONFIG', `FC_TLS_DIR "${dir}" cannot be read (${(err as Error).message}); it must be a directory of <host>.crt and <host>.key files`);
+  }
   await certs.reload();
   if (deps.registry !== undefined) {
     // For an alert well before a certificate runs out (a renewal that did not happen).

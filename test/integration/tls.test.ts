@@ -244,6 +244,12 @@ describe('HTTPS at the proxy', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 431 /);
   });
 
+  it('refuses to start with an FC_TLS_DIR that cannot be read', async () => {
+    // The embedded CMDB: nothing is left behind by the failed start.
+    await expect(startTestStack({ runtime: new FakeRuntime(), store: 'memory', env: { FC_TLS_DIR: path.join(dir, 'missing'), FC_TLS_PORT: '0' } }))
+      .rejects.toMatchObject({ code: 'FC_ERR_CONFIG', message: expect.stringContaining('FC_TLS_DIR') });
+  });
+
   it('builds the redirect target from the host and port', () => {
     expect(httpsLocation('shop.example', '/a?b', 443)).toBe('https://shop.example/a?b');
     expect(httpsLocation('shop.example', '/a', 8443)).toBe('https://shop.example:8443/a');
