@@ -4,6 +4,8 @@
 // starts the container if needed. The request path is a chain of small steps: own endpoints,
 // route lookup, body (read whole when small: body-buffer.ts), the app's slot (app-gate.ts), entry
 // choice, forward (elsewhere only when the request provably never reached the app), metrics.
+// Plain requests for an app with httpsRedirect are sent to the HTTPS listener (tls.ts) instead;
+// WebSockets take the same route through upgrade.ts.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
