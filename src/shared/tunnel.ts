@@ -122,8 +122,8 @@ export function relayAnswer(upstream: IncomingMessage, res: ServerResponse): voi
   const raw = upstream.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = (raw[i] as string).toLowerCase();
-    // Framing is the response's own to choose again (it closes the connection at its end).
-    if (isHopByHop(lower, tokens) || lower === 'content-length') continue;
+    // Transfer-Encoding is hop-by-hop: Node frames the body again (Content-Length, if any, stays).
+    if (isHopByHop(lower, tokens)) continue;
     headers.push(raw[i] as string, raw[i + 1] as string);
   }
   res.writeHead(upstream.statusCode ?? 502, headers);
