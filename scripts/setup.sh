@@ -47,6 +47,7 @@ else
 fi
 
 bash scripts/setup-browser.sh >>"$STATE/apt.log" 2>&1 || die "installing chromium failed (log: $STATE/apt.log)"
+bash "$REPO/scripts/setup-tls.sh"
 
 # --- Docker engine -------------------------------------------------------------------------------
 if docker info >/dev/null 2>&1; then

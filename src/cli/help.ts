@@ -38,6 +38,7 @@ export const appFlags: readonly AppFlag[] = [
   { flag: 'freeze-after', field: 'freezeAfter', arg: 'DURATION' },
   { flag: 'user', field: 'user', arg: 'UID[:GID]' },
   { flag: 'read-only-rootfs', field: 'readOnlyRootfs' },
+  { flag: 'https-redirect', field: 'httpsRedirect' },
   { flag: 'upstream-timeout', field: 'upstreamTimeout', arg: 'DURATION' },
   { flag: 'max-concurrency', field: 'maxConcurrency', arg: 'N' },
   { flag: 'egress', field: 'egress', arg: 'open|closed' },

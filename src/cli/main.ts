@@ -32,7 +32,7 @@ Run the system:
 Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
   app create <name> --hostname <host> [--hostname ...] --image <image> [--port 8080]
              [--env KEY=VALUE ...] [--secret KEY=VALUE ...] [--volume /host/path:/container[:ro] ...]
-             [--cpus 0.5] [--memory 256m] [--user UID[:GID]] [--read-only-rootfs]
+             [--cpus 0.5] [--memory 256m] [--user UID[:GID]] [--read-only-rootfs] [--https-redirect]
              [--lifespan 600] [--min 0] [--max 4] [--command '["cmd","arg"]'] [--readiness-path /]
              [--max-cpus <2 x cpus>] [--latency-target 500 (ms)] [--idle-timeout 300 (s)] [--freeze-after 5 (s, 0: never)]
              [--no-autoscale | --autoscale true|false] [--egress open|closed] [--upstream-timeout 60 (s)] [--max-concurrency N]
@@ -73,6 +73,7 @@ const appFlags = {
   'unset-secret': { type: 'string', multiple: true },
   user: { type: 'string' },
   'read-only-rootfs': { type: 'boolean' },
+  'https-redirect': { type: 'boolean' },
   volume: { type: 'string', multiple: true },
   cpus: { type: 'string' },
   memory: { type: 'string' },
@@ -211,6 +212,7 @@ function printBanner(stack: Stack, config: Config): void {
     '',
     `fastcontainer is up on this host (CMDB: ${config.redisSentinels.length > 0 ? `Redis primary "${config.redisSentinelName}" through ${config.redisSentinels.length} sentinels` : config.redisUrl === '' ? 'embedded, in this process' : `Redis at ${config.redisUrl}`})`,
     `  proxy       ${stack.proxy?.listening.url ?? ''}   tenant traffic, routed by Host`,
+    ...(stack.proxy?.secure === undefined ? [] : [`  proxy TLS   ${stack.proxy.secure.url}   HTTPS (HTTP/1.1, HTTP/2), certificates from ${config.tlsDir} (${stack.proxy.secure.certs.names.length} loaded)`]),
     `  CoreAPI     ${stack.coreapi?.listening.url ?? ''}   token: ${stack.coreapi?.token.source === 'FC_API_TOKEN' ? 'as set in FC_API_TOKEN' : `in ${stack.coreapi?.token.source ?? tokenPath(config.stateDir)}`}` +
       ` (read-only: ${stack.coreapi?.readToken.source === 'FC_API_READ_TOKEN' ? 'as set in FC_API_READ_TOKEN' : `in ${stack.coreapi?.readToken.source ?? tokenPath(config.stateDir, 'read')}`})`,
     `  dashboard   ${stack.coreapi?.listening.url ?? ''}/   in a browser; log in with either token`,
@@ -309,6 +311,7 @@ export function specFromFlags(name: string | undefined, values: Values): Record<
   if (Array.isArray(values.volume)) spec.volumes = values.volume.map(absoluteVolume);
   if (typeof values.user === 'string') spec.user = values.user;
   if (values['read-only-rootfs'] === true) spec.readOnlyRootfs = true;
+  if (values['https-redirect'] === true) spec.httpsRedirect = true;
   if (typeof values.command === 'string') {
     const c = values.command.trim();
     spec.command = c.startsWith('[') ? (JSON.parse(c) as unknown) : c.split(/\s+/);

@@ -24,6 +24,7 @@ export const appDefaults = {
   upstreamTimeout: null,
   maxConcurrency: null,
   egress: 'open',
+  httpsRedirect: false,
 } as const;
 
 /** maxCpus defaults to twice cpus (the paper's scale-up: 30% to 60% of a core), at most 64. */

@@ -67,6 +67,9 @@ export const AppSpecSchema = Type.Object(
     maxConcurrency: Type.Optional(
       nullable(Type.Integer({ minimum: 1, maximum: 65_536 }), 'Most requests a proxy forwards to the app at once (more wait in a bounded queue); null: FC_APP_CONCURRENCY.'),
     ),
+    httpsRedirect: Type.Optional(
+      Type.Boolean({ description: 'Plain http:// requests are redirected (308) to https:// at the proxy (needs its HTTPS listener, FC_TLS_DIR); absent: false.' }),
+    ),
     egress: Type.Optional(
       Type.Union([Type.Literal('open'), Type.Literal('closed')], {
         description: 'Whether its containers may open connections to the internet ("open", the default; absent in apps stored before the field existed) or only to the services the operator lists for it ("closed").',

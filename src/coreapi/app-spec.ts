@@ -193,6 +193,7 @@ const fieldRules: Record<AppField, FieldRule> = {
   upstreamTimeout: durationRule(1, 3600, 's', true),
   maxConcurrency: { allowed: 'null (the proxy\'s FC_APP_CONCURRENCY) or an integer from 1 to 65536' },
   egress: { allowed: '"open" (the internet reachable, the default) or "closed" (only the services the operator lists for the app)' },
+  httpsRedirect: { allowed: 'true (plain http:// requests are redirected to https:// with 308; needs the proxy\'s HTTPS listener, FC_TLS_DIR) or false' },
 };
 
 /** The shape each field takes in a request: the stored schema unless its rule takes more. */
@@ -298,7 +299,7 @@ export function parseAppPatch(current: AppSpec, body: unknown, rules: SpecRules)
   const problems = unknownFields(b);
   if (b.name !== undefined && b.name !== current.name) problems.push({ field: 'name', value: b.name, allowed: `"${current.name}" (an app cannot be renamed)` });
   // Apps stored before the front-door fields existed have none: null, the proxy's defaults.
-  const candidate: Record<string, unknown> = { upstreamTimeout: null, maxConcurrency: null, ...withScalingDefaults(current) };
+  const candidate: Record<string, unknown> = { upstreamTimeout: null, maxConcurrency: null, httpsRedirect: false, ...withScalingDefaults(current) };
   // Apps stored before `egress` existed have none: open.
   candidate.egress ??= appDefaults.egress;
   for (const [k, v] of Object.entries(b)) if (v !== undefined && (fields as readonly string[]).includes(k)) candidate[k] = v;

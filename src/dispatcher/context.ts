@@ -37,6 +37,8 @@ export interface DispatcherSettings {
   volumeRoots?: readonly string[];
   /** FC_UPSTREAM_TIMEOUT, ms: an app without its own upstreamTimeout gets 504 past this. */
   upstreamTimeout?: number;
+  /** FC_UPGRADE_IDLE_TIMEOUT, ms: a WebSocket with no byte either way for this long is closed (1001). */
+  upgradeIdleTimeout?: number;
 }
 
 export interface DispatcherDeps {

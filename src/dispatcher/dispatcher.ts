@@ -11,6 +11,7 @@
 // its containers) are served by the process's admin listener (src/shared/admin.ts).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Change } from '../cmdb/types.js';
 import type { Timer } from '../shared/clock.js';
 import type { LocalDispatch } from '../shared/protocol.js';
@@ -24,6 +25,7 @@ import type { LocalPhase } from './local-container.js';
 import { DispatcherMetrics } from './metrics.js';
 import { RequestPath } from './request-path.js';
 import { CgroupCpu } from './signals/cgroup.js';
+import { UpgradePath } from './upgrade.js';
 
 export type { DispatcherDeps, DispatcherSettings } from './context.js';
 
@@ -41,6 +43,7 @@ export class Dispatcher {
   private readonly ctx: DispatcherContext;
   private readonly lifecycle: ContainerLifecycle;
   private readonly requests: RequestPath;
+  private readonly upgrades: UpgradePath;
   private readonly loops: HostLoops;
   private readonly autoscaler: Autoscaler;
   private timers: Timer[] = [];
@@ -76,6 +79,7 @@ export class Dispatcher {
     this.autoscaler = new Autoscaler(this.ctx, this.lifecycle);
     this.requests = new RequestPath(this.ctx, this.lifecycle, (app) => this.autoscaler.onSlowRequest(app));
     this.loops = new HostLoops(this.ctx, this.lifecycle);
+    this.upgrades = new UpgradePath(this.ctx, this.requests, s.upgradeIdleTimeout);
   }
 
   /**
@@ -125,9 +129,23 @@ export class Dispatcher {
     void this.requests.serve(entryId, req, res);
   };
 
+  /** A proxied upgrade (WebSocket) for a container entry, once hop-gate.ts has checked its signature. */
+  readonly serveProxiedUpgrade = (entryId: string, req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    void this.upgrades.serve(entryId, req, socket, head);
+  };
+
   /** This dispatcher as the proxy of the same process sees it: no HTTP hop (`fastcontainer up`). */
   get local(): LocalDispatch {
-    return { hostId: this.ctx.s.hostId, serve: (entryId, req, res, headers, retryIfGone, body) => this.requests.serve(entryId, req, res, headers, retryIfGone, body) };
+    return {
+      hostId: this.ctx.s.hostId,
+      serve: (entryId, req, res, headers, retryIfGone, body) => this.requests.serve(entryId, req, res, headers, retryIfGone, body),
+      upgrade: (entryId, req, socket, head, headers, retryIfGone) => this.upgrades.serve(entryId, req, socket, head, headers, retryIfGone),
+    };
+  }
+
+  /** Closes every WebSocket of this host's containers with 1001 (a shutdown's drain timeout is over). */
+  goingAway(): Promise<void> {
+    return Promise.all([...this.ctx.locals.values()].map((l) => l.tunnels.goingAway())).then(() => undefined);
   }
 
   ensureStarted(entryId: string): Promise<unknown> {

@@ -14,7 +14,7 @@ import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import { Dispatcher } from './dispatcher.js';
-import { hopGate } from './hop-gate.js';
+import { hopGate, hopGateUpgrade } from './hop-gate.js';
 import { labelKeys } from './container-runtime.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 
@@ -28,7 +28,7 @@ export type DispatcherConfig = Pick<
   | 'dispatcherPort' | 'dispatcherListen' | 'hostId' | 'dispatcherUrl' | 'hostCapacity' | 'heartbeatInterval' | 'startTimeout'
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
-  | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages' | 'upstreamTimeout' | 'networkIsolation' | 'blockedNetworks' | 'tenantServices'
+  | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages' | 'upstreamTimeout' | 'networkIsolation' | 'blockedNetworks' | 'tenantServices' | 'upgradeIdleTimeout'
 >;
 
 export interface DispatcherRole {
@@ -66,8 +66,13 @@ export async function startDispatcher(
   let listening: Listening;
   try {
     // Only requests a proxy signed get past the gate; nothing else is served on this port.
-    const gate = hopGate({ auth: deps.hopAuth, clock: deps.clock, logger, rejected: dispatcher.metrics.refused, maxHeaders: DISPATCHER_MAX_HEADERS }, dispatcher.serveProxied);
-    listening = await listen(gate, config.dispatcherPort, config.dispatcherListen, { maxHeadersCount: DISPATCHER_MAX_HEADERS, drainTimeout: config.drainTimeout });
+    const gateDeps = { auth: deps.hopAuth, clock: deps.clock, logger, rejected: dispatcher.metrics.refused, maxHeaders: DISPATCHER_MAX_HEADERS };
+    const gate = hopGate(gateDeps, dispatcher.serveProxied);
+    listening = await listen(gate, config.dispatcherPort, config.dispatcherListen, {
+      maxHeadersCount: DISPATCHER_MAX_HEADERS, drainTimeout: config.drainTimeout,
+      // WebSockets pass the same gate; at the end of a shutdown's drain they are closed with 1001.
+      onUpgrade: hopGateUpgrade(gateDeps, dispatcher.serveProxiedUpgrade), beforeCut: () => dispatcher.goingAway(),
+    });
     // With port 0 (any free port) the URL to advertise is known only now.
     const advertised = new URL(config.dispatcherUrl);
     if (advertised.port === '0') advertised.port = String(listening.port);

@@ -237,6 +237,8 @@ export class ContainerLifecycle {
         if (local.inflight > 0) await Promise.race([local.whenIdle(), clock.sleep(Math.max(1, since + policy.timeoutMs - now))]);
         else await clock.sleep(Math.max(1, since + policy.graceMs - now));
       }
+      // WebSockets still open at the drain timeout are told the server goes away (1001).
+      await local.tunnels.goingAway();
       await this.retire(local, { from: ['draining', 'ready'], to: 'gone', stop: true });
       ctx.metrics.drains.inc({ app: local.app, reason });
       ctx.log.info({ container: entryId, app: local.app, reason, ms: clock.now() - since }, 'container removed');
@@ -349,6 +351,7 @@ export class ContainerLifecycle {
     await Promise.all(
       [...ctx.locals.values()].map(async (local) => {
         await Promise.race([local.whenIdle(), ctx.deps.clock.sleep(ctx.s.drainTimeout)]);
+        await local.tunnels.goingAway();
         await this.retire(local, { from: ['ready', 'draining', 'starting'], to: 'gone', stop: true });
       }),
     );

@@ -3,6 +3,7 @@
 // signals: its recent requests and CPU, its quota, and the replacement started for it.
 
 import { Pool } from 'undici';
+import { Tunnels } from '../shared/tunnel.js';
 import { CpuWindow } from './signals/cpu-window.js';
 import { RequestWindow } from './signals/request-window.js';
 
@@ -53,6 +54,8 @@ export class LocalContainer {
   replaceRetryAt = 0;
   /** Entry id of the replacement registered before its lifespan ends. */
   successor: string | null = null;
+  /** Its open WebSocket tunnels (upgrade.ts); each also counts in `inflight`. */
+  readonly tunnels = new Tunnels();
   private idleWaiters: (() => void)[] = [];
 
   constructor(readonly id: string, readonly app: string, cpus: number) {

@@ -74,6 +74,11 @@ export class RequestPath {
     return seconds != null ? seconds * 1000 : (this.ctx.s.upstreamTimeout ?? options.upstreamTimeout.default);
   }
 
+  /** Admission for an upgrade (upgrade.ts): the same as a request's, cold start and hold included. */
+  async admitted(entryId: string, signal: AbortSignal): Promise<LocalContainer> {
+    return this.readyNow(entryId) ?? (await this.admit(entryId, signal));
+  }
+
   /** The container, if it is ready and awake: the common case, which needs no admission. */
   private readyNow(entryId: string): LocalContainer | undefined {
     const local = this.ctx.locals.get(entryId);

@@ -12,6 +12,7 @@ import { PUBLIC_MAX_HEADERS, type LocalDispatch } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { createRegistry } from '../shared/metrics.js';
 import { UserProxy } from './proxy.js';
+import { listenTls, type TlsListening } from './tls.js';
 
 export { UserProxy } from './proxy.js';
 export { chooseEntry, routingHost } from './routing.js';
@@ -20,6 +21,8 @@ export interface ProxyRole {
   proxy: UserProxy;
   registry: Registry;
   listening: Listening;
+  /** The HTTPS listener, when FC_TLS_DIR is set. */
+  secure: TlsListening | undefined;
   close(): Promise<void>;
   destroy(): Promise<void>;
 }
@@ -29,6 +32,7 @@ export async function startProxy(
     Config,
     | 'proxyPort' | 'proxyListen' | 'hostTimeout' | 'upstreamConnections' | 'bufferBody' | 'bufferTotal' | 'bodyMinRate' | 'bodyTimeout'
     | 'requestTimeout' | 'upstreamTimeout' | 'queueTimeout' | 'appConcurrency' | 'appQueue' | 'appQueueTimeout' | 'drainTimeout'
+    | 'upgradeIdleTimeout' | 'upgradeMaxPerApp' | 'tlsPort' | 'tlsDir' | 'tlsReload'
   >,
   deps: { store: Store; cache: CmdbCache; clock: Clock; logger: Logger; hopAuth: HopAuth; local?: LocalDispatch },
 ): Promise<ProxyRole> {
@@ -37,18 +41,38 @@ export async function startProxy(
   registerCmdbMetrics(registry, deps.cache);
   const proxy = new UserProxy({ ...deps, logger, registry }, config);
   // One header more than it accepts, so that the proxy sees a request with too many (431).
-  const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, { maxHeadersCount: PUBLIC_MAX_HEADERS + 1, drainTimeout: config.drainTimeout });
+  const listening = await listen(proxy.handle, config.proxyPort, config.proxyListen, {
+    maxHeadersCount: PUBLIC_MAX_HEADERS + 1, drainTimeout: config.drainTimeout,
+    // WebSockets (upgrade.ts); those still open at the end of a shutdown's drain are closed with 1001.
+    onUpgrade: proxy.upgrades.handle, beforeCut: () => proxy.upgrades.tunnels.goingAway(),
+  });
   logger.info({ url: listening.url }, 'proxy listening');
+  // HTTPS beside it when a certificate directory is given (tls.ts).
+  let secure: TlsListening | undefined;
+  if (config.tlsDir !== '') {
+    try {
+      secure = await listenTls(proxy.handle, config.tlsDir, config.tlsPort, config.proxyListen, {
+        drainTimeout: config.drainTimeout, reloadMs: config.tlsReload,
+        onUpgrade: proxy.upgrades.handle, beforeCut: () => proxy.upgrades.tunnels.goingAway(),
+      }, { clock: deps.clock, logger, registry });
+    } catch (err) {
+      await listening.destroy();
+      throw err;
+    }
+    proxy.httpsPort = secure.port;
+    logger.info({ url: secure.url, certificates: secure.certs.names }, 'proxy listening for HTTPS');
+  }
   return {
     proxy,
     registry,
     listening,
+    secure,
     async close() {
-      await listening.close();
+      await Promise.all([listening.close(), secure?.close()]);
       await proxy.close();
     },
     async destroy() {
-      await listening.destroy();
+      await Promise.all([listening.destroy(), secure?.destroy()]);
       await proxy.destroy();
     },
   };

@@ -4,8 +4,11 @@
 // starts the container if needed. The request path is a chain of small steps: own endpoints,
 // route lookup, body (read whole when small: body-buffer.ts), the app's slot (app-gate.ts), entry
 // choice, forward (elsewhere only when the request provably never reached the app), metrics.
+// Plain requests for an app with httpsRedirect are sent to the HTTPS listener (tls.ts) instead;
+// WebSockets take the same route through upgrade.ts.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import type { CmdbCache } from '../cmdb/cache.js';
@@ -23,11 +26,13 @@ import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS, type L
 import { SingleFlight } from '../shared/single-flight.js';
 import { HostHealth } from './host-health.js';
 import { neverSent } from '../shared/upstream-errors.js';
-import { AppGate } from './app-gate.js';
+import { AppGate, type Closable } from './app-gate.js';
 import { BufferBudget, ClientGone, readBody, type RequestBody } from './body-buffer.js';
 import { ProxyMetrics } from './metrics.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
+import { httpsLocation } from './tls.js';
+import { ProxyUpgrades, upgradeSettings } from './upgrade.js';
 
 export interface ProxySettings {
   hostTimeout: number;
@@ -43,6 +48,9 @@ export interface ProxySettings {
   appConcurrency?: number;
   appQueue?: number;
   appQueueTimeout?: number;
+  /** WebSockets (upgrade.ts): FC_UPGRADE_IDLE_TIMEOUT, FC_UPGRADE_MAX_PER_APP. */
+  upgradeIdleTimeout?: number;
+  upgradeMaxPerApp?: number;
   /** Tests only: RATE_GRACE_MS and DISPATCHER_MARGIN_MS, shorter. */
   rateGrace?: number;
   dispatcherMargin?: number;
@@ -93,15 +101,62 @@ export class UserProxy {
   private readonly lookups = new SingleFlight<string, App | null>();
   /** Host names the CMDB itself did not know, and until when that answer stands. */
   private readonly unknownHosts = new Map<string, number>();
-  private readonly random: () => number;
+  /** For upgrade.ts, as the other internals it uses below. */
+  readonly random: () => number;
+  /** The port of this proxy's HTTPS listener (tls.ts), once it listens: apps with httpsRedirect go there. */
+  httpsPort: number | undefined;
+  /** WebSockets: the server's 'upgrade' handler (upgrade.ts). */
+  readonly upgrades: ProxyUpgrades;
   /** Dispatchers that just refused a connection: passed over for a few seconds (host-health.ts). */
   private readonly hostHealth = new HostHealth();
 
-  constructor(private readonly deps: ProxyDeps, private readonly s: ProxySettings) {
+  constructor(readonly deps: ProxyDeps, private readonly s: ProxySettings) {
     this.metrics = new ProxyMetrics(deps.registry);
     this.random = deps.random ?? Math.random;
     this.gate = new AppGate(deps.clock, (app, outcome) => this.metrics.limited.inc({ app, outcome }));
     this.budget = new BufferBudget(s.bufferTotal ?? options.bufferTotal.default);
+    this.upgrades = new ProxyUpgrades(this, upgradeSettings(s, (app) => this.headersTimeoutOf(app)));
+  }
+
+  get log(): Logger {
+    return this.deps.logger;
+  }
+
+  /** The app for a routing host: the cache, else the CMDB (undefined: no app has it). */
+  async appForHost(host: string): Promise<App | undefined> {
+    return this.deps.cache.appForHostname(host) ?? (await this.appFor(host));
+  }
+
+  /** The app's slot at this proxy (app-gate.ts); a client gone while it waits is ClientGone. */
+  enterGate(app: App, client: Closable): (() => void) | Promise<() => void> {
+    const limits = { concurrency: this.concurrencyOf(app), queue: this.s.appQueue ?? options.appQueue.default, queueTimeout: this.s.appQueueTimeout ?? options.appQueueTimeout.default };
+    const entered = this.gate.enter(app.name, limits, client);
+    // Most requests enter at once: no promise for them.
+    return typeof entered === 'function' ? entered : entered.catch((err: unknown) => {
+      throw err instanceof FcError ? err : new ClientGone(err);
+    });
+  }
+
+  registerFor(app: App, tried: ReadonlySet<string>): Promise<ContainerEntry> {
+    return this.register(app, tried);
+  }
+
+  readonly untrusted = untrusted;
+
+  /** What the proxy tells the app of the request: the client's address and scheme, the host, the request id. */
+  forwardedHeaders(req: IncomingMessage, authority: string, requestId: string): string[] {
+    return [
+      'X-Forwarded-For', clientAddress(req),
+      'X-Forwarded-Proto', (req.socket as TLSSocket | undefined)?.encrypted === true ? 'https' : 'http',
+      'X-Forwarded-Host', authority,
+      'X-Request-Id', requestId,
+    ];
+  }
+
+  /** How long the dispatcher may take to answer: the app's upstream timeout, a cold start's hold, a margin. */
+  private headersTimeoutOf(app: App): number {
+    const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? options.upstreamTimeout.default);
+    return appTimeout + (this.s.queueTimeout ?? options.queueTimeout.default) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -136,7 +191,14 @@ export class UserProxy {
           { host: host ?? null },
         );
       }
-      status = await this.forwardToApp(app, req, res, requestId, target.authority as string);
+      if (app.httpsRedirect === true && this.httpsPort !== undefined && (req.socket as TLSSocket | undefined)?.encrypted !== true) {
+        // Permanent and method-keeping (308): a form posted to http:// is posted again to https://.
+        res.writeHead(308, { location: httpsLocation(host as string, req.url, this.httpsPort), 'content-length': 0, [REQUEST_ID_HEADER]: requestId });
+        res.end();
+        status = 308;
+      } else {
+        status = await this.forwardToApp(app, req, res, requestId, target.authority as string);
+      }
     } catch (err) {
       if (err instanceof ClientGone) {
         this.metrics.recorder.record(app?.name ?? '', 499, (performance.now() - begin) / 1000);
@@ -191,11 +253,8 @@ export class UserProxy {
       ...(s.rateGrace === undefined ? {} : { rateGrace: s.rateGrace }),
     }, clock, this.budget, clock.now());
     try {
-      const limits = { concurrency: this.concurrencyOf(app), queue: s.appQueue ?? options.appQueue.default, queueTimeout: s.appQueueTimeout ?? options.appQueueTimeout.default };
-      const entered = this.gate.enter(app.name, limits, res);
-      const release = typeof entered === 'function' ? entered : await entered.catch((err: unknown) => {
-        throw err instanceof FcError ? err : new ClientGone(err);
-      });
+      const gate = this.enterGate(app, res);
+      const release = typeof gate === 'function' ? gate : await gate;
       try {
         return await this.forwardWithRetries(app, req, res, body, requestId, authority);
       } finally {
@@ -229,17 +288,11 @@ export class UserProxy {
       if (tried.has(e.id)) return false;
       return this.hostUsable(e.host, now);
     };
-    const forwarded = [
-      'X-Forwarded-For', clientAddress(req),
-      'X-Forwarded-Proto', 'http',
-      'X-Forwarded-Host', authority,
-      'X-Request-Id', requestId,
-    ];
+    const forwarded = this.forwardedHeaders(req, authority, requestId);
     // Host first and set here, never the client's copy: a header the client names in Connection
     // (`Connection: host`) must not take it away, and absolute form brings its own.
     const headers = () => ['Host', authority, ...upstreamRequestHeaders(req, untrustedOrHost, forwarded)];
-    const appTimeout = app.upstreamTimeout != null ? app.upstreamTimeout * 1000 : (this.s.upstreamTimeout ?? options.upstreamTimeout.default);
-    const headersTimeout = appTimeout + (this.s.queueTimeout ?? options.queueTimeout.default) + (this.s.dispatcherMargin ?? DISPATCHER_MARGIN_MS);
+    const headersTimeout = this.headersTimeoutOf(app);
     let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       const decision = chooseEntry(cache.containersOf(app.name), this.random, usable);
@@ -280,9 +333,7 @@ export class UserProxy {
         lastError = new FcError('FC_ERR_CONTAINER_GONE', `container ${entry.id} went away`, { container: entry.id });
         this.metrics.retries.inc({ reason: 'container-gone' });
       } catch (err) {
-        if (this.hostHealth.failed(host.id, err, clock.now())) {
-          this.deps.logger.warn({ host: host.id, err: (err as Error).message }, 'dispatcher refused the connection; its host is passed over for a few seconds');
-        }
+        this.dispatcherFailed(host.id, err);
         if (last || !safe || !(err instanceof FcError) || err.code !== 'FC_ERR_UPSTREAM' || !neverSent(err.cause)) throw err;
         lastError = err;
         this.metrics.retries.inc({ reason: 'not-sent' });
@@ -324,8 +375,15 @@ export class UserProxy {
     });
   }
 
+  /** A forward (or upgrade: upgrade.ts) to a host's dispatcher failed: a refused connection makes the host suspect. */
+  dispatcherFailed(hostId: string, err: unknown): void {
+    if (this.hostHealth.failed(hostId, err, this.deps.clock.now())) {
+      this.deps.logger.warn({ host: hostId, err: (err as Error).message }, 'dispatcher refused the connection; its host is passed over for a few seconds');
+    }
+  }
+
   /** Whether requests may go to a host: live by its heartbeat, and not just seen refusing connections. */
-  private hostUsable(hostId: string, now: number): boolean {
+  hostUsable(hostId: string, now: number): boolean {
     const host = this.deps.cache.host(hostId);
     return host !== undefined && this.deps.cache.isHostLive(host, now, this.s.hostTimeout) && !this.hostHealth.suspect(hostId, now);
   }

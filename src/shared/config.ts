@@ -252,6 +252,22 @@ export const options = {
     doc: 'UserProxy port: the front door for tenants\' HTTP traffic.',
     ...int(0, 65535, ' (0: any free port)'),
   },
+  tlsPort: {
+    env: 'FC_TLS_PORT', flag: 'tls-port', default: 8443, roles: ['proxy'],
+    doc: 'UserProxy HTTPS port (HTTP/1.1 and HTTP/2 by ALPN), on FC_PROXY_LISTEN; open only when FC_TLS_DIR is set.',
+    ...int(0, 65535, ' (0: any free port)'),
+  },
+  tlsDir: {
+    env: 'FC_TLS_DIR', flag: 'tls-dir', default: '', defaultDoc: '(none: no HTTPS listener)',
+    allowed: 'a directory path', roles: ['proxy'],
+    doc: 'Certificates of the HTTPS listener, one pair per host name: `<host>.crt` (the chain, PEM) and `<host>.key`; `*.<domain>` for a wildcard; `_default` for clients that name no known host (without it their handshake is refused). Changes are picked up within FC_TLS_RELOAD, without a restart.',
+    parse: (raw: string) => (raw.trim() === '' ? '' : path.resolve(raw)),
+  },
+  tlsReload: {
+    env: 'FC_TLS_RELOAD', flag: 'tls-reload', default: 5_000, roles: ['proxy'],
+    doc: 'How often the proxy looks for new, changed or removed certificates in FC_TLS_DIR (file modification times).',
+    ...duration(100, 3_600_000),
+  },
   apiPort: {
     env: 'FC_API_PORT', flag: 'api-port', default: 8081, roles: ['coreapi'],
     doc: 'CoreAPI port.',
@@ -407,6 +423,16 @@ export const options = {
     env: 'FC_APP_QUEUE_TIMEOUT', flag: 'app-queue-timeout', default: 10_000, roles: ['proxy'],
     doc: 'Longest wait of a request in its app\'s queue at the proxy; past it, 503 with Retry-After.',
     ...duration(0, 600_000),
+  },
+  upgradeIdleTimeout: {
+    env: 'FC_UPGRADE_IDLE_TIMEOUT', flag: 'upgrade-idle-timeout', default: 300_000, roles: ['proxy', 'dispatcher'],
+    doc: 'A WebSocket (HTTP Upgrade) with no byte either way for this long is closed with 1001 by the proxy and the dispatcher. Apps that keep one open longer send pings.',
+    ...duration(1000, 24 * 3_600_000),
+  },
+  upgradeMaxPerApp: {
+    env: 'FC_UPGRADE_MAX_PER_APP', flag: 'upgrade-max-per-app', default: 1024, roles: ['proxy'],
+    doc: 'Most WebSockets of one app open at once through a proxy (handshakes included); beyond it, 503 with Retry-After. Each also holds one of the app\'s slots (FC_APP_CONCURRENCY) only until its container answers the upgrade.',
+    ...int(0, 1_000_000),
   },
   containerConnections: {
     env: 'FC_CONTAINER_CONNECTIONS', flag: 'container-connections', default: 16, roles: ['dispatcher'],

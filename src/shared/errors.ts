@@ -113,6 +113,18 @@ export const errorCatalog = {
     retryable: false,
     description: "The app already has maxContainers live container entries.",
   },
+  FC_ERR_UPGRADE_REFUSED: {
+    status: 400,
+    title: 'Upgrade refused',
+    retryable: false,
+    description: 'An HTTP Upgrade other than a WebSocket (GET with `Upgrade: websocket`) that carries a body; bodiless ones (h2c) are served as plain HTTP/1.1 requests without the upgrade.',
+  },
+  FC_ERR_UPGRADE_LIMIT: {
+    status: 503,
+    title: 'Too many WebSockets',
+    retryable: true,
+    description: 'The app already has FC_UPGRADE_MAX_PER_APP WebSockets open through this proxy.',
+  },
   FC_ERR_UNKNOWN_HOST: {
     status: 404,
     title: 'Unknown host',

@@ -44,7 +44,7 @@ export class GracefulClose {
    * Stops accepting and drains; after timeoutMs (if given) cuts what is left. Resolves once every
    * connection is closed.
    */
-  async close(timeoutMs?: number): Promise<void> {
+  async close(timeoutMs?: number, beforeCut?: () => Promise<void>): Promise<void> {
     if (!this.draining) {
       this.draining = true;
       for (const res of this.open) if (!res.headersSent) res.setHeader('connection', 'close');
@@ -52,7 +52,9 @@ export class GracefulClose {
       this.server.closeIdleConnections();
     }
     if (timeoutMs === undefined) return this.closed;
-    const timer = setTimeout(() => this.destroy(), timeoutMs);
+    // Upgraded connections (WebSockets) keep the server open too: at the timeout they are closed
+    // politely (beforeCut, bounded by the tunnels' own frame wait), then everything left is cut.
+    const timer = setTimeout(() => void (beforeCut === undefined ? this.destroy() : beforeCut().catch(() => undefined).then(() => this.destroy())), timeoutMs);
     timer.unref();
     try {
       await this.closed;

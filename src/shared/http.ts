@@ -3,6 +3,7 @@
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { FcError, invalidFields, toFcError } from './errors.js';
 import { GracefulClose } from './graceful-close.js';
 import { ERROR_HEADER } from './protocol.js';
@@ -100,6 +101,10 @@ export interface ListenOptions {
   maxHeadersCount?: number;
   /** How long close() lets in-flight requests finish before it cuts them (FC_DRAIN_TIMEOUT). */
   drainTimeout?: number;
+  /** HTTP Upgrade requests (WebSockets); without it, Node serves them as plain requests. */
+  onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** At the drain timeout, before the rest is cut: closes what can be closed politely (WebSockets: 1001). */
+  beforeCut?: () => Promise<void>;
 }
 
 export async function listen(
@@ -116,6 +121,7 @@ export async function listen(
   // Always set: Node's HTTP parsers are pooled per process, and a server that leaves it unset parses
   // with the limit of whichever server used the parser last (the proxy's 1001, in `up`).
   server.maxHeadersCount = options.maxHeadersCount ?? 2000;
+  if (options.onUpgrade !== undefined) server.on('upgrade', options.onUpgrade);
   graceful = new GracefulClose(server);
   const drain = graceful;
   await new Promise<void>((resolve, reject) => {
@@ -131,7 +137,7 @@ export async function listen(
     server,
     port: address.port,
     url: `http://${shownHost}:${address.port}`,
-    close: () => drain.close(options.drainTimeout),
+    close: () => drain.close(options.drainTimeout, options.beforeCut),
     destroy: () => drain.destroy(),
   };
 }

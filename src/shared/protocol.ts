@@ -2,6 +2,8 @@
 // the dispatcher in the proxy's own process (`fastcontainer up`), a direct call (LocalDispatch).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Tunnel } from './tunnel.js';
 
 /** A request body the proxy has taken from the client: read whole, or streamed under its watch; null: none. */
 export type ForwardBody = Buffer | AsyncIterable<Buffer> | null;
@@ -41,4 +43,11 @@ export interface LocalDispatch {
    * untouched and resolves with retry: true, so the proxy may try another entry.
    */
   serve(entryId: string, req: IncomingMessage, res: ServerResponse, headers: string[], retryIfGone: boolean, body?: ForwardBody): Promise<{ status: number; retry: boolean }>;
+  /**
+   * A WebSocket upgrade (the dispatcher's upgrade.ts): admitted like a request, then tunnelled to
+   * the container. Resolves once the client has its answer: with the tunnel after a 101; with
+   * retryIfGone, a container gone before anything was sent leaves the socket untouched and
+   * resolves with retry: true. Absent, upgrades go over HTTP like those for other hosts.
+   */
+  upgrade?(entryId: string, req: IncomingMessage, socket: Duplex, head: Buffer, headers: string[], retryIfGone: boolean): Promise<{ status: number; tunnel?: Tunnel; retry?: boolean }>;
 }

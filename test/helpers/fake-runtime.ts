@@ -4,6 +4,7 @@
 
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { WebSocketServer } from 'ws';
 import { FcError } from '../../src/shared/errors.js';
 import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } from '../../src/dispatcher/container-runtime.js';
 import type { CpuCounters } from '../../src/dispatcher/signals/cgroup.js';
@@ -31,6 +32,9 @@ interface FakeContainer {
   server: http.Server | undefined;
   timer: NodeJS.Timeout | undefined;
   cpus: number;
+  /** Every request and upgrade it received: method, target and its Upgrade header, if any. */
+  seen: { method: string; url: string; upgrade: string | undefined; kind: 'request' | 'upgrade' }[];
+  wss: WebSocketServer | undefined;
   /** While frozen, requests wait for the thaw, as a frozen container's would. */
   frozen: { thawed: Promise<void>; thaw: () => void } | undefined;
 }
@@ -57,7 +61,7 @@ export class FakeRuntime implements ContainerRuntime {
     }
     this.creates += 1;
     const id = randomBytes(32).toString('hex');
-    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus, frozen: undefined });
+    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus, frozen: undefined, seen: [], wss: undefined });
     return id;
   }
 
@@ -76,9 +80,21 @@ export class FakeRuntime implements ContainerRuntime {
     } else {
       const listensAt = Date.now() + (image.listenAfterMs ?? 0);
       const server = http.createServer((req, res) => {
+        c.seen.push({ method: req.method ?? '', url: req.url ?? '', upgrade: req.headers.upgrade, kind: 'request' });
         if (image.unavailableForMs !== undefined && Date.now() < listensAt + image.unavailableForMs) {
           res.writeHead(503, { 'content-type': 'text/plain' });
           res.end('still booting\n');
+          return;
+        }
+        // /headers answers the request's headers as JSON; /echo answers its body.
+        if (req.url === '/headers' || req.url === '/raw-headers') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(req.url === '/headers' ? req.headers : req.rawHeaders));
+          return;
+        }
+        if (req.url === '/echo') {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          req.pipe(res);
           return;
         }
         const answer = () => {
@@ -88,6 +104,23 @@ export class FakeRuntime implements ContainerRuntime {
         const serve = () => (image.requestMs === undefined ? answer() : setTimeout(answer, image.requestMs));
         if (c.frozen === undefined) serve();
         else void c.frozen.thawed.then(serve);
+      });
+      // WebSockets: /ws* echoes (/ws/headers first sends the request's headers); /ws/hang never
+      // answers the upgrade; /ws/plain answers it 200 on a keep-alive connection, not 101.
+      const wss = new WebSocketServer({ noServer: true });
+      c.wss = wss;
+      server.on('upgrade', (req, socket, head) => {
+        c.seen.push({ method: req.method ?? '', url: req.url ?? '', upgrade: req.headers.upgrade, kind: 'upgrade' });
+        socket.on('error', () => undefined);
+        if (req.url === '/ws/hang') return;
+        if (req.url === '/ws/plain') {
+          socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nno\n');
+          return;
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          if (req.url === '/ws/headers') ws.send(JSON.stringify(req.headers));
+          ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+        });
       });
       c.server = server;
       c.timer = setTimeout(() => server.listen(c.spec.port, c.ip as string), image.listenAfterMs ?? 0);
@@ -114,6 +147,7 @@ export class FakeRuntime implements ContainerRuntime {
   private halt(c: FakeContainer, code: number): void {
     clearTimeout(c.timer);
     c.server?.closeAllConnections();
+    for (const ws of c.wss?.clients ?? []) ws.terminate();
     c.server?.close();
     c.server = undefined;
     if (c.running) {

@@ -140,7 +140,7 @@ describe('what a tenant may ask for', () => {
     ['port', 1e308], ['port', Number.MAX_SAFE_INTEGER + 2], ['cpus', Number.POSITIVE_INFINITY], ['memory', '99999999999999999999g'], ['memory', 1e300],
     ['maxContainers', 1e9], ['lifespan', -0.5], ['image', 'a b'], ['image', 'img\u0000'], ['image', `a${'b'.repeat(300)}`],
     ['user', '0'], ['user', '0:0'], ['user', 'root'], ['user', '1000:0'], ['user', ''], ['user', ':1000'], ['user', '1:2:3'], ['user', '4294967295'], ['user', 1000],
-    ['readOnlyRootfs', 'true'], ['readOnlyRootfs', 1],
+    ['readOnlyRootfs', 'true'], ['readOnlyRootfs', 1], ['httpsRedirect', 'yes'], ['httpsRedirect', null],
     ['secrets', { A: 1 }], ['secrets', { A: 'x\u0000' }], ['secrets', ['A']], ['secrets', { 'A B': 'x' }],
   ] as const)('refuses %s = %j', (field, value) => {
     expect(problemOf(() => parseNewApp({ ...base, [field]: value }))).toMatchObject({ field });
@@ -150,6 +150,14 @@ describe('what a tenant may ask for', () => {
     expect(parseNewApp({ ...base, user: '1000', readOnlyRootfs: true })).toMatchObject({ user: '1000', readOnlyRootfs: true });
     expect(parseNewApp({ ...base, user: '33:33' }).user).toBe('33:33');
     expect(parseNewApp(base)).toMatchObject({ user: null, readOnlyRootfs: false, secrets: {} });
+  });
+
+  it('takes httpsRedirect, false unless asked; a patch of an app stored before the field sets it alone', () => {
+    expect(parseNewApp(base).httpsRedirect).toBe(false);
+    expect(parseNewApp({ ...base, httpsRedirect: true }).httpsRedirect).toBe(true);
+    const { httpsRedirect: _, ...stored } = parseNewApp(base);
+    expect(parseAppPatch(stored, { httpsRedirect: true }).httpsRedirect).toBe(true);
+    expect(parseAppPatch(stored, { cpus: 0.5 }).httpsRedirect).toBe(false);
   });
 
   it('never shows a secret value in a problem', () => {
