@@ -17,6 +17,8 @@ import type { Logger } from '../shared/logger.js';
 import { serveMetrics } from '../shared/metrics.js';
 import { parseAppPatch, parseNewApp, publicApp, specOf } from './app-spec.js';
 import { HostAdmin, parseForce } from './hosts.js';
+import { LogsApi } from './logs.js';
+import { appUsage } from './usage.js';
 
 export interface CoreApiSettings {
   /** Admin token: writes and reads. */
@@ -26,6 +28,10 @@ export interface CoreApiSettings {
   hostTimeout: number;
   /** FC_VOLUME_ROOTS: where apps' volumes may come from. */
   volumeRoots: readonly string[];
+  /** FC_LOG_LINES: lines kept per app, so the most a logs read answers. */
+  logLines?: number;
+  /** FC_USAGE_RETENTION, ms: how far back usage is kept, so read. */
+  usageRetention?: number;
 }
 
 /** Paths anyone may GET: they name no app, container or host. */
@@ -58,6 +64,8 @@ interface Route {
 export class CoreApi {
   private readonly routes: Route[] = [];
   private readonly requests: Counter<'method' | 'route' | 'status'>;
+  /** Apps' recent output (logs.ts); close() ends its follows. */
+  readonly logs: LogsApi;
 
   constructor(private readonly deps: CoreApiDeps, private readonly s: CoreApiSettings) {
     this.requests = new Counter({ name: 'fc_coreapi_requests_total', help: 'CoreAPI requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [deps.registry] });
@@ -159,6 +167,12 @@ export class CoreApi {
         (await store.getContainer(id)) ?? { ...current, state: 'gone' as const };
       this.deps.logger.info({ container: id, state: next.state }, 'container removal asked');
       sendJson(res, next.state === 'gone' ? 200 : 202, next);
+    });
+    // Recent output lines (logs.ts) and usage for billing (usage.ts): reads, so the read token does.
+    this.logs = new LogsApi(store, clock, s.logLines ?? 1000);
+    this.add('GET', '/v1/apps/:name/logs', false, async ({ req, res, params, query }) => this.logs.serve(params.name as string, query, req, res));
+    this.add('GET', '/v1/apps/:name/usage', false, async ({ res, params, query }) => {
+      sendJson(res, 200, await appUsage(store, params.name as string, query, clock.now(), s.usageRetention ?? 35 * 24 * 3_600_000));
     });
     // Compute hosts: list, show, and the operator's remove, drain and undrain (coreapi/hosts.ts).
     const hostAdmin = new HostAdmin(deps, s);

@@ -24,7 +24,7 @@ export interface CoreApiRole {
 }
 
 export async function startCoreApi(
-  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots'>,
+  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots' | 'logLines' | 'usageRetention'>,
   deps: { store: Store; clock: Clock; logger: Logger },
 ): Promise<CoreApiRole> {
   const logger = deps.logger.child({ role: 'coreapi' });
@@ -33,9 +33,16 @@ export async function startCoreApi(
   const registry = createRegistry('coreapi');
   const api = new CoreApi(
     { ...deps, logger, registry },
-    { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots },
+    { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots, logLines: config.logLines, usageRetention: config.usageRetention },
   );
   const listening = await listen(api.handle, config.apiPort, config.apiListen);
   logger.info({ url: listening.url, token: token.source, readToken: readToken.source }, 'CoreAPI listening');
-  return { api, registry, listening, token, readToken, close: () => listening.close(), destroy: () => listening.destroy() };
+  return { api, registry, listening, token, readToken, close: () => {
+    // Log follows never end by themselves: ended first, so the drain does not wait for them.
+    api.logs.close();
+    return listening.close();
+  }, destroy: () => {
+    api.logs.close();
+    return listening.destroy();
+  } };
 }

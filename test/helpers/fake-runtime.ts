@@ -5,7 +5,8 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { FcError } from '../../src/shared/errors.js';
-import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } from '../../src/dispatcher/container-runtime.js';
+import type { ContainerRuntime, ContainerSpec, LogFollow, RuntimeContainer, RuntimeEvent, RuntimeLogLine } from '../../src/dispatcher/container-runtime.js';
+import { lineText } from '../../src/dispatcher/log-lines.js';
 import type { CpuCounters } from '../../src/dispatcher/signals/cgroup.js';
 
 export interface FakeImage {
@@ -33,6 +34,9 @@ interface FakeContainer {
   cpus: number;
   /** While frozen, requests wait for the thaw, as a frozen container's would. */
   frozen: { thawed: Promise<void>; thaw: () => void } | undefined;
+  /** What it printed (print()), and who follows it. */
+  printed: RuntimeLogLine[];
+  followers: Set<{ since: number | null; maxLineBytes: number; onLine: (l: RuntimeLogLine) => void; end: () => void }>;
 }
 
 let nextAddress = Math.floor(Math.random() * 50_000);
@@ -57,7 +61,7 @@ export class FakeRuntime implements ContainerRuntime {
     }
     this.creates += 1;
     const id = randomBytes(32).toString('hex');
-    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus, frozen: undefined });
+    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus, frozen: undefined, printed: [], followers: new Set() });
     return id;
   }
 
@@ -116,6 +120,8 @@ export class FakeRuntime implements ContainerRuntime {
     c.server?.closeAllConnections();
     c.server?.close();
     c.server = undefined;
+    for (const f of c.followers) f.end();
+    c.followers.clear();
     if (c.running) {
       c.running = false;
       c.exitCode = code;
@@ -161,6 +167,36 @@ export class FakeRuntime implements ContainerRuntime {
 
   async logs(id: string): Promise<string> {
     return this.containers.get(id)?.output ?? '';
+  }
+
+  /** Follows what print() makes the container print, as the engine would: cut at maxLineBytes. */
+  followLogs(id: string, o: { sinceMs: number | null; maxLineBytes: number }, onLine: (line: RuntimeLogLine) => void): LogFollow {
+    const c = this.containers.get(id);
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => { end = resolve; });
+    if (c === undefined || !c.running) {
+      end();
+      return { ended, stop: () => undefined };
+    }
+    const cut = (l: RuntimeLogLine): RuntimeLogLine => {
+      const bytes = Buffer.from(l.text);
+      return bytes.length <= o.maxLineBytes ? l : { ...l, text: lineText(bytes.subarray(0, o.maxLineBytes), true) };
+    };
+    const f = { since: o.sinceMs, maxLineBytes: o.maxLineBytes, onLine: (l: RuntimeLogLine) => onLine(cut(l)), end };
+    for (const l of c.printed) if (o.sinceMs === null || l.at >= o.sinceMs) f.onLine(l);
+    c.followers.add(f);
+    return { ended, stop: () => { c.followers.delete(f); end(); } };
+  }
+
+  /** The container prints lines (kept for later followers, as the engine's log file keeps them). */
+  print(id: string, stream: 'stdout' | 'stderr', ...texts: string[]): void {
+    const c = this.containers.get(id);
+    if (c === undefined || !c.running) return;
+    for (const text of texts) {
+      const line = { stream, at: Date.now(), text };
+      if (c.printed.length < 10_000) c.printed.push(line);
+      for (const f of c.followers) f.onLine(line);
+    }
   }
 
   watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void {
