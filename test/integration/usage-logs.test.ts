@@ -6,6 +6,8 @@
 
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/cli/api-client.js';
+import { logsCommand } from '../../src/cli/commands/logs.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
@@ -54,6 +56,14 @@ describe('logs', () => {
     }, { what: 'the lines in the CMDB' });
     expect(page.lines.map((l: any) => [l.stream, l.text])).toEqual([['stdout', 'hello from the app'], ['stderr', nasty]]);
     expect(page.lines[0]).toMatchObject({ seq: 1, host: s.hostId });
+    // The CLI prints them with every control character shown, none acted on.
+    let printed = '';
+    expect(await logsCommand(new ApiClient(s.apiUrl, READ_TOKEN), 'talk', { follow: false }, (x) => { printed += x; })).toBe(0);
+    const rows = printed.split('\n').filter((x) => x !== '');
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(/ hello from the app$/);
+    expect(rows[1]).toContain('[stderr] evil \\x1b[2J\\x1b]0;title\\x07 nul\\x00 bidi\\u{202e}');
+    expect(printed).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
 
     // Follow: the page, then what comes.
     const follow = await request(`${s.apiUrl}/v1/apps/talk/logs?follow=1&limit=1`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
