@@ -5,7 +5,7 @@
 import Docker from 'dockerode';
 import { FcError } from '../../shared/errors.js';
 import { Writable } from 'node:stream';
-import type { ContainerRuntime, ContainerSpec, LogFollow, RuntimeContainer, RuntimeEvent, RuntimeLogLine, WarmStats } from '../container-runtime.js';
+import { labelKeys, type ContainerRuntime, type ContainerSpec, type LogFollow, type RuntimeContainer, type RuntimeEvent, type RuntimeLogLine, type WarmStats } from '../container-runtime.js';
 import { LineSplitter, lineText, splitTimestamp } from '../log-lines.js';
 import type { CpuCounters } from '../signals/cgroup.js';
 import { containerUser } from './image-user.js';
@@ -144,7 +144,9 @@ export class DockerRuntime implements ContainerRuntime {
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],
           RestartPolicy: { Name: 'no' },
-          LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2' } },
+          // Bounded on the host's disk; each entry names its app and container entry (the json-file
+          // "attrs"), so a node's log collector tailing the files can ship them per app.
+          LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2', labels: `${labelKeys.app},${labelKeys.container}` } },
         },
       });
       return container.id;
