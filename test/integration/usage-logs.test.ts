@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/cli/api-client.js';
 import { logsCommand } from '../../src/cli/commands/logs.js';
+import { usageCommand } from '../../src/cli/commands/usage.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
@@ -166,11 +167,18 @@ describe('usage', () => {
     expect(metrics).toMatch(new RegExp(`fc_usage_cold_starts_total\\{app="busy",host="${s.hostId}"[^}]*\\} 1`));
     expect(metrics).toMatch(new RegExp(`fc_usage_bytes_out_total\\{app="busy",host="${s.hostId}"[^}]*\\} ${bytes}`));
 
+    // The CLI's table: every app, one row each.
+    const tables: string[][][] = [];
+    expect(await usageCommand(new ApiClient(s.apiUrl, READ_TOKEN), undefined, { since: '1h' }, (head, rows) => tables.push([head, ...rows]))).toBe(0);
+    expect(tables[0]?.[0]).toContain('CPU-S');
+    expect(tables[0]?.slice(1).map((r) => [r[0], r[5], r[8]])).toEqual([['busy', '5', '1']]);
+
     // The container's end reports its last figures: still 5, nothing counted twice.
     const containers = (await s.api('GET', '/v1/apps/busy/containers')).body.containers as { id: string }[];
     await s.api('DELETE', `/v1/containers/${containers[0]?.id}`);
     await eventually(() => runtime.containers.size === 0, { what: 'the container to be removed' });
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Its final report applied: its cursor is gone.
+    await eventually(async () => (await s.stack.store.usageCursors(s.hostId)).length === 0, { timeout: 5000, what: 'the final usage report' });
     expect((await get(s, '/v1/apps/busy/usage?from=1h')).body.totals).toMatchObject({ requests: 5, coldStarts: 1 });
     // The app deleted: its usage stays readable (it is billed).
     expect((await s.api('DELETE', '/v1/apps/busy')).status).toBe(200);
