@@ -105,7 +105,7 @@ export class ContainerLifecycle {
       ctx.usage.started(local, app, clock.now());
       const info = await runtime.start(runtimeId);
       local.pid = info.pid;
-      ctx.logs.follow(local, true);
+      ctx.logs.follow(local, null);
       // A container that exits at once (a bad command, a crash at start) has no address either:
       // the operator needs its exit code and last output, not the missing address.
       const exited = async (): Promise<FcError | null> => {
@@ -335,8 +335,10 @@ export class ContainerLifecycle {
       local.frozenSince = entry.frozenAt ?? now;
     }
     ctx.locals.set(entry.id, local);
-    ctx.usage.adopted(local, entry, app, now);
-    ctx.logs.follow(local, false);
+    // Its output from when the earlier process last wrote its usage (at its stop, for a clean one),
+    // so what it printed between the two processes is kept too.
+    const heardAt = ctx.usage.adopted(local, entry, app, now);
+    ctx.logs.follow(local, heardAt ?? Date.now());
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
     if ((entry.frozenAt ?? null) !== (frozen ? local.frozenSince : null)) this.freezer.sync(local);
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);

@@ -87,17 +87,18 @@ export class LogShipper {
   }
 
   /**
-   * Follows a container's output: a container this process started from its start (its boot
-   * output included), an adopted one from now (what it printed while no dispatcher ran is in the
-   * engine's log only).
+   * Follows a container's output from sinceMs (ms since epoch): null for a container this process
+   * started (from its start, boot output included); for an adopted one, from when the earlier
+   * process last wrote its usage (its stop, for a clean one; a crash repeats up to an interval of
+   * lines), or from now when that is not known.
    */
-  follow(local: LocalContainer, fromStart: boolean): void {
+  follow(local: LocalContainer, sinceMs: number | null): void {
     if (!this.enabled || local.runtimeId === null || this.followed.has(local.id)) return;
     const rate = this.ctx.s.logRate ?? 100;
     const now = this.ctx.deps.clock.now();
     const f: Followed = { local, follow: null, budget: new LineBudget(rate, rate * 10, now), dropped: 0, droppedThisSecond: 0, second: 0, resume: null, stopped: false };
     this.followed.set(local.id, f);
-    this.open(f, fromStart ? null : Date.now());
+    this.open(f, sinceMs);
   }
 
   private open(f: Followed, sinceMs: number | null): void {

@@ -143,8 +143,11 @@ export class UsageMeter {
     local.usage.coldStarts = 1;
   }
 
-  /** A running container found at start-up: its counters continue from what the CMDB last heard. */
-  adopted(local: LocalContainer, entry: ContainerEntry, app: App, now: number): void {
+  /**
+   * A running container found at start-up: its counters continue from what the CMDB last heard.
+   * Returns when that was (the clock's ms), null when it never heard of it.
+   */
+  adopted(local: LocalContainer, entry: ContainerEntry, app: App, now: number): number | null {
     const u = local.usage;
     u.startedAt = entry.startedAt ?? entry.readyAt ?? now;
     u.memLimitMiB = app.memory / MIB;
@@ -153,7 +156,7 @@ export class UsageMeter {
       // Never reported (a crash before the first report): its start was not counted either.
       u.coldStarts = 1;
       u.lastSampleAt = u.startedAt;
-      return;
+      return null;
     }
     const t = cursor.totals;
     u.requests = t.requests;
@@ -165,6 +168,7 @@ export class UsageMeter {
     u.lastSampleAt = cursor.at;
     // What the earlier process counted is not this one's to count again.
     u.counted = { ...t };
+    return cursor.at;
   }
 
   /** Reads the container's cgroup: CPU time, and a memory sample. */

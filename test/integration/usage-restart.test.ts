@@ -13,7 +13,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CgroupCpu } from '../../src/dispatcher/signals/cgroup.js';
-import { containersOfHost, removeContainersOfHost } from '../helpers/docker.js';
+import { containersOfHost, docker, removeContainersOfHost } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
 import { startTestStack, TEST_TOKEN, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
@@ -69,7 +69,7 @@ describe('usage and logs across a dispatcher restart, on the real engine', () =>
     const created = await front.api('POST', '/v1/apps', {
       name: 'burn', hostnames: ['burn.test'], image: 'fastcontainer/hello', cpus: 1, freezeAfter: 0, lifespan: 3600, autoscale: false,
       volumes: [`${site}:/site:ro`],
-      command: ['/bin/busybox', 'sh', '-c', 'printf "booting \\033[31mred\\033[0m\\n"; trap "exit 0" TERM INT; /bin/busybox httpd -f -p 8080 -h /site & wait $!'],
+      command: ['/bin/busybox', 'sh', '-c', 'printf "booting \\033[31mred\\033[0m\\n"; (while :; do echo tick; sleep 1; done) & trap "exit 0" TERM INT; /bin/busybox httpd -f -p 8080 -h /site & wait $!'],
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     await burn();
@@ -82,11 +82,18 @@ describe('usage and logs across a dispatcher restart, on the real engine', () =>
 
     // A clean stop writes what it counted; the container keeps running.
     await first.stack.close();
+    const closedAt = Date.now();
     const atClose = await usage();
     const tolerance = (c: number) => 0.05 + c * 0.02;
     expect(Math.abs(atClose.cpuSeconds - beforeRestart)).toBeLessThanOrEqual(tolerance(beforeRestart));
     expect(atClose).toMatchObject({ requests: 1, coldStarts: 1 });
 
+    // The container prints while no dispatcher runs (the engine's own log says so)…
+    await eventually(async () => {
+      const raw = (await docker.getContainer(row?.Id as string).logs({ stdout: true, stderr: false, since: Math.ceil(closedAt / 1000) + 0.001, timestamps: true })) as unknown as Buffer;
+      return raw.toString('latin1').includes('tick');
+    }, { timeout: 10_000, interval: 200, what: 'a line printed while no dispatcher ran' });
+    const restartedAt = Date.now();
     await dispatcher(front.prefix);
     await burn();
     await burn();
@@ -106,10 +113,16 @@ describe('usage and logs across a dispatcher restart, on the real engine', () =>
     // Its output: the boot line (escape kept as data) and each burn's stderr line, before and after the restart.
     const logs = await eventually(async () => {
       const r = await front.api('GET', '/v1/apps/burn/logs?limit=100');
-      return (r.body.lines as { text: string }[]).filter((l) => l.text === 'burned 400000').length === 3 ? r.body.lines as { text: string; stream: string }[] : undefined;
+      return (r.body.lines as { text: string }[]).filter((l) => l.text === 'burned 400000').length === 3 ? r.body.lines as { text: string; stream: string; at: number }[] : undefined;
     }, { timeout: 10_000, what: 'the burns\' lines in the log' });
     expect(logs[0]).toMatchObject({ stream: 'stdout', text: 'booting \u001b[31mred\u001b[0m' });
     expect(logs.filter((l) => l.stream === 'stderr').map((l) => l.text)).toEqual(['burned 400000', 'burned 400000', 'burned 400000']);
+    // …and the adopting dispatcher keeps it: it follows from when the first one stopped.
+    const between = logs.filter((l) => l.text === 'tick' && l.at > closedAt && l.at < restartedAt);
+    expect(between.length).toBeGreaterThanOrEqual(1);
+    // Each tick once: none shipped by both dispatchers.
+    const ticks = logs.filter((l) => l.text === 'tick').map((l) => l.at);
+    expect(new Set(ticks).size).toBe(ticks.length);
     void TEST_TOKEN;
   }, 120_000);
 });
