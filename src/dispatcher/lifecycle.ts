@@ -102,7 +102,8 @@ export class ContainerLifecycle {
       const volumes = await resolveVolumes(app.name, app.volumes, ctx.s.volumeRoots ?? []);
       const runtimeId = await runtime.create({ ...this.containerSpec(app, entryId, volumes), cpus });
       local.runtimeId = runtimeId;
-      ctx.usage.started(local, app, clock.now());
+      // From t0, the entry's startedAt: what an adopting dispatcher counts from too.
+      ctx.usage.started(local, app, t0);
       const info = await runtime.start(runtimeId);
       local.pid = info.pid;
       ctx.logs.follow(local, null);

@@ -30,7 +30,7 @@ const MAX_PENDING_FINALS = 10_000;
 
 /** A container's usage since its start, as this dispatcher counts it. */
 export class ContainerUsage {
-  /** When the container was created (the clock's ms): container time counts from then. */
+  /** When its start began (the entry's startedAt, the clock's ms): container time counts from then. */
   startedAt = 0;
   /** Its memory limit, MiB. */
   memLimitMiB = 0;
