@@ -87,11 +87,13 @@ export class LogsApi {
         let page;
         try {
           // Only the lines after the cursor, at most what is kept (more came than that: the oldest are gone).
-          page = await this.store.readLogs(name, { ...q, after: cursor, since: undefined, limit: q.scan } as LogQuery);
+          const next: LogQuery = { after: cursor, limit: q.scan, scan: q.scan };
+          if (q.container !== undefined) next.container = q.container;
+          page = await this.store.readLogs(name, next);
         } catch {
           continue; // The CMDB away for a moment: the next poll tries again.
         }
-        const lines = page.lines.filter((l) => (q.container === undefined || l.container === q.container));
+        const lines = page.lines;
         write(lines);
         if (lines.length > 0) quietSince = this.clock.now();
         else if (this.clock.now() - quietSince >= KEEPALIVE_MS) {
