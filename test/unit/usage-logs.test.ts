@@ -125,3 +125,41 @@ describe('query times and bounds', () => {
     expect(() => parseQueryInt('limit', '0', 1, 100, 10)).toThrow(FcError);
   });
 });
+
+describe('memory of a container, from its cgroup files', () => {
+  it('finds v1\'s memory hierarchy beside the cpu one, and v2\'s in the same directory; null when absent', async () => {
+    const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { CgroupCpu } = await import('../../src/dispatcher/signals/cgroup.js');
+    const id = 'a'.repeat(64);
+    const v1 = await mkdtemp(path.join(os.tmpdir(), 'fctest-cg1-'));
+    const v2 = await mkdtemp(path.join(os.tmpdir(), 'fctest-cg2-'));
+    try {
+      const cpu = path.join(v1, 'cpu,cpuacct', 'docker', id);
+      await mkdir(cpu, { recursive: true });
+      await writeFile(path.join(cpu, 'cpu.stat'), 'nr_periods 0\nnr_throttled 0\nthrottled_time 0\n');
+      await writeFile(path.join(cpu, 'cpuacct.usage'), '5\n');
+      const g1 = new CgroupCpu({ root: v1 });
+      expect(await g1.readMemory(id)).toBeNull();
+      const mem = path.join(v1, 'memory', 'docker', id);
+      await mkdir(mem, { recursive: true });
+      await writeFile(path.join(mem, 'memory.usage_in_bytes'), String(50 * MIB));
+      await writeFile(path.join(mem, 'memory.stat'), `cache 1\ntotal_inactive_file ${10 * MIB}\n`);
+      expect(await g1.readMemory(id)).toBe(40 * MIB);
+
+      await writeFile(path.join(v2, 'cgroup.controllers'), 'cpu memory\n');
+      const dir = path.join(v2, 'system.slice', `docker-${id}.scope`);
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, 'cpu.stat'), 'usage_usec 7\n');
+      await writeFile(path.join(dir, 'memory.current'), String(3 * MIB));
+      await writeFile(path.join(dir, 'memory.stat'), `anon 1\ninactive_file ${MIB}\n`);
+      expect(await new CgroupCpu({ root: v2 }).readMemory(id)).toBe(2 * MIB);
+      // An id cannot climb out of the tree.
+      expect(await new CgroupCpu({ root: v2 }).readMemory('../../etc')).toBeNull();
+    } finally {
+      await rm(v1, { recursive: true, force: true });
+      await rm(v2, { recursive: true, force: true });
+    }
+  });
+});
