@@ -64,6 +64,8 @@ export class LogsApi {
 
   private async stream(name: string, q: LogQuery, first: LogLine[], last: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    // Sent now, not with the first line: a quiet app's follower knows at once it is following.
+    res.flushHeaders();
     const gone = new AbortController();
     const onClose = () => gone.abort();
     res.once('close', onClose);

@@ -143,6 +143,32 @@ describe('logs', () => {
   });
 });
 
+describe('log follows, bounded', () => {
+  it('streams at most 100 follows per CoreAPI; the next is a 503 with Retry-After until one ends', async () => {
+    const s = await stack();
+    await app(s, 'watched');
+    const open = async () => request(`${s.apiUrl}/v1/apps/watched/logs?follow=1`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
+    const follows = await Promise.all(Array.from({ length: 100 }, open));
+    for (const f of follows) f.body.on('error', () => undefined);
+    expect(follows.map((f) => f.statusCode)).toEqual(Array(100).fill(200));
+    const refused = await open();
+    expect(refused.statusCode).toBe(503);
+    expect(refused.headers['retry-after']).toBeDefined();
+    expect(JSON.parse(await refused.body.text())).toMatchObject({ code: 'FC_ERR_TOO_MANY_FOLLOWERS' });
+    // Reads without follow still answer.
+    expect((await get(s, '/v1/apps/watched/logs')).status).toBe(200);
+    follows[0]?.body.destroy();
+    const again = await eventually(async () => {
+      const f = await open();
+      if (f.statusCode === 200) return f;
+      await f.body.text();
+      return undefined;
+    }, { timeout: 5000, interval: 100, what: 'a follow accepted once one ended' });
+    again.body.on('error', () => undefined);
+    for (const f of [...follows.slice(1), again]) f.body.destroy();
+  });
+});
+
 describe('usage', () => {
   it('counts requests, bytes and the cold start into the rollup and the Prometheus counters', async () => {
     const s = await stack();
