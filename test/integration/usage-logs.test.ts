@@ -66,6 +66,16 @@ describe('logs', () => {
     expect(rows[1]).toContain('[stderr] evil \\x1b[2J\\x1b]0;title\\x07 nul\\x00 bidi\\u{202e}');
     expect(printed).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
 
+    // The CLI's follow: the last line, then what comes, until stopped.
+    let followed = '';
+    const stop = new AbortController();
+    const cli = logsCommand(new ApiClient(s.apiUrl, READ_TOKEN), 'talk', { follow: true, limit: '1', signal: stop.signal }, (x) => { followed += x; });
+    await eventually(() => followed.includes('nul\\x00'), { what: 'the CLI\'s first line' });
+    runtime.print(id as string, 'stdout', 'cli sees this');
+    await eventually(() => followed.includes(' cli sees this\n'), { timeout: 5000, what: 'the CLI to print a new line' });
+    stop.abort();
+    expect(await cli).toBe(0);
+
     // Follow: the page, then what comes.
     const follow = await request(`${s.apiUrl}/v1/apps/talk/logs?follow=1&limit=1`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
     expect(follow.statusCode).toBe(200);
@@ -84,17 +94,17 @@ describe('logs', () => {
       }
     })();
     await eventually(() => seen.length === 1, { what: 'the first page of the follow' });
-    expect(seen[0].text).toBe(nasty);
+    expect(seen[0].text).toBe('cli sees this');
     runtime.print(id as string, 'stdout', 'later 1', 'later 2');
     await eventually(() => seen.length === 3, { timeout: 5000, what: 'new lines on the follow' });
-    expect(seen.map((l) => l.text)).toEqual([nasty, 'later 1', 'later 2']);
+    expect(seen.map((l) => l.text)).toEqual(['cli sees this', 'later 1', 'later 2']);
 
     // The container goes; its lines stay.
     const containers = (await s.api('GET', '/v1/apps/talk/containers')).body.containers as { id: string }[];
     expect((await s.api('DELETE', `/v1/containers/${containers[0]?.id}`)).status).toBe(202);
     await eventually(() => runtime.containers.size === 0, { what: 'the container to be removed' });
     const after = await get(s, `/v1/apps/talk/logs?container=${containers[0]?.id}&limit=10`);
-    expect(after.body.lines.map((l: any) => l.text)).toEqual(['hello from the app', nasty, 'later 1', 'later 2']);
+    expect(after.body.lines.map((l: any) => l.text)).toEqual(['hello from the app', nasty, 'cli sees this', 'later 1', 'later 2']);
     follow.body.destroy();
     await reading.catch(() => undefined);
   });

@@ -3,6 +3,7 @@
 // every control character escaped (ANSI escapes, NUL, bidi overrides), so a line can neither
 // drive the operator's terminal nor disguise itself as another.
 
+import { StringDecoder } from 'node:string_decoder';
 import type { LogLine } from '../../cmdb/logs.js';
 import type { ApiClient } from '../api-client.js';
 
@@ -31,6 +32,8 @@ export interface LogsOptions {
   container?: string;
   since?: string;
   limit?: string;
+  /** Ends a follow (the CLI follows until interrupted). */
+  signal?: AbortSignal;
 }
 
 export async function logsCommand(api: ApiClient, name: string, o: LogsOptions, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
@@ -47,24 +50,40 @@ export async function logsCommand(api: ApiClient, name: string, o: LogsOptions, 
   q.set('follow', '1');
   let after: number | undefined;
   // The CoreAPI ends a follow after an hour (or when it stops): taken up again from the cursor.
-  for (;;) {
+  const stopped = () => o.signal?.aborted === true;
+  while (!stopped()) {
     if (after !== undefined) {
       q.delete('since');
       q.set('after', String(after));
     }
     let rest = '';
-    for await (const chunk of await api.stream(`${base}?${q}`)) {
-      rest += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = rest.indexOf('\n')) !== -1) {
-        const text = rest.slice(0, nl);
-        rest = rest.slice(nl + 1);
-        if (text.trim() === '') continue; // keep-alive
-        const l = JSON.parse(text) as LogLine;
-        after = Math.max(after ?? 0, l.seq);
-        out(`${formatLogLine(l)}\n`);
+    // A character split between two chunks stays whole.
+    const decoder = new StringDecoder('utf8');
+    let body: AsyncIterable<Buffer>;
+    try {
+      body = await api.stream(`${base}?${q}`, o.signal);
+    } catch (err) {
+      if (stopped()) break;
+      throw err;
+    }
+    try {
+      for await (const chunk of body) {
+        rest += decoder.write(chunk);
+        let nl: number;
+        while ((nl = rest.indexOf('\n')) !== -1) {
+          const text = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          if (text.trim() === '') continue; // keep-alive
+          const l = JSON.parse(text) as LogLine;
+          after = Math.max(after ?? 0, l.seq);
+          out(`${formatLogLine(l)}\n`);
+        }
       }
+    } catch (err) {
+      if (stopped()) break;
+      throw err;
     }
     after ??= 0;
   }
+  return 0;
 }
