@@ -198,8 +198,13 @@ export class LogShipper {
         await this.ctx.deps.store.appendLogs(app, lines, keep);
         this.shipped.inc({ app }, lines.length);
       } catch (err) {
-        // Back in line for the next batch, within the bound.
-        for (const l of lines) this.queue(app, l);
+        // Back in line for the next batch, ahead of what came meanwhile, within the bound.
+        const newer = this.pending.get(app) ?? [];
+        const room = Math.max(0, PENDING_MAX - this.pendingCount);
+        const back = lines.slice(Math.max(0, lines.length - room));
+        if (back.length < lines.length) this.dropped.inc({ app, reason: 'buffer' }, lines.length - back.length);
+        this.pending.set(app, [...back, ...newer]);
+        this.pendingCount += back.length;
         this.ctx.log.warn({ err: toFcError(err).message, app, lines: lines.length }, 'could not write log lines to the CMDB; trying again');
       }
     }));
