@@ -21,6 +21,7 @@ import { Counter } from 'prom-client';
 import type { App, ContainerEntry } from '../cmdb/types.js';
 import { usageDelta, usageFigures, zeroUsage, type UsageCursor, type UsageReport, type UsageTotals } from '../cmdb/usage.js';
 import { toFcError } from '../shared/errors.js';
+import { labelKeys } from './container-runtime.js';
 import type { DispatcherContext } from './context.js';
 import type { LocalContainer } from './local-container.js';
 
@@ -122,12 +123,26 @@ export class UsageMeter {
     }
   }
 
-  /** After the first reconciliation: cursors of containers that are gone (died while no dispatcher ran). */
+  /**
+   * After the first reconciliation: forgets the cursors of containers the engine no longer runs
+   * (they died while no dispatcher ran). Judged by the engine, not by what was adopted: a first
+   * reconciliation that was skipped (the CMDB away) adopts nothing, and dropping the cursors of
+   * containers adopted later would count their whole usage again.
+   */
   async dropStaleCursors(): Promise<void> {
-    const stale = [...this.cursors.keys()].filter((id) => !this.ctx.locals.has(id));
-    this.cursors.clear();
+    const { ctx } = this;
+    if (this.cursors.size === 0) return;
+    let running: Set<string>;
+    try {
+      const listed = await ctx.deps.runtime.list({ [labelKeys.host]: ctx.s.hostId });
+      running = new Set(listed.map((c) => c.labels[labelKeys.container]).filter((id): id is string => id !== undefined));
+    } catch {
+      return;
+    }
+    const stale = [...this.cursors.keys()].filter((id) => !running.has(id) && !ctx.locals.has(id));
+    for (const id of stale) this.cursors.delete(id);
     if (stale.length === 0) return;
-    await this.ctx.deps.store.dropUsageCursors(this.ctx.s.hostId, stale).catch((err: unknown) => this.ctx.log.warn({ err }, 'could not drop stale usage cursors'));
+    await ctx.deps.store.dropUsageCursors(ctx.s.hostId, stale).catch((err: unknown) => ctx.log.warn({ err }, 'could not drop stale usage cursors'));
   }
 
   /** A container this dispatcher started: it counts from its creation. */
@@ -152,6 +167,7 @@ export class UsageMeter {
     u.startedAt = entry.startedAt ?? entry.readyAt ?? now;
     u.memLimitMiB = app.memory / MIB;
     const cursor = this.cursors.get(entry.id);
+    this.cursors.delete(entry.id);
     if (cursor === undefined || cursor.app !== entry.app) {
       // Never reported (a crash before the first report): its start was not counted either.
       u.coldStarts = 1;

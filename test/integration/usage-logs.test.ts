@@ -7,6 +7,10 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/cli/api-client.js';
+import { RedisStore } from '../../src/cmdb/redis-store.js';
+import { zeroUsage } from '../../src/cmdb/usage.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { redisUrl, uniqueName } from '../helpers/env.js';
 import { logsCommand } from '../../src/cli/commands/logs.js';
 import { usageCommand } from '../../src/cli/commands/usage.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
@@ -241,5 +245,25 @@ describe('usage', () => {
       expect(r.status, q).toBe(400);
       expect(r.body.code, q).toBe('FC_ERR_INVALID_FIELD');
     }
+  });
+});
+
+describe('usage cursors at a dispatcher\'s start', () => {
+  it('forgets the cursors of containers the engine no longer runs (they died while no dispatcher ran)', async () => {
+    const prefix = uniqueName('fctest');
+    const hostId = uniqueName('fctest-host');
+    const before = await RedisStore.connect({ url: redisUrl, prefix, logger: silentLogger });
+    try {
+      await before.reportUsage(hostId, [{ container: 'gone-1', app: 'a', totals: { ...zeroUsage(), requests: 4 }, final: false }], Date.now(), 3_600_000);
+      await before.reportUsage('other-host', [{ container: 'elsewhere-1', app: 'a', totals: zeroUsage(), final: false }], Date.now(), 3_600_000);
+    } finally {
+      await before.close();
+    }
+    runtime = new FakeRuntime();
+    t = await startTestStack({ runtime, prefix, hostId, env: { FC_USAGE_INTERVAL: '1s' } });
+    expect(await t.stack.store.usageCursors(hostId)).toEqual([]);
+    // Another host's are not this dispatcher's to touch; the usage already counted stays.
+    expect((await t.stack.store.usageCursors('other-host')).map((c) => c.container)).toEqual(['elsewhere-1']);
+    expect((await t.stack.store.readUsage('a', Date.now() - 3_600_000, Date.now() + 60_000)).reduce((n, m) => n + m.usage.requests, 0)).toBe(4);
   });
 });
