@@ -12,7 +12,7 @@
 // the app's log per batch). A container that keeps flooding (ten times its rate dropped within a
 // second) is not read at all for a second: the follow is cut and taken up again from then, so the
 // engine's log file, not this process, absorbs the flood. Lines waiting for the CMDB are bounded
-// too (PENDING_MAX); past it they are dropped and counted.
+// too (PENDING_MAX lines, PENDING_CHARS_MAX of text); past it they are dropped and counted.
 
 import { Counter } from 'prom-client';
 import type { NewLogLine } from '../cmdb/logs.js';
@@ -22,8 +22,9 @@ import type { LogFollow, RuntimeLogLine } from './container-runtime.js';
 import type { DispatcherContext } from './context.js';
 import type { LocalContainer } from './local-container.js';
 
-/** Lines waiting for the CMDB, all apps together. */
+/** Lines waiting for the CMDB, all apps together, and their text's length (UTF-16 units, ≈ bytes). */
 const PENDING_MAX = 20_000;
+const PENDING_CHARS_MAX = 8 * 1024 * 1024;
 /** How often the lines go to the CMDB. */
 const FLUSH_MS = 1_000;
 /** How long a flooding container is not read. */
@@ -66,6 +67,7 @@ export class LogShipper {
   private readonly followed = new Map<string, Followed>();
   private pending = new Map<string, NewLogLine[]>();
   private pendingCount = 0;
+  private pendingChars = 0;
   private timer: Timer | null = null;
   private flushing: Promise<void> | null = null;
   readonly dropped: Counter<'app' | 'reason'>;
@@ -139,7 +141,7 @@ export class LogShipper {
   }
 
   private queue(app: string, line: NewLogLine): void {
-    if (this.pendingCount >= PENDING_MAX) {
+    if (this.pendingCount >= PENDING_MAX || this.pendingChars + line.text.length > PENDING_CHARS_MAX) {
       this.dropped.inc({ app, reason: 'buffer' });
       return;
     }
@@ -147,6 +149,7 @@ export class LogShipper {
     if (list === undefined) this.pending.set(app, (list = []));
     list.push(line);
     this.pendingCount += 1;
+    this.pendingChars += line.text.length;
   }
 
   /**
@@ -192,6 +195,7 @@ export class LogShipper {
     const batch = this.pending;
     this.pending = new Map();
     this.pendingCount = 0;
+    this.pendingChars = 0;
     const keep = this.ctx.s.logLines ?? 1000;
     await Promise.all([...batch].map(async ([app, lines]) => {
       try {
@@ -200,11 +204,20 @@ export class LogShipper {
       } catch (err) {
         // Back in line for the next batch, ahead of what came meanwhile, within the bound.
         const newer = this.pending.get(app) ?? [];
-        const room = Math.max(0, PENDING_MAX - this.pendingCount);
-        const back = lines.slice(Math.max(0, lines.length - room));
-        if (back.length < lines.length) this.dropped.inc({ app, reason: 'buffer' }, lines.length - back.length);
+        // The newest that fit, within both bounds.
+        let room = Math.max(0, PENDING_MAX - this.pendingCount);
+        let chars = Math.max(0, PENDING_CHARS_MAX - this.pendingChars);
+        let from = lines.length;
+        while (from > 0 && room > 0 && (lines[from - 1] as NewLogLine).text.length <= chars) {
+          from -= 1;
+          room -= 1;
+          chars -= (lines[from] as NewLogLine).text.length;
+        }
+        const back = lines.slice(from);
+        if (from > 0) this.dropped.inc({ app, reason: 'buffer' }, from);
         this.pending.set(app, [...back, ...newer]);
         this.pendingCount += back.length;
+        for (const l of back) this.pendingChars += l.text.length;
         this.ctx.log.warn({ err: toFcError(err).message, app, lines: lines.length }, 'could not write log lines to the CMDB; trying again');
       }
     }));
