@@ -321,9 +321,11 @@ export class RedisStore implements Store {
   async readUsage(app: string, from: number, to: number): Promise<UsageMinute[]> {
     const hours = hoursOf(from, to);
     if (hours.length === 0) return [];
-    const multi = this.redis.multi();
-    for (const h of hours) multi.hgetall(this.keys.usage(app, h));
-    const replies = (await this.exec(multi)) as Record<string, string>[];
+    // A pipeline, not a MULTI: a long range (35 days are 840 hashes) must not hold Redis for the
+    // other roles; each hour's hash is read whole, which is all the consistency a sum needs.
+    const pipeline = this.redis.pipeline();
+    for (const h of hours) pipeline.hgetall(this.keys.usage(app, h));
+    const replies = (await this.exec(pipeline as unknown as ReturnType<Redis['multi']>)) as Record<string, string>[];
     const byMinute = new Map<number, UsageTotals>();
     for (const fields of replies) {
       for (const [field, value] of Object.entries(fields)) {
