@@ -31,6 +31,9 @@ const FLUSH_MS = 1_000;
 const PAUSE_MS = 1_000;
 /** How long a retired container's follow may take to deliver its last lines. */
 const LAST_LINES_MS = 1_000;
+/** A follow that ends while its container is still here (the engine restarted, a stream broke) is taken up again after this, so many times in a row. */
+const REOPEN_MS = 1_000;
+const REOPEN_TRIES = 3;
 
 /** Lines allowed per second with bursts: a token bucket. Pure but for its own state. */
 export class LineBudget {
@@ -61,6 +64,10 @@ interface Followed {
   second: number;
   resume: Timer | null;
   stopped: boolean;
+  /** The time of the last line seen (ms), where a follow that broke is taken up again. */
+  lastAt: number | null;
+  /** Follows that ended in a row without a line: past REOPEN_TRIES the container is left alone. */
+  emptyEnds: number;
 }
 
 export class LogShipper {
@@ -98,7 +105,7 @@ export class LogShipper {
     if (!this.enabled || local.runtimeId === null || this.followed.has(local.id)) return;
     const rate = this.ctx.s.logRate ?? 100;
     const now = this.ctx.deps.clock.now();
-    const f: Followed = { local, follow: null, budget: new LineBudget(rate, rate * 10, now), dropped: 0, droppedThisSecond: 0, second: 0, resume: null, stopped: false };
+    const f: Followed = { local, follow: null, budget: new LineBudget(rate, rate * 10, now), dropped: 0, droppedThisSecond: 0, second: 0, resume: null, stopped: false, lastAt: null, emptyEnds: 0 };
     this.followed.set(local.id, f);
     this.open(f, sinceMs);
   }
@@ -106,11 +113,25 @@ export class LogShipper {
   private open(f: Followed, sinceMs: number | null): void {
     const runtimeId = f.local.runtimeId;
     if (f.stopped || runtimeId === null) return;
-    f.follow = this.ctx.deps.runtime.followLogs(runtimeId, { sinceMs, maxLineBytes: this.ctx.s.logLineBytes ?? 4096 }, (line) => this.onLine(f, line));
+    const follow = this.ctx.deps.runtime.followLogs(runtimeId, { sinceMs, maxLineBytes: this.ctx.s.logLineBytes ?? 4096 }, (line) => this.onLine(f, line));
+    f.follow = follow;
+    const linesBefore = f.lastAt;
+    void follow.ended.then(() => {
+      // Stopped, paused or replaced meanwhile: not this follow's business any more.
+      if (f.stopped || f.follow !== follow || this.followed.get(f.local.id) !== f) return;
+      f.follow = null;
+      f.emptyEnds = f.lastAt === linesBefore ? f.emptyEnds + 1 : 0;
+      if (f.emptyEnds > REOPEN_TRIES) return;
+      f.resume = this.ctx.deps.clock.setTimeout(() => {
+        f.resume = null;
+        this.open(f, f.lastAt === null ? sinceMs : f.lastAt + 1);
+      }, REOPEN_MS);
+    });
   }
 
   private onLine(f: Followed, line: RuntimeLogLine): void {
     const now = this.ctx.deps.clock.now();
+    f.lastAt = line.at;
     const app = f.local.app;
     if (!f.budget.take(now)) {
       f.dropped += 1;

@@ -188,6 +188,14 @@ export class FakeRuntime implements ContainerRuntime {
     return { ended, stop: () => { c.followers.delete(f); end(); } };
   }
 
+  /** Ends every follow of the container's output while it runs on (a broken stream, an engine restart). */
+  breakLogFollows(id: string): void {
+    const c = this.containers.get(id);
+    if (c === undefined) return;
+    for (const f of c.followers) f.end();
+    c.followers.clear();
+  }
+
   /** The container prints lines (kept for later followers, as the engine's log file keeps them). */
   print(id: string, stream: 'stdout' | 'stderr', ...texts: string[]): void {
     const c = this.containers.get(id);

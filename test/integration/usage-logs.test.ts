@@ -139,6 +139,25 @@ describe('logs', () => {
     await eventually(async () => (await get(s, '/v1/apps/flood/logs?limit=1')).body.lines[0]?.text === 'calm again', { timeout: 5000, what: 'the line after the pause' });
   });
 
+  it('takes a follow that broke up again from its last line, the container running on', async () => {
+    const s = await stack();
+    await app(s, 'steady');
+    expect((await s.get('steady.test')).status).toBe(200);
+    const [id] = runningIds();
+    runtime.print(id as string, 'stdout', 'before');
+    await eventually(async () => (await get(s, '/v1/apps/steady/logs')).body.lines.length === 1, { what: 'the first line' });
+    runtime.breakLogFollows(id as string);
+    // A later millisecond than 'before': lines are taken up from the millisecond after the last seen.
+    await new Promise((r) => setTimeout(r, 5));
+    runtime.print(id as string, 'stdout', 'while broken');
+    const texts = await eventually(async () => {
+      const lines = (await get(s, '/v1/apps/steady/logs')).body.lines as { text: string }[];
+      return lines.length >= 2 ? lines.map((l) => l.text) : undefined;
+    }, { timeout: 5000, what: 'the line printed while the follow was broken' });
+    // Once each: taken up from after the last line seen.
+    expect(texts).toEqual(['before', 'while broken']);
+  });
+
   it('refuses without a token, answers 404 for an unknown app, bounds limit and since', async () => {
     const s = await stack();
     await app(s, 'quiet');
