@@ -28,4 +28,21 @@ export class ApiClient {
     if (res.statusCode >= 400) throw new ApiError(res.statusCode, parsed as Partial<Problem>);
     return parsed as T;
   }
+
+  /** A GET whose answer is streamed (`logs --follow`): its body, once the status says it is one. */
+  async stream(path: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+    const headers: Record<string, string> = { accept: 'application/x-ndjson' };
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    let res;
+    try {
+      res = await request(`${this.baseUrl}${path}`, { method: 'GET', headers, headersTimeout: 30_000, bodyTimeout: 0, ...(signal === undefined ? {} : { signal }) });
+    } catch (err) {
+      throw new ApiError(0, { title: 'CoreAPI unreachable', detail: `cannot reach the CoreAPI at ${this.baseUrl} (${(err as Error).message})` });
+    }
+    if (res.statusCode >= 400) {
+      const text = await res.body.text();
+      throw new ApiError(res.statusCode, (text === '' ? {} : JSON.parse(text)) as Partial<Problem>);
+    }
+    return res.body as AsyncIterable<Buffer>;
+  }
 }

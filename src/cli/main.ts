@@ -17,6 +17,8 @@ import { containerCommand } from './commands/container.js';
 import { restartFields } from '../dispatcher/rollout.js';
 import { helpFor } from './help.js';
 import { UsageError } from './usage-error.js';
+import { logsCommand } from './commands/logs.js';
+import { usageCommand } from './commands/usage.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -59,6 +61,12 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
                          that takes containers unless --force)
   host undrain <id> | host resume <id>
                          the host takes new containers again
+  logs <name> [--follow] [--container <id>] [--since 1h] [--limit 100]
+                         the app's recent output (stdout, stderr), kept past its containers;
+                         --since takes a time or a duration back (90s, 15m, 1h, 7d)
+  usage [<name>] [--since 1h] [--until <time>]
+                         what the app (or every app) used, for billing: CPU-seconds, memory
+                         GiB-seconds (limit and used), container-seconds, requests, bytes, cold starts
   config [--markdown]    every option, its env var, flag and default
 
 Every option can be given as a flag or an env var; \`fastcontainer config\` lists them.
@@ -98,6 +106,10 @@ const appFlags = {
   markdown: { type: 'boolean' },
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  follow: { type: 'boolean', short: 'f' },
+  container: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
@@ -136,6 +148,19 @@ export async function main(argv: string[]): Promise<number> {
         return await hosts(config);
       case 'host':
         return await hostCommand(config, rest, values.force === true);
+      case 'logs':
+        if (rest[0] === undefined) throw new UsageError('logs needs the app name');
+        return await logsCommand(client(config), rest[0], {
+          follow: values.follow === true,
+          ...(typeof values.container === 'string' ? { container: values.container } : {}),
+          ...(typeof values.since === 'string' ? { since: values.since } : {}),
+          ...(typeof values.limit === 'string' ? { limit: values.limit } : {}),
+        });
+      case 'usage':
+        return await usageCommand(client(config), rest[0], {
+          ...(typeof values.since === 'string' ? { since: values.since } : {}),
+          ...(typeof values.until === 'string' ? { until: values.until } : {}),
+        }, printTable);
       case 'config':
         process.stdout.write(`${values.markdown === true ? configMarkdownTable() : configText(config)}\n`);
         return 0;

@@ -27,6 +27,14 @@ export interface CmdbKeys {
   readonly epoch: string;
   /** Who holds a host id: a random owner token, set with PX and renewed with the heartbeat. */
   hostLease(id: string): string;
+  /** An app's recent log lines, a list newest first ("<seq> <json>"), trimmed and expiring. */
+  logs(app: string): string;
+  /** An app's last log sequence number. */
+  logSeq(app: string): string;
+  /** A host's usage cursors: a hash, container entry id -> "<app>\n<at>\n<figures, comma-separated>". */
+  usageCursors(host: string): string;
+  /** An app's usage rollup of one hour: a hash, "<minute ms>:<figure>" -> integer, expiring. */
+  usage(app: string, hour: number): string;
   readonly prefixes: {
     readonly app: string;
     readonly hostname: string;
@@ -61,6 +69,10 @@ export function cmdbKeys(prefix: string): CmdbKeys {
     clusterSecret: `${prefix}:cluster-secret`,
     epoch: `${prefix}:epoch`,
     hostLease: (id) => `${prefix}:host-lease:${id}`,
+    logs: (app) => `${prefix}:logs:${app}`,
+    logSeq: (app) => `${prefix}:log-seq:${app}`,
+    usageCursors: (host) => `${prefix}:usage-cursors:${host}`,
+    usage: (app, hour) => `${prefix}:usage:${app}:${hour}`,
     prefixes,
   };
 }

@@ -4,6 +4,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { cmdbErrors } from './errors.js';
+import { MAX_LOG_LINES, pickLogLines, type LogLine, type LogPage, type LogQuery, type NewLogLine } from './logs.js';
+import { HOUR_MS, minuteOf, usageDelta, usageFigures, wholeUsage, zeroUsage, type UsageCursor, type UsageMinute, type UsageReport, type UsageTotals } from './usage.js';
 import {
   EVENTS_KEPT, liveStates,
   type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type CmdbProbe, type ComputeHost, type ContainerEntry,
@@ -25,6 +27,13 @@ export class MemoryStore implements Store {
   private readonly events = new Map<string, AppEvent[]>();
   private readonly stats = new Map<string, { expiresAt: number; stats: ContainerStats[] }>();
   private readonly leases = new Map<string, { owner: string; expiresAt: number }>();
+  /** Per host, per container entry id. */
+  private readonly usageCursorsByHost = new Map<string, Map<string, UsageCursor>>();
+  /** Per app, per minute; with when each minute's hour ends plus the retention. */
+  private readonly usageByApp = new Map<string, Map<number, { usage: UsageTotals; expiresAt: number }>>();
+  /** Per app, newest last, and the app's last sequence number (kept past a deletion, as in Redis). */
+  private readonly logs = new Map<string, LogLine[]>();
+  private readonly logSeq = new Map<string, number>();
   /** This store's data lives and dies with the process: one epoch for its whole life. */
   private readonly epoch = randomBytes(8).toString('hex');
 
@@ -75,6 +84,7 @@ export class MemoryStore implements Store {
     }
     this.apps.delete(name);
     this.events.delete(name);
+    this.logs.delete(name);
     this.publish({ kind: 'app', op: 'delete', rev: ++this.rev, id: name, value: old });
     return copy(old);
   }
@@ -202,6 +212,75 @@ export class MemoryStore implements Store {
       else out.push(...s.stats);
     }
     return copy(out);
+  }
+
+  async reportUsage(host: string, reports: readonly UsageReport[], now: number, retentionMs: number): Promise<void> {
+    let cursors = this.usageCursorsByHost.get(host);
+    if (cursors === undefined) this.usageCursorsByHost.set(host, (cursors = new Map()));
+    const minute = minuteOf(now);
+    const expiresAt = minute - (minute % HOUR_MS) + HOUR_MS + retentionMs;
+    for (const r of reports) {
+      const totals = wholeUsage(r.totals);
+      const old = cursors.get(r.container);
+      const prev = old !== undefined && old.app === r.app ? old.totals : null;
+      const delta = usageDelta(prev, totals);
+      if (usageFigures.some((f) => delta[f] > 0)) {
+        let minutes = this.usageByApp.get(r.app);
+        if (minutes === undefined) this.usageByApp.set(r.app, (minutes = new Map()));
+        const m = minutes.get(minute) ?? { usage: zeroUsage(), expiresAt };
+        for (const f of usageFigures) m.usage[f] += delta[f];
+        m.expiresAt = expiresAt;
+        minutes.set(minute, m);
+        for (const [at, v] of minutes) if (v.expiresAt <= now) minutes.delete(at);
+      }
+      if (r.final) {
+        cursors.delete(r.container);
+        continue;
+      }
+      // Figures only grow: a lower one keeps the cursor where it was.
+      const kept = zeroUsage();
+      for (const f of usageFigures) kept[f] = prev === null ? totals[f] : Math.max(prev[f], totals[f]);
+      cursors.set(r.container, { container: r.container, app: r.app, at: now, totals: kept });
+    }
+  }
+
+  async usageCursors(host: string): Promise<UsageCursor[]> {
+    return copy([...(this.usageCursorsByHost.get(host)?.values() ?? [])]);
+  }
+
+  async dropUsageCursors(host: string, containers: readonly string[]): Promise<void> {
+    const cursors = this.usageCursorsByHost.get(host);
+    for (const c of containers) cursors?.delete(c);
+  }
+
+  async readUsage(app: string, from: number, to: number): Promise<UsageMinute[]> {
+    const minutes = this.usageByApp.get(app);
+    if (minutes === undefined) return [];
+    return [...minutes]
+      .filter(([at]) => at >= from && at < to)
+      .sort((a, b) => a[0] - b[0])
+      .map(([at, v]) => ({ at, usage: copy(v.usage) }));
+  }
+
+  async appendLogs(app: string, lines: readonly NewLogLine[], keep: number): Promise<number> {
+    if (!this.apps.has(app)) return 0;
+    const n = Math.min(MAX_LOG_LINES, Math.max(0, Math.floor(keep)));
+    let seq = this.logSeq.get(app) ?? 0;
+    const list = this.logs.get(app) ?? [];
+    for (const l of n === 0 ? [] : lines.slice(-n)) list.push({ ...copy(l), seq: ++seq });
+    if (list.length > Math.max(1, n)) list.splice(0, list.length - Math.max(1, n));
+    this.logs.set(app, list);
+    this.logSeq.set(app, seq);
+    return seq;
+  }
+
+  async readLogs(app: string, q: LogQuery): Promise<LogPage> {
+    const limit = Math.max(0, Math.min(MAX_LOG_LINES, Math.floor(q.limit)));
+    const list = this.logs.get(app) ?? [];
+    const onlyAfter = q.since === undefined && q.container === undefined;
+    const scan = Math.max(limit, Math.min(MAX_LOG_LINES, Math.floor(onlyAfter ? limit : q.scan)));
+    const newestFirst = list.slice(-scan).reverse();
+    return { lines: copy(pickLogLines(newestFirst, q, limit)), last: this.logSeq.get(app) ?? 0 };
   }
 
   async snapshot(): Promise<Snapshot> {

@@ -9,6 +9,8 @@ import { FcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { cmdbErrors } from './errors.js';
 import { cmdbKeys, type CmdbKeys } from './keys.js';
+import { LOGS_TTL_MS, MAX_LOG_LINES, pickLogLines, type LogLine, type LogPage, type LogQuery, type NewLogLine } from './logs.js';
+import { HOUR_MS, hoursOf, minuteOf, usageFigures, wholeUsage, zeroUsage, type UsageCursor, type UsageMinute, type UsageReport, type UsageTotals } from './usage.js';
 import {
   EVENTS_KEPT, EVENTS_TTL_MS,
   type App, type AppEvent, type AppSpec, type Change, type ChangeListener, type ComputeHost, type ContainerEntry, type ContainerFilter,
@@ -18,7 +20,7 @@ import {
 
 const scriptNames = [
   'create-app', 'update-app', 'delete-app', 'register-container', 'transition-container', 'put-host', 'remove-host', 'append-event',
-  'probe', 'claim-host', 'release-host', 'drain-host',
+  'probe', 'claim-host', 'release-host', 'drain-host', 'report-usage', 'append-logs',
 ] as const;
 
 /** The default deadline of every command (FC_CMDB_TIMEOUT). */
@@ -174,7 +176,7 @@ export class RedisStore implements Store {
 
   async deleteApp(name: string): Promise<App> {
     const k = this.keys;
-    const json = await this.run('delete-app', [k.app(name), k.apps, k.rev, k.changes, k.appContainers(name), k.containers, k.events(name)], [name, k.prefixes.hostname, k.prefixes.container]);
+    const json = await this.run('delete-app', [k.app(name), k.apps, k.rev, k.changes, k.appContainers(name), k.containers, k.events(name), k.logs(name)], [name, k.prefixes.hostname, k.prefixes.container]);
     return JSON.parse(json as string) as App;
   }
 
@@ -283,6 +285,80 @@ export class RedisStore implements Store {
       if (expiresAt > now) out.push(...stats);
     }
     return out;
+  }
+
+  async reportUsage(host: string, reports: readonly UsageReport[], now: number, retentionMs: number): Promise<void> {
+    if (reports.length === 0) return;
+    const k = this.keys;
+    const hour = now - (now % HOUR_MS);
+    const args: (string | number)[] = [now, minuteOf(now), Math.max(1, Math.ceil(retentionMs + HOUR_MS)), usageFigures.length, ...usageFigures];
+    for (const r of reports) {
+      const t = wholeUsage(r.totals);
+      args.push(r.container, r.app, r.final ? 1 : 0, ...usageFigures.map((f) => t[f]));
+    }
+    await this.run('report-usage', [k.usageCursors(host), ...reports.map((r) => k.usage(r.app, hour))], args);
+  }
+
+  async usageCursors(host: string): Promise<UsageCursor[]> {
+    const all = await this.call(() => this.redis.hgetall(this.keys.usageCursors(host)));
+    const out: UsageCursor[] = [];
+    for (const [container, value] of Object.entries(all)) {
+      const [app, at, figures] = value.split('\n');
+      if (app === undefined || at === undefined || figures === undefined) continue;
+      const values = figures.split(',').map(Number);
+      const totals = zeroUsage();
+      usageFigures.forEach((f, i) => { totals[f] = values[i] ?? 0; });
+      out.push({ container, app, at: Number(at), totals });
+    }
+    return out;
+  }
+
+  async dropUsageCursors(host: string, containers: readonly string[]): Promise<void> {
+    if (containers.length === 0) return;
+    await this.call(() => this.redis.hdel(this.keys.usageCursors(host), ...containers));
+  }
+
+  async readUsage(app: string, from: number, to: number): Promise<UsageMinute[]> {
+    const hours = hoursOf(from, to);
+    if (hours.length === 0) return [];
+    // A pipeline, not a MULTI: a long range (35 days are 840 hashes) must not hold Redis for the
+    // other roles; each hour's hash is read whole, which is all the consistency a sum needs.
+    const pipeline = this.redis.pipeline();
+    for (const h of hours) pipeline.hgetall(this.keys.usage(app, h));
+    const replies = (await this.exec(pipeline as unknown as ReturnType<Redis['multi']>)) as Record<string, string>[];
+    const byMinute = new Map<number, UsageTotals>();
+    for (const fields of replies) {
+      for (const [field, value] of Object.entries(fields)) {
+        const colon = field.indexOf(':');
+        const at = Number(field.slice(0, colon));
+        const figure = field.slice(colon + 1) as keyof UsageTotals;
+        if (!(at >= from && at < to) || !(usageFigures as readonly string[]).includes(figure)) continue;
+        let t = byMinute.get(at);
+        if (t === undefined) byMinute.set(at, (t = zeroUsage()));
+        t[figure] += Number(value);
+      }
+    }
+    return [...byMinute].sort((a, b) => a[0] - b[0]).map(([at, usage]) => ({ at, usage }));
+  }
+
+  async appendLogs(app: string, lines: readonly NewLogLine[], keep: number): Promise<number> {
+    const k = this.keys;
+    const n = Math.min(MAX_LOG_LINES, Math.max(0, Math.floor(keep)));
+    // Keeping none: the lines are not stored, but the app's existence still answers.
+    const kept = n === 0 ? [] : lines.slice(-n);
+    const last = await this.run('append-logs', [k.app(app), k.logs(app), k.logSeq(app)], [Math.max(1, n), LOGS_TTL_MS, ...kept.map((l) => JSON.stringify(l))]);
+    return Number(last);
+  }
+
+  async readLogs(app: string, q: LogQuery): Promise<LogPage> {
+    const k = this.keys;
+    const limit = Math.max(0, Math.min(MAX_LOG_LINES, Math.floor(q.limit)));
+    // Only the cursor asked for: the lines after it are the head of the list, at most `limit` of them.
+    const onlyAfter = q.since === undefined && q.container === undefined;
+    const scan = Math.max(limit, Math.min(MAX_LOG_LINES, Math.floor(onlyAfter ? limit : q.scan)));
+    if (scan === 0) return { lines: [], last: Number((await this.call(() => this.redis.get(k.logSeq(app)))) ?? 0) };
+    const [last, raw] = (await this.exec(this.redis.multi().get(k.logSeq(app)).lrange(k.logs(app), 0, scan - 1))) as [string | null, string[]];
+    return { lines: pickLogLines(raw.map(parseLogEntry), q, limit), last: Number(last ?? 0) };
   }
 
   /**
@@ -414,3 +490,10 @@ export class RedisStore implements Store {
     return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as T);
   }
 }
+
+/** "<seq> <json>", as append-logs.lua stores a line. */
+function parseLogEntry(entry: string): LogLine {
+  const space = entry.indexOf(' ');
+  return { ...(JSON.parse(entry.slice(space + 1)) as NewLogLine), seq: Number(entry.slice(0, space)) };
+}
+

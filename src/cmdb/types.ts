@@ -3,6 +3,8 @@
 
 import type { Static } from '@sinclair/typebox';
 import type { AppSpecSchema } from './app-schema.js';
+import type { UsageCursor, UsageMinute, UsageReport } from './usage.js';
+import type { LogPage, LogQuery, NewLogLine } from './logs.js';
 
 export type ContainerState = 'registered' | 'starting' | 'ready' | 'draining' | 'gone';
 
@@ -130,6 +132,9 @@ export interface RegisterOptions {
    */
   ignoreHosts?: readonly string[];
 }
+
+export type { UsageCursor, UsageMinute, UsageReport, UsageTotals } from './usage.js';
+export type { LogLine, LogPage, LogQuery, NewLogLine } from './logs.js';
 
 export type AppEventKind =
   | 'scale-up' | 'scale-down' | 'scale-out' | 'scale-in' | 'replace' | 'ready' | 'start-failed' | 'drain' | 'died' | 'manual'
@@ -274,6 +279,28 @@ export interface Store {
   claimHost(id: string, owner: string, ttlMs: number, now: number): Promise<HostLease>;
   /** Gives the claim up if `owner` holds it (a clean stop), so the next start need not wait it out. */
   releaseHost(id: string, owner: string): Promise<void>;
+
+  /**
+   * Usage for billing (cmdb/usage.ts), atomically: for each report, adds to its app's rollup of
+   * the minute of `now` what its figures grew since the container's cursor (all of them when it
+   * has none), then moves the cursor there (a final report removes it). Rollups live for
+   * retentionMs past their hour. Publishes no Change.
+   */
+  reportUsage(host: string, reports: readonly UsageReport[], now: number, retentionMs: number): Promise<void>;
+  /** The cursors of a host's containers: what an adopting dispatcher continues from. */
+  usageCursors(host: string): Promise<UsageCursor[]>;
+  /** Forgets cursors of containers that are gone without a final report (they died unseen). */
+  dropUsageCursors(host: string, containers: readonly string[]): Promise<void>;
+  /** The app's rollup minutes in [from, to), oldest first; minutes without usage are left out. */
+  readUsage(app: string, from: number, to: number): Promise<UsageMinute[]>;
+
+  /**
+   * Appends lines to the app's recent log (cmdb/logs.ts), keeping the newest `keep`, only while
+   * the app exists. Returns the app's newest sequence number, 0 when the app does not exist.
+   * Publishes no Change. Deleting the app deletes its log.
+   */
+  appendLogs(app: string, lines: readonly NewLogLine[], keep: number): Promise<number>;
+  readLogs(app: string, query: LogQuery): Promise<LogPage>;
 
   snapshot(): Promise<Snapshot>;
   subscribe(listener: ChangeListener): Promise<Subscription>;

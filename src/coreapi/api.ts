@@ -22,6 +22,8 @@ import { Dashboard } from './dashboard/index.js';
 import { HostAdmin, parseForce } from './hosts.js';
 import { openApiDocument, type RouteDoc, type RouteInfo } from './openapi.js';
 import * as S from './schemas.js';
+import { LogsApi } from './logs.js';
+import { appUsage } from './usage.js';
 
 export interface CoreApiSettings {
   /** Admin token: writes and reads. */
@@ -33,6 +35,10 @@ export interface CoreApiSettings {
   volumeRoots: readonly string[];
   /** FC_API_STREAMS: live-update streams at once (the dashboard's); 32 when absent. */
   streams?: number;
+  /** FC_LOG_LINES: lines kept per app, so the most a logs read answers. */
+  logLines?: number;
+  /** FC_USAGE_RETENTION, ms: how far back usage is kept, so read. */
+  usageRetention?: number;
 }
 
 /** The dashboard's browser routes (dashboard/): its page, assets, session and login. */
@@ -82,6 +88,8 @@ export class CoreApi {
   /** The web dashboard at / (dashboard/): its page, login, live-update stream and session cookie. */
   readonly dashboard: Dashboard;
   private openApi: ReturnType<typeof openApiDocument> | undefined;
+  /** Apps' recent output (logs.ts); close() ends its follows. */
+  readonly logs: LogsApi;
 
   constructor(private readonly deps: CoreApiDeps, private readonly s: CoreApiSettings) {
     this.requests = new Counter({ name: 'fc_coreapi_requests_total', help: 'CoreAPI requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [deps.registry] });
@@ -235,6 +243,31 @@ export class CoreApi {
       summary: 'Remove a container (container rm): one never started goes now; a running one drains (in-flight requests finish) and goes',
       responses: { 200: { description: 'Gone.', schema: S.ContainerEntrySchema }, 202: { description: 'Draining; its dispatcher removes it.', schema: S.ContainerEntrySchema } },
       errors: ['FC_ERR_CONTAINER_NOT_FOUND'],
+    });
+    // Recent output lines (logs.ts) and usage for billing (usage.ts): reads, so the read token does.
+    this.logs = new LogsApi(store, clock, s.logLines ?? 1000);
+    this.add('GET', '/v1/apps/:name/logs', false, async ({ req, res, params, query }) => this.logs.serve(params.name as string, query, req, res), {
+      summary: 'The app\'s recent output (stdout and stderr of its containers, kept past them); follow=1 streams new lines as NDJSON',
+      query: {
+        limit: { schema: Type.Integer({ minimum: 1 }), description: 'The newest this many lines (default 100, at most FC_LOG_LINES).' },
+        since: { schema: Type.String(), description: 'Only lines at or after this time: ms since the epoch, an ISO date, or a duration back such as 1h.' },
+        after: { schema: Type.Integer({ minimum: 0 }), description: 'Only lines with a greater number (a follow\'s cursor).' },
+        container: { schema: Type.String(), description: 'Only this container entry\'s lines.' },
+        follow: { schema: Type.Boolean(), description: '1: keep the answer open and stream lines as they come (NDJSON, one line object per line).' },
+      },
+      responses: { 200: { description: 'The lines (JSON), or with follow=1 a stream of them (application/x-ndjson).', schema: S.LogPageSchema } },
+      errors: ['FC_ERR_APP_NOT_FOUND', 'FC_ERR_TOO_MANY_FOLLOWERS'],
+    });
+    this.add('GET', '/v1/apps/:name/usage', false, async ({ res, params, query }) => {
+      sendJson(res, 200, await appUsage(store, params.name as string, query, clock.now(), s.usageRetention ?? 35 * 24 * 3_600_000));
+    }, {
+      summary: 'The app\'s usage for billing (CPU, memory, container time, requests, bytes, cold starts), per minute or hour',
+      query: {
+        from: { schema: Type.String(), description: 'Start: ms since the epoch, an ISO date, or a duration back such as 1h (default: an hour ago).' },
+        to: { schema: Type.String(), description: 'End, in the same forms (default: now).' },
+        step: { schema: Type.Union([Type.Literal('minute'), Type.Literal('hour')]), description: 'minute (up to 7 days) or hour (default: minute up to a day, else hour).' },
+      },
+      responses: { 200: { description: 'Totals and the series.', schema: S.UsageSchema } },
     });
     // Compute hosts: list, show, and the operator's remove, drain and undrain (coreapi/hosts.ts).
     const hostAdmin = new HostAdmin(deps, s);

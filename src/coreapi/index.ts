@@ -24,7 +24,7 @@ export interface CoreApiRole {
 }
 
 export async function startCoreApi(
-  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots' | 'drainTimeout' | 'apiStreams'>,
+  config: Pick<Config, 'apiPort' | 'apiListen' | 'apiToken' | 'apiReadToken' | 'stateDir' | 'hostTimeout' | 'volumeRoots' | 'drainTimeout' | 'apiStreams' | 'logLines' | 'usageRetention'>,
   deps: { store: Store; clock: Clock; logger: Logger },
 ): Promise<CoreApiRole> {
   const logger = deps.logger.child({ role: 'coreapi' });
@@ -33,15 +33,20 @@ export async function startCoreApi(
   const registry = createRegistry('coreapi');
   const api = new CoreApi(
     { ...deps, logger, registry },
-    { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots, streams: config.apiStreams },
+    { token: token.token, readToken: readToken.token, hostTimeout: config.hostTimeout, volumeRoots: config.volumeRoots, streams: config.apiStreams, logLines: config.logLines, usageRetention: config.usageRetention },
   );
   const listening = await listen(api.handle, config.apiPort, config.apiListen, { drainTimeout: config.drainTimeout });
   api.dashboard.start();
   logger.info({ url: listening.url, token: token.source, readToken: readToken.source }, 'CoreAPI listening');
-  // The dashboard's streams never end by themselves: they are ended first, so a drain can finish.
+  // The dashboard's streams and the log follows never end by themselves: they are ended first, so
+  // a drain can finish.
+  const endStreams = async () => {
+    api.logs.close();
+    await api.dashboard.close();
+  };
   return {
     api, registry, listening, token, readToken,
-    close: async () => { await api.dashboard.close(); await listening.close(); },
-    destroy: async () => { await api.dashboard.close(); await listening.destroy(); },
+    close: async () => { await endStreams(); await listening.close(); },
+    destroy: async () => { await endStreams(); await listening.destroy(); },
   };
 }

@@ -167,6 +167,39 @@ export const ScaleResultSchema = Type.Object({ app: Type.String(), now: ms('The 
 export const HostListSchema = Type.Object({ now: ms('The CoreAPI\'s time'), hosts: Type.Array(HostViewSchema) });
 export const HostRemovedSchema = Type.Object({ host: HostViewSchema, removedContainers: Type.Integer() });
 /** The OpenAPI document itself: an object (validated by an OpenAPI validator in the tests, not here). */
+const UsageFiguresSchema = Type.Object({
+  cpuSeconds: Type.Number({ description: 'CPU time the app\'s containers used (cgroup cpuacct), seconds' }),
+  containerSeconds: Type.Number({ description: 'Time its containers ran, seconds' }),
+  memoryLimitGiBSeconds: Type.Number({ description: 'Memory limit held over time, GiB-seconds' }),
+  memoryUsedGiBSeconds: Type.Number({ description: 'Memory used over time (sampled from the cgroup), GiB-seconds' }),
+  requests: Type.Integer({ description: 'Requests its containers answered' }),
+  bytesIn: Type.Integer({ description: 'Request body bytes sent to its containers' }),
+  bytesOut: Type.Integer({ description: 'Answer body bytes from its containers' }),
+  coldStarts: Type.Integer({ description: 'Containers started for it' }),
+});
+
+export const UsageSchema = Type.Object({
+  app: Type.String(),
+  from: ms('Start of the range, on a minute'),
+  to: ms('End of the range'),
+  step: Type.Union([Type.Literal('minute'), Type.Literal('hour')]),
+  totals: UsageFiguresSchema,
+  series: Type.Array(Type.Composite([Type.Object({ at: ms('Start of the step') }), UsageFiguresSchema])),
+}, { description: 'An app\'s usage for billing, per minute or hour, from the dispatchers\' rollup in the CMDB.' });
+
+export const LogPageSchema = Type.Object({
+  app: Type.String(),
+  last: Type.Integer({ description: 'The app\'s newest line number (0: none yet); follow asks for lines after it' }),
+  lines: Type.Array(Type.Object({
+    seq: Type.Integer({ description: '1, 2, 3, ... per app' }),
+    at: ms('When the engine received the line'),
+    container: Type.String(),
+    host: Type.String(),
+    stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr'), Type.Literal('system')]),
+    text: Type.String({ description: 'The line as printed, without its newline' }),
+  })),
+}, { description: 'An app\'s recent output, oldest first (kept past its containers, FC_LOG_LINES per app).' });
+
 export const OpenApiDocumentSchema = Type.Object({ openapi: Type.String(), info: Type.Object({}), paths: Type.Object({}) }, { description: 'This document (OpenAPI 3.1).' });
 
 /** The schemas the document names (components.schemas), by name: a schema used twice is written once. */

@@ -58,6 +58,21 @@ export interface RuntimeEvent {
   paused?: boolean;
 }
 
+/** One line of a container's output. */
+export interface RuntimeLogLine {
+  stream: 'stdout' | 'stderr';
+  /** When the engine received it, ms since epoch. */
+  at: number;
+  /** Without its newline; cut at maxLineBytes (marked …); any other character as printed. */
+  text: string;
+}
+
+/** A follow of a container's output: stop() ends it; `ended` settles once it ended either way. */
+export interface LogFollow {
+  stop(): void;
+  readonly ended: Promise<void>;
+}
+
 /** What a runtime keeps made ahead of need (network sandboxes), bounded and counted. */
 export interface WarmStats {
   /** Made and waiting. */
@@ -109,6 +124,12 @@ export interface ContainerRuntime {
   cpuStats(id: string): Promise<CpuCounters | null>;
   /** The last lines of the container's output, for error messages. */
   logs(id: string, tail: number): Promise<string>;
+  /**
+   * Follows the container's stdout and stderr, line by line, from sinceMs (null: from its start)
+   * until stop() or the container's end. Lines longer than maxLineBytes are cut. Failures end the
+   * follow (the caller may follow again); they never throw.
+   */
+  followLogs(id: string, o: { sinceMs: number | null; maxLineBytes: number }, onLine: (line: RuntimeLogLine) => void): LogFollow;
   /** Calls back on container deaths among those with these labels; returns the unsubscribe. */
   watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void;
   close(): Promise<void>;

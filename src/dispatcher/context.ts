@@ -15,6 +15,8 @@ import type { HostLease } from './host-lease.js';
 import type { LocalContainer } from './local-container.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { CgroupCpu } from './signals/cgroup.js';
+import type { LogShipper } from './log-shipper.js';
+import type { UsageMeter } from './usage-meter.js';
 
 export interface DispatcherSettings {
   hostId: string;
@@ -39,6 +41,13 @@ export interface DispatcherSettings {
   upstreamTimeout?: number;
   /** FC_UPGRADE_IDLE_TIMEOUT, ms: a WebSocket with no byte either way for this long is closed (1001). */
   upgradeIdleTimeout?: number;
+  /** FC_USAGE_INTERVAL, FC_USAGE_RETENTION, ms (usage-meter.ts). */
+  usageInterval?: number;
+  usageRetention?: number;
+  /** FC_LOG_LINES, FC_LOG_LINE_BYTES, FC_LOG_RATE (log-shipper.ts). */
+  logLines?: number;
+  logLineBytes?: number;
+  logRate?: number;
 }
 
 export interface DispatcherDeps {
@@ -70,6 +79,10 @@ export interface DispatcherContext {
   readonly cgroup: CgroupCpu;
   /** This dispatcher's lease on its host id: nothing is touched on the host without it. */
   readonly lease: HostLease;
+  /** Usage for billing of the containers here (set once, right after the context is made). */
+  usage: UsageMeter;
+  /** Their output, kept in the CMDB (set once, right after the context is made). */
+  logs: LogShipper;
 }
 
 /** The last few start durations (ms) of each app, bounded in apps and in starts per app. */

@@ -26,6 +26,8 @@ import { DispatcherMetrics } from './metrics.js';
 import { RequestPath } from './request-path.js';
 import { CgroupCpu } from './signals/cgroup.js';
 import { UpgradePath } from './upgrade.js';
+import { LogShipper } from './log-shipper.js';
+import { UsageMeter } from './usage-meter.js';
 
 export type { DispatcherDeps, DispatcherSettings } from './context.js';
 
@@ -74,7 +76,11 @@ export class Dispatcher {
     this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes(),
       cgroup: new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }),
       lease: new HostLease(deps.store, s.hostId, s.heartbeatInterval, deps.clock, deps.logger),
+      usage: undefined as unknown as UsageMeter,
+      logs: undefined as unknown as LogShipper,
     };
+    this.ctx.usage = new UsageMeter(this.ctx);
+    this.ctx.logs = new LogShipper(this.ctx);
     this.lifecycle = new ContainerLifecycle(this.ctx);
     this.autoscaler = new Autoscaler(this.ctx, this.lifecycle);
     this.requests = new RequestPath(this.ctx, this.lifecycle, (app) => this.autoscaler.onSlowRequest(app));
@@ -92,7 +98,10 @@ export class Dispatcher {
     try {
       await this.deps.runtime.ping();
       this.ctx.startedAt = this.deps.clock.now();
+      // Adopted containers' usage continues from what the CMDB last heard of them.
+      await this.ctx.usage.loadCursors();
       await this.loops.reconcile();
+      await this.ctx.usage.dropStaleCursors();
       await this.deps.runtime.prepare();
     } catch (err) {
       await this.ctx.lease.release();
@@ -116,7 +125,9 @@ export class Dispatcher {
       clock.setInterval(() => void loops.ensureMinimum().catch((err: unknown) => ctx.log.warn({ err }, 'keeping minContainers failed')), MINIMUM_TICK_MS),
       clock.setInterval(() => void autoscaler.tick(), AUTOSCALE_TICK_MS),
       clock.setInterval(() => void autoscaler.reportStats(STATS_INTERVAL_MS * 3), STATS_INTERVAL_MS),
+      clock.setInterval(() => void ctx.usage.flush(), ctx.usage.everyMs),
     );
+    ctx.logs.start();
     cache.on('change', this.onChange);
     cache.on('health', this.onHealth);
     cache.on('epoch', this.onEpoch);
@@ -211,6 +222,8 @@ export class Dispatcher {
   async close(): Promise<void> {
     this.stopLoops();
     await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
+    // The usage and output counted since the last writes go now: the next process continues from them.
+    await Promise.all([this.ctx.usage.flush(), this.ctx.logs.close()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('close')));
     await this.ctx.lease.release();
   }
@@ -218,6 +231,7 @@ export class Dispatcher {
   /** Stops the loops and cuts the connections to the containers at once. */
   async destroy(): Promise<void> {
     this.stopLoops();
+    void this.ctx.logs.close().catch(() => undefined);
     await Promise.all([this.autoscaler.settle(), this.lifecycle.settle()]);
     await Promise.all([...this.ctx.locals.values()].map((l) => l.closePool('destroy')));
     await this.ctx.lease.release();

@@ -104,8 +104,11 @@ export class ContainerLifecycle {
       const volumes = await resolveVolumes(app.name, app.volumes, ctx.s.volumeRoots ?? []);
       const runtimeId = await runtime.create({ ...this.containerSpec(app, entryId, volumes), cpus });
       local.runtimeId = runtimeId;
+      // From t0, the entry's startedAt: what an adopting dispatcher counts from too.
+      ctx.usage.started(local, app, t0);
       const info = await runtime.start(runtimeId);
       local.pid = info.pid;
+      ctx.logs.follow(local, null);
       // A container that exits at once (a bad command, a crash at start) has no address either:
       // the operator needs its exit code and last output, not the missing address.
       const exited = async (): Promise<FcError | null> => {
@@ -136,6 +139,7 @@ export class ContainerLifecycle {
       if (ready !== undefined && isNewManualQuota(ready, local)) this.quotas.byHand(local, ready);
       ctx.startTimes.record(app.name, readyAt - t0);
       ctx.metrics.coldStarts.inc({ app: app.name, result: 'ok' });
+      ctx.usage.ready(local);
       ctx.metrics.coldStartSeconds.observe({ app: app.name }, (readyAt - t0) / 1000);
       recordEvent(ctx, { app: app.name, kind: 'ready', container: entryId, reason: `started in ${readyAt - t0} ms at ${address}, ${cpus} cores, lifespan ${app.lifespan} s` });
       return local;
@@ -188,12 +192,16 @@ export class ContainerLifecycle {
     const { store, cache, runtime } = ctx.deps;
     local.phase = 'stopping';
     const runtimeId = local.runtimeId;
+    // Its last usage, read while its cgroup still exists (it goes with its processes).
+    await ctx.usage.final(local).catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'could not read the last usage'));
     // A frozen container cannot take its SIGTERM: thawed first, so it stops as any other.
     if (move.stop === true) await this.freezer.thawToStop(local);
     if (runtimeId !== null && move.stop === true) {
       await runtime.stop(runtimeId, ctx.s.stopTimeout).catch((err: unknown) => ctx.log.warn({ err, container: local.id }, 'stop failed'));
     }
     await local.closePool('close');
+    // Its last lines, which its follow delivers as it ends, before it is removed.
+    await ctx.logs.stop(local, move.stop === true);
     if (runtimeId !== null) {
       await runtime.remove(runtimeId).catch((err: unknown) => ctx.log.error({ err, container: local.id }, 'could not remove container'));
       ctx.cgroup.forget(runtimeId);
@@ -332,6 +340,10 @@ export class ContainerLifecycle {
       local.frozenSince = entry.frozenAt ?? now;
     }
     ctx.locals.set(entry.id, local);
+    // Its output from when the earlier process last wrote its usage (at its stop, for a clean one),
+    // so what it printed between the two processes is kept too.
+    const heardAt = ctx.usage.adopted(local, entry, app, now);
+    ctx.logs.follow(local, heardAt ?? Date.now());
     ctx.log.info({ container: entry.id, app: app.name, address: local.address }, 'adopted running container');
     if ((entry.frozenAt ?? null) !== (frozen ? local.frozenSince : null)) this.freezer.sync(local);
     if (entry.state === 'draining') void this.drain(entry.id, 'requested').catch(() => undefined);

@@ -6,6 +6,7 @@ import { Pool } from 'undici';
 import { Tunnels } from '../shared/tunnel.js';
 import { CpuWindow } from './signals/cpu-window.js';
 import { RequestWindow } from './signals/request-window.js';
+import { ContainerUsage } from './usage-meter.js';
 
 export type LocalPhase = 'starting' | 'ready' | 'draining' | 'stopping';
 
@@ -26,6 +27,8 @@ export class LocalContainer {
   slowMs = Number.POSITIVE_INFINITY;
   readonly requests = new RequestWindow({ bucketMs: 250, buckets: 40 });
   readonly cpu = new CpuWindow(48);
+  /** Usage for billing (usage-meter.ts): counters since its start. */
+  readonly usage = new ContainerUsage();
   /** When the CPU counters were last sampled (the clock's ms). */
   sampledAt = 0;
   lastScaleUpAt: number | null = null;

@@ -153,9 +153,10 @@ export class RequestPath {
     const begin = performance.now();
     let status = 502;
     let headersAt = 0;
+    let bytesOut = 0;
     try {
       const headers = given ?? upstreamRequestHeaders(req, (name) => name.startsWith('x-fc-'), []);
-      ({ status, headersAt } = await forward({
+      ({ status, headersAt, bytesOut } = await forward({
         pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}`,
         headersTimeout: this.upstreamTimeoutOf(local.app),
         ...(body === undefined ? {} : { body }),
@@ -163,6 +164,11 @@ export class RequestPath {
       return status;
     } finally {
       local.leave();
+      // Usage for billing: counters only (usage-meter.ts reads them every FC_USAGE_INTERVAL).
+      const usage = local.usage;
+      usage.requests += 1;
+      usage.bytesIn += Buffer.isBuffer(body) ? body.length : declaredLength(req);
+      usage.bytesOut += bytesOut;
       if (headersAt !== 0 || status !== 499) {
         const end = performance.now();
         const ttfbMs = (headersAt === 0 ? end : headersAt) - begin;
@@ -171,4 +177,15 @@ export class RequestPath {
       }
     }
   }
+}
+
+/**
+ * The request body's length as declared (Content-Length). A body streamed without one (chunked)
+ * is not counted unless the proxy read it whole (then its Buffer's length is): counting a stream
+ * would put a step on every chunk of every upload.
+ */
+function declaredLength(req: IncomingMessage): number {
+  const raw = req.headers['content-length'];
+  const n = raw === undefined ? 0 : Number(raw);
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
 }

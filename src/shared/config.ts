@@ -439,6 +439,31 @@ export const options = {
     doc: 'Most connections from the dispatcher to one container, so most requests it serves at once; more wait in the dispatcher. Keep it at or below what the app serves in parallel (Apache prefork: its MaxRequestWorkers): connections beyond that wait in the container\'s accept queue instead.',
     ...int(1, 4096),
   },
+  usageInterval: {
+    env: 'FC_USAGE_INTERVAL', flag: 'usage-interval', default: 15_000, roles: ['dispatcher'],
+    doc: 'How often each dispatcher reads its containers\' cgroup counters (CPU, memory) and writes their usage to the CMDB, in one call per host. Usage since the last write is what a dispatcher that crashes loses (a clean stop writes it first).',
+    ...duration(1_000, 300_000),
+  },
+  usageRetention: {
+    env: 'FC_USAGE_RETENTION', flag: 'usage-retention', default: 35 * 24 * 3_600_000, roles: ['dispatcher', 'coreapi'],
+    doc: 'How long the per-minute usage rollups stay in the CMDB (past the hour they are in); `GET /v1/apps/:name/usage` answers within it.',
+    ...duration(3_600_000, 400 * 24 * 3_600_000),
+  },
+  logLines: {
+    env: 'FC_LOG_LINES', flag: 'log-lines', default: 1000, roles: ['dispatcher', 'coreapi'],
+    doc: 'Recent output lines (stdout, stderr) kept per app in the CMDB, past its containers; 0 keeps none. The CoreAPI reads at most this many.',
+    ...int(0, 100_000),
+  },
+  logLineBytes: {
+    env: 'FC_LOG_LINE_BYTES', flag: 'log-line-bytes', default: 4096, roles: ['dispatcher'],
+    doc: 'Longest output line kept, in bytes; longer lines are cut (marked with …).',
+    ...int(256, 65_536),
+  },
+  logRate: {
+    env: 'FC_LOG_RATE', flag: 'log-rate', default: 100, roles: ['dispatcher'],
+    doc: 'Output lines per second kept per container (bursts of ten seconds\' worth); beyond it lines are dropped and counted (fc_dispatcher_log_lines_dropped_total, and a line saying how many), and a container that goes on flooding is not read for a second at a time.',
+    ...int(1, 100_000),
+  },
   apiUrl: {
     env: 'FC_API_URL', flag: 'api-url', default: 'http://127.0.0.1:8081', allowed: 'http(s):// URL', roles: ['cli'],
     doc: 'CoreAPI the `app` and `ps` commands talk to.',

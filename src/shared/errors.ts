@@ -233,6 +233,12 @@ export const errorCatalog = {
     retryable: true,
     description: 'The app already has its most requests in flight at this proxy (maxConcurrency, else FC_APP_CONCURRENCY) and its queue there is full (FC_APP_QUEUE) or the wait ran out (FC_APP_QUEUE_TIMEOUT).',
   },
+  FC_ERR_TOO_MANY_FOLLOWERS: {
+    status: 503,
+    title: 'Too many log follows',
+    retryable: true,
+    description: 'The CoreAPI already streams its most log follows at once (100, `GET /v1/apps/:name/logs?follow=1`); reads without follow still answer.',
+  },
   FC_ERR_ENGINE: {
     status: 503,
     title: 'Container engine failed',

@@ -59,6 +59,8 @@ export interface Forwarded {
   retry: boolean;
   /** performance.now() when the upstream's status line and headers arrived (0 if they never did). */
   headersAt: number;
+  /** Bytes of the answer's body passed on to the client (usage for billing: a counter, no copy). */
+  bytesOut: number;
 }
 
 /**
@@ -71,6 +73,7 @@ class ForwardHandler implements Dispatcher.DispatchHandlers {
   private status = 0;
   private headersAt = 0;
   private retry = false;
+  private bytesOut = 0;
   private settled = false;
   private resume: (() => void) | null = null;
   private readonly onClientClose = (): void => {
@@ -126,26 +129,28 @@ class ForwardHandler implements Dispatcher.DispatchHandlers {
   }
 
   onData(chunk: Buffer): boolean {
-    return this.retry || this.f.res.write(chunk);
+    if (this.retry) return true;
+    this.bytesOut += chunk.length;
+    return this.f.res.write(chunk);
   }
 
   onComplete(): void {
     if (!this.retry) this.f.res.end();
     this.settle();
-    this.resolve({ status: this.status, retry: this.retry, headersAt: this.headersAt });
+    this.resolve({ status: this.status, retry: this.retry, headersAt: this.headersAt, bytesOut: this.bytesOut });
   }
 
   onError(err: Error): void {
     if (this.settled) return;
     this.settle();
     const { res } = this.f;
-    if (this.retry) return this.resolve({ status: this.status, retry: true, headersAt: this.headersAt });
+    if (this.retry) return this.resolve({ status: this.status, retry: true, headersAt: this.headersAt, bytesOut: this.bytesOut });
     if (res.headersSent) {
       // Cut mid-answer: the client must not take a short body for a whole one.
       res.destroy(err);
-      return this.resolve({ status: this.status, retry: false, headersAt: this.headersAt });
+      return this.resolve({ status: this.status, retry: false, headersAt: this.headersAt, bytesOut: this.bytesOut });
     }
-    if (this.clientGone) return this.resolve({ status: 499, retry: false, headersAt: this.headersAt });
+    if (this.clientGone) return this.resolve({ status: 499, retry: false, headersAt: this.headersAt, bytesOut: this.bytesOut });
     this.reject(upstreamFailure(err, this.f.upstream));
   }
 

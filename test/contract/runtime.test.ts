@@ -115,6 +115,36 @@ describe.each(flavours)('ContainerRuntime contract: %s', (_name, make) => {
     await runtime.stop(id, 1000);
   });
 
+  it('follows a container\'s stdout and stderr line by line, escapes and all, cutting long lines; ends with the container', async () => {
+    // The Docker image prints at start; the fake is made to print the same once started.
+    const long = '0'.repeat(300);
+    const s = spec({ command: _name === 'fake' ? null : ['/bin/busybox', 'sh', '-c', `printf 'one\\n\\033[1mtwo\\n${long}\\n'; echo err >&2; trap 'exit 0' TERM; /bin/busybox httpd -f -p 8080 -h /www & wait $!`] });
+    const id = await runtime.create(s);
+    await runtime.start(id);
+    if (runtime instanceof FakeRuntime) {
+      runtime.print(id, 'stdout', 'one', '\u001b[1mtwo', long);
+      runtime.print(id, 'stderr', 'err');
+    }
+    const lines: { stream: string; text: string; at: number }[] = [];
+    const before = Date.now() - 60_000;
+    const follow = runtime.followLogs(id, { sinceMs: null, maxLineBytes: 256 }, (l) => lines.push(l));
+    await eventually(() => lines.length === 4, { timeout: 10_000, what: 'four lines' });
+    expect(lines.filter((l) => l.stream === 'stdout').map((l) => l.text)).toEqual(['one', '\u001b[1mtwo', `${'0'.repeat(256)}…`]);
+    expect(lines.filter((l) => l.stream === 'stderr').map((l) => l.text)).toEqual(['err']);
+    for (const l of lines) expect(l.at).toBeGreaterThan(before);
+    // From a time after all of it: nothing old.
+    const later: string[] = [];
+    const again = runtime.followLogs(id, { sinceMs: Date.now() + 1_000, maxLineBytes: 256 }, (l) => later.push(l.text));
+    await runtime.stop(id, 1000);
+    await follow.ended;
+    await again.ended;
+    expect(later).toEqual([]);
+    await runtime.remove(id);
+    // A container that is gone: the follow just ends.
+    const none = runtime.followLogs(id, { sinceMs: null, maxLineBytes: 256 }, () => undefined);
+    await none.ended;
+  });
+
   it('reads CPU counters of a running container from the engine, or null', async () => {
     const id = await runtime.create(spec());
     await runtime.start(id);

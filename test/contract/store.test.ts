@@ -6,6 +6,8 @@ import { CmdbCache } from '../../src/cmdb/cache.js';
 import { MemoryStore } from '../../src/cmdb/memory-store.js';
 import { RedisStore } from '../../src/cmdb/redis-store.js';
 import type { AppEvent, Change, ContainerStats, Store } from '../../src/cmdb/types.js';
+import type { NewLogLine } from '../../src/cmdb/logs.js';
+import { zeroUsage, type UsageReport, type UsageTotals } from '../../src/cmdb/usage.js';
 import { cmdbKeys } from '../../src/cmdb/keys.js';
 import { FcError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -349,6 +351,111 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
     });
   });
 
+  describe('usage for billing', () => {
+    const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
+    const u = (o: Partial<UsageTotals> = {}): UsageTotals => ({ ...zeroUsage(), ...o });
+    const report = (container: string, app: string, o: Partial<UsageTotals>, final = false): UsageReport => ({ container, app, totals: u(o), final });
+    const DAY = 24 * 3600 * 1000;
+
+    it('adds what cumulative figures grew since the cursor to the minute reported in, and moves the cursor', async () => {
+      await store.reportUsage('h1', [report('c1', 'a', { cpuUs: 1_000, requests: 3, coldStarts: 1 }), report('c2', 'b', { cpuUs: 50 })], T0 + 5_000, DAY);
+      await store.reportUsage('h1', [report('c1', 'a', { cpuUs: 4_000, requests: 5, coldStarts: 1, bytesOut: 9_007_199_254_740 })], T0 + 65_000, DAY);
+      const minutes = await store.readUsage('a', T0, T0 + 120_000);
+      expect(minutes).toEqual([
+        { at: T0, usage: u({ cpuUs: 1_000, requests: 3, coldStarts: 1 }) },
+        { at: T0 + 60_000, usage: u({ cpuUs: 3_000, requests: 2, bytesOut: 9_007_199_254_740 }) },
+      ]);
+      expect(await store.readUsage('b', T0, T0 + 120_000)).toEqual([{ at: T0, usage: u({ cpuUs: 50 }) }]);
+      const cursors = (await store.usageCursors('h1')).sort((x, y) => x.container.localeCompare(y.container));
+      expect(cursors).toEqual([
+        { container: 'c1', app: 'a', at: T0 + 65_000, totals: u({ cpuUs: 4_000, requests: 5, coldStarts: 1, bytesOut: 9_007_199_254_740 }) },
+        { container: 'c2', app: 'b', at: T0 + 5_000, totals: u({ cpuUs: 50 }) },
+      ]);
+      expect(await store.usageCursors('h2')).toEqual([]);
+    });
+
+    it('counts a report applied twice once (a retry, or an adopting dispatcher reporting the same figures)', async () => {
+      const r = report('c1', 'a', { cpuUs: 7_000, containerMs: 60_000 });
+      await store.reportUsage('h1', [r], T0, DAY);
+      await store.reportUsage('h1', [r], T0 + 1_000, DAY);
+      await store.reportUsage('h1', [report('c1', 'a', { cpuUs: 6_000, containerMs: 61_000 })], T0 + 2_000, DAY);
+      expect(await store.readUsage('a', T0, T0 + 60_000)).toEqual([{ at: T0, usage: u({ cpuUs: 7_000, containerMs: 61_000 }) }]);
+      // A figure read short does not move the cursor back, so it is not counted again later.
+      expect((await store.usageCursors('h1'))[0]?.totals).toMatchObject({ cpuUs: 7_000, containerMs: 61_000 });
+    });
+
+    it('a final report counts its growth and removes the cursor; dropped cursors are forgotten', async () => {
+      await store.reportUsage('h1', [report('c1', 'a', { cpuUs: 10 }), report('c2', 'a', { cpuUs: 1 }), report('c3', 'a', { cpuUs: 1 })], T0, DAY);
+      await store.reportUsage('h1', [report('c1', 'a', { cpuUs: 25 }, true)], T0, DAY);
+      await store.dropUsageCursors('h1', ['c2']);
+      expect((await store.usageCursors('h1')).map((c) => c.container)).toEqual(['c3']);
+      expect(await store.readUsage('a', T0, T0 + 1)).toEqual([{ at: T0, usage: u({ cpuUs: 27 }) }]);
+    });
+
+    it('reads only the minutes in [from, to) across hours, and keeps them past the app\'s deletion', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      for (const [i, at] of [T0 - 60_000, T0, T0 + 3_600_000, T0 + 7_200_000].entries()) {
+        await store.reportUsage('h1', [report('c1', 'a', { requests: (i + 1) * 10 })], at, DAY);
+      }
+      await store.deleteApp('a');
+      expect((await store.readUsage('a', T0, T0 + 7_200_000)).map((m) => [m.at, m.usage.requests])).toEqual([[T0, 10], [T0 + 3_600_000, 10]]);
+      expect(await store.readUsage('a', T0 + 10, T0 + 20)).toEqual([]);
+      expect(await store.readUsage('nobody', T0, T0 + DAY)).toEqual([]);
+    });
+
+    it('publishes no change', async () => {
+      const changes = await changesDuring(store, () => store.reportUsage('h1', [report('c1', 'a', { requests: 1 })], T0, DAY));
+      expect(changes).toEqual([]);
+    });
+  });
+
+  describe('app logs', () => {
+    const line = (text: string, o: Partial<NewLogLine> = {}): NewLogLine => ({ at: 1_000, container: 'a-c1', host: 'h1', stream: 'stdout', text, ...o });
+
+    it('keeps the newest lines per app with sequence numbers, and reads after a cursor, since a time, of a container', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      expect(await store.appendLogs('a', [line('one', { at: 1 }), line('two', { at: 2, stream: 'stderr' })], 100)).toBe(2);
+      expect(await store.appendLogs('a', [line('three', { at: 3, container: 'a-c2' })], 100)).toBe(3);
+      const all = await store.readLogs('a', { limit: 10, scan: 100 });
+      expect(all.last).toBe(3);
+      expect(all.lines.map((l) => [l.seq, l.text, l.stream, l.container])).toEqual([[1, 'one', 'stdout', 'a-c1'], [2, 'two', 'stderr', 'a-c1'], [3, 'three', 'stdout', 'a-c2']]);
+      expect((await store.readLogs('a', { limit: 2, scan: 100 })).lines.map((l) => l.text)).toEqual(['two', 'three']);
+      expect((await store.readLogs('a', { after: 1, limit: 10, scan: 100 })).lines.map((l) => l.text)).toEqual(['two', 'three']);
+      expect((await store.readLogs('a', { after: 3, limit: 10, scan: 100 })).lines).toEqual([]);
+      expect((await store.readLogs('a', { since: 2, limit: 10, scan: 100 })).lines.map((l) => l.text)).toEqual(['two', 'three']);
+      expect((await store.readLogs('a', { container: 'a-c1', limit: 10, scan: 100 })).lines.map((l) => l.text)).toEqual(['one', 'two']);
+      expect(await store.readLogs('nobody', { limit: 10, scan: 100 })).toEqual({ lines: [], last: 0 });
+    });
+
+    it('stores control characters, ANSI escapes, NUL and invalid surrogates exactly, and keeps only `keep` lines', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      const nasty = 'x\u0000y\u001b[31mred\u001b[0m\r\u0007 ünï "q" \\ \u2028\n';
+      await store.appendLogs('a', [line(nasty)], 3);
+      expect((await store.readLogs('a', { limit: 1, scan: 3 })).lines[0]?.text).toBe(nasty);
+      for (let i = 0; i < 5; i++) await store.appendLogs('a', [line(`l${i}`)], 3);
+      const page = await store.readLogs('a', { limit: 100, scan: 100 });
+      expect(page.lines.map((l) => l.text)).toEqual(['l2', 'l3', 'l4']);
+      expect(page.last).toBe(6);
+    });
+
+    it('drops lines of an app that does not exist, and forgets the log when the app is deleted (the sequence goes on)', async () => {
+      expect(await store.appendLogs('ghost', [line('boo')], 10)).toBe(0);
+      expect((await store.readLogs('ghost', { limit: 10, scan: 10 })).lines).toEqual([]);
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      await store.appendLogs('a', [line('old')], 10);
+      await store.deleteApp('a');
+      expect(await store.appendLogs('a', [line('after delete')], 10)).toBe(0);
+      await store.createApp(appSpec({ name: 'a' }), 2);
+      expect((await store.readLogs('a', { limit: 10, scan: 10 })).lines).toEqual([]);
+      expect(await store.appendLogs('a', [line('new')], 10)).toBe(2);
+    });
+
+    it('publishes no change', async () => {
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      expect(await changesDuring(store, async () => { await store.appendLogs('a', [line('x')], 10); })).toEqual([]);
+    });
+  });
+
   describe('container stats', () => {
     it('replaces a host\'s stats with its latest report and lists every host\'s', async () => {
       await store.reportStats('h1', [stats('a-1', 'h1'), stats('a-2', 'h1')], 1_000, 5_000);
@@ -635,6 +742,29 @@ describe('Redis store: events and stats expire in Redis too', () => {
       await store.reportStats('h2', [stats('a-2', 'h2')], Date.now(), 1);
       await eventually(async () => (await admin.exists(keys.stats('h2'))) === 0, { what: 'the short-lived stats to expire' });
       expect((await store.listStats(Date.now())).map((x) => x.id)).toEqual(['a-1']);
+    } finally {
+      admin.disconnect();
+      await store.close();
+      await dropPrefix(prefix);
+    }
+  });
+});
+
+describe('Redis store: usage rollups and logs expire', () => {
+  it('sets the retention past its hour on a rollup, and a 7-day expiry on a log', async () => {
+    const prefix = uniqueName('fctest');
+    const store = await RedisStore.connect({ url: redisUrl, prefix, logger: silentLogger });
+    const admin = new Redis(redisUrl);
+    try {
+      const keys = cmdbKeys(prefix);
+      const now = Date.now();
+      await store.reportUsage('h1', [{ container: 'c1', app: 'a', totals: { ...zeroUsage(), requests: 1 }, final: false }], now, 60_000);
+      const ttl = await admin.pttl(keys.usage('a', now - (now % 3_600_000)));
+      expect(ttl).toBeGreaterThan(60_000);
+      expect(ttl).toBeLessThanOrEqual(60_000 + 3_600_000);
+      await store.createApp(appSpec({ name: 'a' }), 1);
+      await store.appendLogs('a', [{ at: now, container: 'c1', host: 'h1', stream: 'stdout', text: 'x' }], 10);
+      expect(await admin.pttl(keys.logs('a'))).toBeGreaterThan(7 * 24 * 3600 * 1000 - 60_000);
     } finally {
       admin.disconnect();
       await store.close();

@@ -6,7 +6,8 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import { FcError } from '../../src/shared/errors.js';
-import type { ContainerRuntime, ContainerSpec, RuntimeContainer, RuntimeEvent } from '../../src/dispatcher/container-runtime.js';
+import type { ContainerRuntime, ContainerSpec, LogFollow, RuntimeContainer, RuntimeEvent, RuntimeLogLine } from '../../src/dispatcher/container-runtime.js';
+import { lineText } from '../../src/dispatcher/log-lines.js';
 import type { CpuCounters } from '../../src/dispatcher/signals/cgroup.js';
 
 export interface FakeImage {
@@ -37,6 +38,9 @@ interface FakeContainer {
   wss: WebSocketServer | undefined;
   /** While frozen, requests wait for the thaw, as a frozen container's would. */
   frozen: { thawed: Promise<void>; thaw: () => void } | undefined;
+  /** What it printed (print()), and who follows it. */
+  printed: RuntimeLogLine[];
+  followers: Set<{ since: number | null; maxLineBytes: number; onLine: (l: RuntimeLogLine) => void; end: () => void }>;
 }
 
 let nextAddress = Math.floor(Math.random() * 50_000);
@@ -61,7 +65,7 @@ export class FakeRuntime implements ContainerRuntime {
     }
     this.creates += 1;
     const id = randomBytes(32).toString('hex');
-    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus, frozen: undefined, seen: [], wss: undefined });
+    this.containers.set(id, { id, spec, ip: null, running: false, exitCode: null, output: '', server: undefined, timer: undefined, cpus: spec.cpus, frozen: undefined, seen: [], wss: undefined, printed: [], followers: new Set() });
     return id;
   }
 
@@ -150,6 +154,8 @@ export class FakeRuntime implements ContainerRuntime {
     for (const ws of c.wss?.clients ?? []) ws.terminate();
     c.server?.close();
     c.server = undefined;
+    for (const f of c.followers) f.end();
+    c.followers.clear();
     if (c.running) {
       c.running = false;
       c.exitCode = code;
@@ -195,6 +201,44 @@ export class FakeRuntime implements ContainerRuntime {
 
   async logs(id: string): Promise<string> {
     return this.containers.get(id)?.output ?? '';
+  }
+
+  /** Follows what print() makes the container print, as the engine would: cut at maxLineBytes. */
+  followLogs(id: string, o: { sinceMs: number | null; maxLineBytes: number }, onLine: (line: RuntimeLogLine) => void): LogFollow {
+    const c = this.containers.get(id);
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => { end = resolve; });
+    if (c === undefined || !c.running) {
+      end();
+      return { ended, stop: () => undefined };
+    }
+    const cut = (l: RuntimeLogLine): RuntimeLogLine => {
+      const bytes = Buffer.from(l.text);
+      return bytes.length <= o.maxLineBytes ? l : { ...l, text: lineText(bytes.subarray(0, o.maxLineBytes), true) };
+    };
+    const f = { since: o.sinceMs, maxLineBytes: o.maxLineBytes, onLine: (l: RuntimeLogLine) => onLine(cut(l)), end };
+    for (const l of c.printed) if (o.sinceMs === null || l.at >= o.sinceMs) f.onLine(l);
+    c.followers.add(f);
+    return { ended, stop: () => { c.followers.delete(f); end(); } };
+  }
+
+  /** Ends every follow of the container's output while it runs on (a broken stream, an engine restart). */
+  breakLogFollows(id: string): void {
+    const c = this.containers.get(id);
+    if (c === undefined) return;
+    for (const f of c.followers) f.end();
+    c.followers.clear();
+  }
+
+  /** The container prints lines (kept for later followers, as the engine's log file keeps them). */
+  print(id: string, stream: 'stdout' | 'stderr', ...texts: string[]): void {
+    const c = this.containers.get(id);
+    if (c === undefined || !c.running) return;
+    for (const text of texts) {
+      const line = { stream, at: Date.now(), text };
+      if (c.printed.length < 10_000) c.printed.push(line);
+      for (const f of c.followers) f.onLine(line);
+    }
   }
 
   watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void {

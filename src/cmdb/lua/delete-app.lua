@@ -1,5 +1,5 @@
 --[[
-  Deletes an app and releases its hostnames and its events; its container entries that never
+  Deletes an app and releases its hostnames, its events and its log; its container entries that never
   started go, the others turn draining so their dispatchers drain and remove them. Atomic.
 
   KEYS[1]  app key
@@ -9,6 +9,7 @@
   KEYS[5]  the app's container set
   KEYS[6]  all containers set
   KEYS[7]  the app's events list
+  KEYS[8]  the app's recent log lines (its sequence number stays, so a follower's cursor stays valid)
 
   ARGV[1]  app name
   ARGV[2]  hostname key prefix
@@ -48,7 +49,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
     redis.call('SREM', KEYS[6], id)
   end
 end
-redis.call('DEL', KEYS[1], KEYS[7])
+redis.call('DEL', KEYS[1], KEYS[7], KEYS[8])
 redis.call('SREM', KEYS[2], ARGV[1])
 local rev = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', KEYS[4], '{"kind":"app","op":"delete","rev":' .. rev .. ',"id":' .. cjson.encode(ARGV[1]) .. ',"value":' .. old .. '}')

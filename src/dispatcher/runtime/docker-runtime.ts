@@ -5,7 +5,9 @@
 
 import Docker from 'dockerode';
 import { FcError } from '../../shared/errors.js';
-import { labelKeys, type ContainerRuntime, type ContainerSpec, type RuntimeContainer, type RuntimeEvent, type WarmStats } from '../container-runtime.js';
+import { Writable } from 'node:stream';
+import { labelKeys, type ContainerRuntime, type ContainerSpec, type LogFollow, type RuntimeContainer, type RuntimeEvent, type RuntimeLogLine, type WarmStats } from '../container-runtime.js';
+import { LineSplitter, lineText, splitTimestamp } from '../log-lines.js';
 import type { CpuCounters } from '../signals/cgroup.js';
 import { containerUser } from './image-user.js';
 import { bindMounts, READ_ONLY_TMPFS } from './mounts.js';
@@ -205,7 +207,9 @@ export class DockerRuntime implements ContainerRuntime {
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],
           RestartPolicy: { Name: 'no' },
-          LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2' } },
+          // Bounded on the host's disk; each entry names its app and container entry (the json-file
+          // "attrs"), so a node's log collector tailing the files can ship them per app.
+          LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '2', labels: `${labelKeys.app},${labelKeys.container}` } },
         },
       });
       return container.id;
@@ -365,6 +369,57 @@ export class DockerRuntime implements ContainerRuntime {
     } catch {
       return '';
     }
+  }
+
+  /**
+   * The engine's log endpoint with follow and timestamps, demultiplexed (a container without a
+   * TTY sends stdout and stderr framed on one stream). It reads what the engine's log driver
+   * keeps (json-file here, size-capped at create; other drivers through Docker's dual logging).
+   */
+  followLogs(id: string, o: { sinceMs: number | null; maxLineBytes: number }, onLine: (line: RuntimeLogLine) => void): LogFollow {
+    let stopped = false;
+    let stream: NodeJS.ReadableStream | undefined;
+    let done!: () => void;
+    const ended = new Promise<void>((resolve) => { done = resolve; });
+    const sink = (kind: 'stdout' | 'stderr') => {
+      // The timestamp prefix (about 31 bytes) comes on top of the line's own limit.
+      const splitter = new LineSplitter(o.maxLineBytes + 40, (line, cut) => {
+        const { at, rest } = splitTimestamp(line, Date.now());
+        if (!stopped) onLine({ stream: kind, at, text: lineText(rest.subarray(0, o.maxLineBytes), cut || rest.length > o.maxLineBytes) });
+      });
+      const w = new Writable({ write(chunk: Buffer, _enc, cb) { splitter.push(chunk); cb(); }, final(cb) { splitter.end(); cb(); } });
+      return { w, splitter };
+    };
+    const out = sink('stdout');
+    const err = sink('stderr');
+    const finish = () => {
+      out.splitter.end();
+      err.splitter.end();
+      done();
+    };
+    // Docker's `since` is seconds, with a fraction.
+    const since = o.sinceMs === null ? 0 : (o.sinceMs / 1000).toFixed(3);
+    this.docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true, timestamps: true, since: since as number })
+      .then((s) => {
+        stream = s as unknown as NodeJS.ReadableStream;
+        if (stopped) {
+          (stream as unknown as { destroy(): void }).destroy();
+          return finish();
+        }
+        this.docker.modem.demuxStream(stream, out.w, err.w);
+        stream.on('end', finish);
+        stream.on('close', finish);
+        stream.on('error', finish);
+      })
+      .catch(() => finish());
+    return {
+      ended,
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        if (stream !== undefined) (stream as unknown as { destroy(): void }).destroy();
+      },
+    };
   }
 
   watch(labels: Record<string, string>, onEvent: (event: RuntimeEvent) => void): () => void {

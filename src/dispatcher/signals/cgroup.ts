@@ -110,6 +110,20 @@ export function parseCpuMaxV2(cpuMax: string): CpuQuota {
   return { quotaUs: fields[0] === 'max' ? null : uint(fields[0] as string, 'cpu.max quota'), periodUs };
 }
 
+/**
+ * Memory in use, as `docker stats` counts it: the cgroup's usage less the page cache it could drop
+ * at once (inactive file pages), which the kernel reclaims before it would limit the container.
+ * v1: memory.usage_in_bytes and memory.stat's total_inactive_file; v2: memory.current and
+ * memory.stat's inactive_file.
+ */
+export function parseMemory(usage: string, memoryStat: string, version: 1 | 2): number {
+  const file = version === 1 ? 'memory.usage_in_bytes' : 'memory.current';
+  const used = uint(usage, file);
+  const key = version === 1 ? 'total_inactive_file' : 'inactive_file';
+  const inactive = keyed(memoryStat, 'memory.stat', [key]).get(key) ?? 0;
+  return Math.max(0, used - inactive);
+}
+
 /** Where one container's files are. v1 may have cpu and cpuacct in separate hierarchies. */
 export type CgroupDir = { version: 1; cpu: string; cpuacct: string } | { version: 2; dir: string };
 
@@ -186,6 +200,30 @@ export class CgroupCpu {
       return await this.fallback(runtimeId);
     } catch {
       return null;
+    }
+  }
+
+  /**
+   * Memory the container uses now, in bytes (parseMemory), or null where its files cannot be read.
+   * On v1 the memory controller is its own hierarchy: the container's directory there has the
+   * same path under it as under the cpu one.
+   */
+  async readMemory(runtimeId: string, pid?: number | null): Promise<number | null> {
+    const dir = await this.locate(runtimeId, pid);
+    if (dir === null) return null;
+    let memDir: string;
+    if (dir.version === 2) memDir = dir.dir;
+    else {
+      const mount = ['cpu,cpuacct', 'cpu', 'cpuacct'].map((m) => path.join(this.root, m)).find((m) => dir.cpu.startsWith(`${m}/`));
+      if (mount === undefined) return null;
+      memDir = path.join(this.root, 'memory', path.relative(mount, dir.cpu));
+    }
+    const files = await readBoth(path.join(memDir, dir.version === 1 ? 'memory.usage_in_bytes' : 'memory.current'), path.join(memDir, 'memory.stat'));
+    if (files === null) return null;
+    try {
+      return parseMemory(files[0], files[1], dir.version);
+    } catch (err) {
+      throw this.inDir(err, dir);
     }
   }
 
