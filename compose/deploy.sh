@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# fastcontainer deployed as containers (compose/docker-compose.yml): Redis, the CoreAPI, a
+# UserProxy and two dispatchers (two compute hosts), and with FC_COMPOSE_MONITORING=1 Prometheus.
+#
+#   compose/deploy.sh up        set up what is missing (scripts/setup.sh, scripts/setup-compose.sh),
+#                               build fastcontainer/fastcontainer if its sources changed, write the
+#                               env file of secrets (once), start everything, wait until it answers
+#   compose/deploy.sh status    the containers and the CMDB's hosts
+#   compose/deploy.sh logs [SERVICE]
+#   compose/deploy.sh roll [SERVICE...]
+#                               upgrade without a restart of everything at once: recreate each
+#                               role's container from the current image, one at a time, waiting
+#                               until it is healthy before the next (default order: dispatcher-1,
+#                               dispatcher-2, coreapi, proxy). A dispatcher adopts its containers;
+#                               the proxy drains on SIGTERM (docs/issue9/deploy.md)
+#   compose/deploy.sh down      stop (gracefully: the roles drain), remove the tenant containers
+#                               the dispatchers started and the networks; keep the CMDB's data and
+#                               the env file, so `up` brings the same apps back
+#   compose/deploy.sh destroy   down, and remove the CMDB's data and the env file too
+#
+# Environment (defaults in brackets):
+#   FC_COMPOSE_PROJECT [fastcontainer]  compose project name; also the host ids' stem and the
+#                                       tenants network's name (<project>-tenants)
+#   FC_COMPOSE_PROXY_PORT [8080], FC_COMPOSE_BIND [0.0.0.0]  where visitors reach the proxy
+#   FC_COMPOSE_API_PORT [8081]          the CoreAPI, on 127.0.0.1 only
+#   FC_COMPOSE_PROMETHEUS_PORT [9090]   Prometheus, on 127.0.0.1 only (FC_COMPOSE_MONITORING=1)
+#   FC_COMPOSE_DATAPOOL [/srv/fastcontainer/datapool]  host directory of the apps' volumes
+#                                       (each app under <datapool>/<app name>)
+#   FC_COMPOSE_STATE [<repo>/.state/compose-<project>] where the env file (secrets, mode 0600) is kept
+#   FC_COMPOSE_SKIP_SETUP=1             skip scripts/setup.sh and setup-compose.sh (tests)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export FC_COMPOSE_PROJECT="${FC_COMPOSE_PROJECT:-fastcontainer}"
+PROJECT="$FC_COMPOSE_PROJECT"
+STATE="${FC_COMPOSE_STATE:-$REPO/.state/compose-$PROJECT}"
+export FC_COMPOSE_ENV_FILE="$STATE/fastcontainer.env"
+export FC_COMPOSE_DATAPOOL="${FC_COMPOSE_DATAPOOL:-/srv/fastcontainer/datapool}"
+export FC_COMPOSE_PROXY_PORT="${FC_COMPOSE_PROXY_PORT:-8080}"
+export FC_COMPOSE_API_PORT="${FC_COMPOSE_API_PORT:-8081}"
+export FC_COMPOSE_PROMETHEUS_PORT="${FC_COMPOSE_PROMETHEUS_PORT:-9090}"
+MONITORING="${FC_COMPOSE_MONITORING:-0}"
+
+say() { printf '[deploy] %s\n' "$*" >&2; }
+die() { printf '[deploy] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# docker-compose v1 lowercases project names and drops other characters; refuse what it would change.
+[[ "$PROJECT" =~ ^[a-z0-9][a-z0-9-]{0,39}$ ]] || die "FC_COMPOSE_PROJECT must be 1-40 of [a-z0-9-], starting with a letter or digit, not \"$PROJECT\""
+[[ "$FC_COMPOSE_DATAPOOL" = /* && "$FC_COMPOSE_DATAPOOL" != / ]] || die "FC_COMPOSE_DATAPOOL must be an absolute directory other than /, not \"$FC_COMPOSE_DATAPOOL\""
+for p in FC_COMPOSE_PROXY_PORT FC_COMPOSE_API_PORT FC_COMPOSE_PROMETHEUS_PORT; do
+  [[ "${!p}" =~ ^[0-9]{1,5}$ ]] && ((${!p} >= 1 && ${!p} <= 65535)) || die "$p must be a port 1-65535, not \"${!p}\""
+done
+
+compose() {
+  local profiles=()
+  [ "$MONITORING" = "1" ] && profiles=(--profile monitoring)
+  docker-compose -p "$PROJECT" -f "$REPO/compose/docker-compose.yml" "${profiles[@]}" "$@"
+}
+
+token() { head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
+
+# Secrets are made once and kept: the proxies and dispatchers must share the cluster secret across
+# restarts, the CMDB's password must match its data, and the API tokens are the operator's.
+write_env_file() {
+  [ -s "$FC_COMPOSE_ENV_FILE" ] && return 0
+  mkdir -p "$STATE"
+  chmod 700 "$STATE"
+  local redis_password
+  redis_password="$(token)"
+  (
+    umask 077
+    cat >"$FC_COMPOSE_ENV_FILE.tmp" <<ENV
+# Secrets of the compose deployment "$PROJECT", generated once by compose/deploy.sh. Keep it 0600.
+FC_API_TOKEN=$(token)
+FC_API_READ_TOKEN=$(token)
+FC_CLUSTER_SECRET=$(token)$(token)
+FC_REDIS_PASSWORD=$redis_password
+REDIS_URL=redis://:$redis_password@redis:6379
+FC_REDIS_PREFIX=fc
+ENV
+  )
+  mv "$FC_COMPOSE_ENV_FILE.tmp" "$FC_COMPOSE_ENV_FILE"
+  say "wrote the secrets to $FC_COMPOSE_ENV_FILE (0600)"
+}
+
+env_value() { sed -n "s/^$1=//p" "$FC_COMPOSE_ENV_FILE"; }
+
+wait_http() {
+  local url=$1 what=$2
+  for _ in $(seq 1 240); do
+    curl -fs -o /dev/null "$url" && return 0
+    sleep 0.25
+  done
+  compose ps >&2 || true
+  die "$what did not answer at $url within 60 s (compose/deploy.sh logs)"
+}
+
+up() {
+  if [ "${FC_COMPOSE_SKIP_SETUP:-0}" != "1" ]; then
+    bash "$REPO/scripts/setup.sh"
+    bash "$REPO/scripts/setup-compose.sh"
+  fi
+  command -v docker-compose >/dev/null 2>&1 || die "docker-compose is missing: bash scripts/setup-compose.sh"
+  # fastcontainer/hello is the network sandboxes' image (FC_SANDBOX_IMAGE).
+  local images=(fastcontainer hello)
+  [ "$MONITORING" = "1" ] && images+=(prometheus)
+  bash "$REPO/scripts/build-images.sh" "${images[@]}"
+  write_env_file
+  mkdir -p "$FC_COMPOSE_DATAPOOL"
+  say "starting project \"$PROJECT\"..."
+  compose up -d --remove-orphans >&2
+  wait_http "http://127.0.0.1:$FC_COMPOSE_API_PORT/healthz" "the CoreAPI"
+  local bind="${FC_COMPOSE_BIND:-0.0.0.0}"
+  [ "$bind" = "0.0.0.0" ] && bind=127.0.0.1
+  # The proxy answers 404 for a Host no app has: it is up.
+  for _ in $(seq 1 240); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'host: deploy-probe.invalid' "http://$bind:$FC_COMPOSE_PROXY_PORT/")" = "404" ] && break
+    sleep 0.25
+  done
+  # Both dispatchers registered as hosts in the CMDB.
+  local token
+  token="$(env_value FC_API_TOKEN)"
+  for _ in $(seq 1 240); do
+    [ "$(curl -fs -H "authorization: Bearer $token" "http://127.0.0.1:$FC_COMPOSE_API_PORT/v1/hosts" | grep -o '"live":true' | wc -l)" -ge 2 ] && break
+    sleep 0.25
+  done
+  cat >&2 <<EOF2
+[deploy] "$PROJECT" is up: Redis (internal), CoreAPI, proxy, dispatchers $PROJECT-host-1 and $PROJECT-host-2$([ "$MONITORING" = "1" ] && echo ", Prometheus")
+  proxy       http://$bind:$FC_COMPOSE_PROXY_PORT
+  CoreAPI     http://127.0.0.1:$FC_COMPOSE_API_PORT   tokens in $FC_COMPOSE_ENV_FILE$([ "$MONITORING" = "1" ] && printf '\n  Prometheus  http://127.0.0.1:%s' "$FC_COMPOSE_PROMETHEUS_PORT")
+  volumes     under $FC_COMPOSE_DATAPOOL/<app>
+Use it:  export FC_API_URL=http://127.0.0.1:$FC_COMPOSE_API_PORT FC_API_TOKEN=\$(sed -n 's/^FC_API_TOKEN=//p' $FC_COMPOSE_ENV_FILE)
+         node bin/fastcontainer.js app create site --hostname site.example --image fastcontainer/hello
+Stop it: compose/deploy.sh down
+EOF2
+}
+
+wait_healthy() {
+  local service=$1 id state
+  id="$(compose ps -q "$service")"
+  [ -n "$id" ] || die "no container for $service"
+  for _ in $(seq 1 240); do
+    state="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || true)"
+    [ "$state" = "healthy" ] && return 0
+    sleep 0.25
+  done
+  die "$service is not healthy after 60 s (state: $state; compose/deploy.sh logs $service)"
+}
+
+roll() {
+  [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\" (no $FC_COMPOSE_ENV_FILE)"
+  local services=("$@")
+  [ "${#services[@]}" -gt 0 ] || services=(dispatcher-1 dispatcher-2 coreapi proxy)
+  local s
+  for s in "${services[@]}"; do
+    [[ "$s" =~ ^(dispatcher-[0-9]+|coreapi|proxy|redis|prometheus)$ ]] || die "unknown service \"$s\""
+    local t0=$SECONDS
+    # --no-deps: only this one; the old container gets SIGTERM and stop_grace_period to drain.
+    compose up -d --no-deps --force-recreate "$s" >&2
+    wait_healthy "$s"
+    say "$s recreated and healthy in $((SECONDS - t0))s"
+  done
+}
+
+remove_tenant_containers() {
+  # The dispatchers leave their containers for the next start to adopt; with the deployment going
+  # away they go too, found by the host label of this project's dispatchers (sandboxes included).
+  local ids
+  ids="$(docker ps -a --filter "label=fastcontainer.managed=true" --format '{{.ID}} {{.Label "fastcontainer.host"}}' | awk -v p="$PROJECT-host-" 'index($2, p) == 1 { print $1 }')"
+  if [ -n "$ids" ]; then
+    # shellcheck disable=SC2086
+    docker rm -f $ids >/dev/null
+    say "removed $(wc -w <<<"$ids") tenant container(s)"
+  fi
+}
+
+down() {
+  [ -s "$FC_COMPOSE_ENV_FILE" ] || write_env_file
+  # Stop first, so that no dispatcher starts a container while they are being removed.
+  compose --profile monitoring stop >&2 || true
+  remove_tenant_containers
+  compose --profile monitoring down --remove-orphans "$@" >&2
+  say "\"$PROJECT\" is down"
+}
+
+destroy() {
+  down --volumes
+  rm -rf -- "$STATE"
+  say "removed the CMDB's data and $STATE"
+}
+
+status() {
+  [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\" (no $FC_COMPOSE_ENV_FILE)"
+  compose ps
+  if curl -fs -o /dev/null "http://127.0.0.1:$FC_COMPOSE_API_PORT/healthz"; then
+    FC_API_URL="http://127.0.0.1:$FC_COMPOSE_API_PORT" FC_API_TOKEN="$(env_value FC_API_TOKEN)" node "$REPO/bin/fastcontainer.js" hosts
+  fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  destroy) destroy ;;
+  status) status ;;
+  roll) shift; roll "$@" ;;
+  logs) shift; [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\""; compose logs --no-color "$@" ;;
+  *) die "usage: compose/deploy.sh up | status | logs [SERVICE] | roll [SERVICE...] | down | destroy" ;;
+esac
