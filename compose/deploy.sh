@@ -5,6 +5,8 @@
 #   compose/deploy.sh up        set up what is missing (scripts/setup.sh, scripts/setup-compose.sh),
 #                               build fastcontainer/fastcontainer if its sources changed, write the
 #                               env file of secrets (once), start everything, wait until it answers
+#   compose/deploy.sh init      only write the env file of secrets (once) and print its path, to
+#                               edit before `up` (e.g. FC_LOG_LEVEL, a REDIS_URL of your own)
 #   compose/deploy.sh status    the containers and the CMDB's hosts
 #   compose/deploy.sh logs [SERVICE]
 #   compose/deploy.sh roll [SERVICE...]
@@ -203,6 +205,7 @@ case "${1:-}" in
   destroy) destroy ;;
   status) status ;;
   roll) shift; roll "$@" ;;
+  init) write_env_file; echo "$FC_COMPOSE_ENV_FILE" ;;
   logs) shift; [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\""; compose logs --no-color "$@" ;;
-  *) die "usage: compose/deploy.sh up | status | logs [SERVICE] | roll [SERVICE...] | down | destroy" ;;
+  *) die "usage: compose/deploy.sh up | init | status | logs [SERVICE] | roll [SERVICE...] | down | destroy" ;;
 esac
