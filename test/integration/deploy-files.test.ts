@@ -74,7 +74,11 @@ describe('compose/docker-compose.yml as docker-compose renders it', () => {
       expect(s.networks.control.aliases).toEqual([alias]);
       expect(s.networks.tenants?.aliases ?? []).not.toContain(alias);
       expect(config.dockerNetwork).toBe(c.networks.tenants.name);
-      expect(s.volumes.map((v: { source: string; target: string }) => `${v.source}:${v.target}`)).toContain('/var/run/docker.sock:/var/run/docker.sock');
+      // docker-compose 1.x renders volumes as "source:target[:mode]" strings, 2.x as objects.
+      const mounts = (s.volumes as (string | { source: string; target: string })[]).map((v) => (typeof v === 'string' ? v.split(':').slice(0, 2).join(':') : `${v.source}:${v.target}`));
+      expect(mounts).toContain('/var/run/docker.sock:/var/run/docker.sock');
+      // Volumes are host paths: the DataPool at the same path inside, for the dispatcher's checks.
+      expect(mounts).toContain('/srv/fastcontainer/datapool:/srv/fastcontainer/datapool');
     }
     expect([...ids].sort()).toEqual([`${project}-host-1`, `${project}-host-2`]);
     expect(c.networks.control.internal).toBe(true);
