@@ -85,8 +85,10 @@ describe('compose/docker-compose.yml as docker-compose renders it', () => {
     expect(c.services.redis.networks).toEqual({ control: null });
     expect(c.services.redis.ports).toBeUndefined();
     // Published: the proxy, and the CoreAPI and Prometheus on loopback only.
-    expect(c.services.coreapi.ports.map((p: { host_ip: string }) => p.host_ip)).toEqual(['127.0.0.1']);
-    expect(c.services.prometheus.ports.map((p: { host_ip: string }) => p.host_ip)).toEqual(['127.0.0.1']);
+    // (docker-compose 1.x renders ports as "ip:published:target/tcp" strings, 2.x as objects.)
+    const hostIp = (p: string | { host_ip?: string }) => (typeof p === 'string' ? p.split(':')[0] : p.host_ip);
+    expect(c.services.coreapi.ports.map(hostIp)).toEqual(['127.0.0.1']);
+    expect(c.services.prometheus.ports.map(hostIp)).toEqual(['127.0.0.1']);
     for (const s of ['dispatcher-1', 'dispatcher-2']) expect(c.services[s].ports, s).toBeUndefined();
   });
 
