@@ -15,6 +15,12 @@
 #                               until it is healthy before the next (default order: dispatcher-1,
 #                               dispatcher-2, coreapi, proxy). A dispatcher adopts its containers;
 #                               the proxy drains on SIGTERM (docs/issue9/deploy.md)
+#   compose/deploy.sh backup FILE
+#                               a consistent RDB snapshot of the CMDB (Redis) written to FILE, taken
+#                               from the running server (nothing stops)
+#   compose/deploy.sh restore FILE
+#                               replace the CMDB's data with that snapshot (Redis restarts; every
+#                               role resyncs; dispatchers adopt what the restored entries want)
 #   compose/deploy.sh down      stop (gracefully: the roles drain), remove the tenant containers
 #                               the dispatchers started and the networks; keep the CMDB's data and
 #                               the env file, so `up` brings the same apps back
@@ -164,6 +170,61 @@ roll() {
   done
 }
 
+redis_cli() {
+  local id
+  id="$(compose ps -q redis)"
+  [ -n "$id" ] || die "Redis of \"$PROJECT\" is not running (compose/deploy.sh up)"
+  docker exec "$id" sh -c 'REDISCLI_AUTH="$FC_REDIS_PASSWORD" exec redis-cli "$@"' redis-cli "$@"
+}
+
+backup() {
+  local file=${1:-}
+  [ -n "$file" ] || die "usage: compose/deploy.sh backup FILE"
+  [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\" (no $FC_COMPOSE_ENV_FILE)"
+  local id
+  id="$(compose ps -q redis)"
+  [ -n "$id" ] || die "Redis of \"$PROJECT\" is not running"
+  # redis-cli --rdb asks the server for a snapshot over the connection (as a replica would): it is
+  # consistent and the server keeps serving. Written inside the container's /tmp, then copied out.
+  docker exec "$id" sh -c 'REDISCLI_AUTH="$FC_REDIS_PASSWORD" redis-cli --rdb /tmp/backup.rdb >/dev/null && cat /tmp/backup.rdb && rm -f /tmp/backup.rdb' >"$file.tmp" \
+    || { rm -f "$file.tmp"; die "the snapshot failed"; }
+  [ "$(head -c 5 "$file.tmp")" = "REDIS" ] || { rm -f "$file.tmp"; die "the snapshot is not an RDB file"; }
+  mv "$file.tmp" "$file"
+  say "CMDB snapshot written to $file ($(wc -c <"$file") bytes)"
+}
+
+restore() {
+  local file=${1:-}
+  [ -n "$file" ] && [ -s "$file" ] || die "usage: compose/deploy.sh restore FILE (an RDB file made by backup)"
+  [ "$(head -c 5 "$file")" = "REDIS" ] || die "$file is not an RDB file"
+  [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\" (no $FC_COMPOSE_ENV_FILE)"
+  local volume="${PROJECT}_redis-data" prefix abs
+  prefix="$(env_value FC_REDIS_PREFIX)"
+  abs="$(cd "$(dirname "$file")" && pwd)/$(basename "$file")"
+  compose stop redis >&2
+  # Redis loads the AOF, not an RDB, while appendonly is on: load the snapshot with it off, turn it
+  # on (which writes a new AOF from the data loaded) and stop; the service then starts from it.
+  docker run --rm --user redis --network none -v "$volume:/var/lib/redis" -v "$abs:/restore.rdb:ro" \
+    --entrypoint /bin/sh fastcontainer/fastcontainer -c '
+      set -e
+      rm -rf /var/lib/redis/appendonlydir /var/lib/redis/dump.rdb
+      cp /restore.rdb /var/lib/redis/dump.rdb
+      redis-server /etc/fastcontainer/redis.conf --appendonly no --bind 127.0.0.1 --daemonize yes --logfile /tmp/redis.log
+      for i in $(seq 1 100); do redis-cli ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+      redis-cli config set appendonly yes >/dev/null
+      for i in $(seq 1 300); do
+        redis-cli info persistence | grep -q "aof_rewrite_in_progress:0" && redis-cli info persistence | grep -q "aof_rewrite_scheduled:0" && break
+        sleep 0.1
+      done
+      redis-cli shutdown >/dev/null 2>&1 || true
+      rm -f /var/lib/redis/dump.rdb' >&2 || die "loading $file failed"
+  compose start redis >&2
+  wait_healthy redis
+  # A new epoch: every role resyncs its cache, re-announces its host and reconciles at once.
+  redis_cli del "${prefix:-fc}:epoch" >/dev/null
+  say "CMDB restored from $file"
+}
+
 remove_tenant_containers() {
   # The dispatchers leave their containers for the next start to adopt; with the deployment going
   # away they go too, found by the host label of this project's dispatchers (sandboxes included).
@@ -206,6 +267,8 @@ case "${1:-}" in
   status) status ;;
   roll) shift; roll "$@" ;;
   init) write_env_file; echo "$FC_COMPOSE_ENV_FILE" ;;
+  backup) shift; backup "$@" ;;
+  restore) shift; restore "$@" ;;
   logs) shift; [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\""; compose logs --no-color "$@" ;;
-  *) die "usage: compose/deploy.sh up | init | status | logs [SERVICE] | roll [SERVICE...] | down | destroy" ;;
+  *) die "usage: compose/deploy.sh up | init | status | logs [SERVICE] | roll [SERVICE...] | backup FILE | restore FILE | down | destroy" ;;
 esac

@@ -450,7 +450,9 @@ build_fastcontainer() {
     esac
   done < <(ldd "$node_bin" | awk '{ print $1 }')
 
-  local t0=$SECONDS dir="$WORK/fastcontainer" app="$WORK/fastcontainer/opt/fastcontainer"
+  local t0=$SECONDS dir="$WORK/fastcontainer" app="$WORK/fastcontainer/opt/fastcontainer" sources
+  # Hashed before the build: a source changed while it runs makes the image stale, not mislabelled.
+  sources="$(image_sources_hash fastcontainer)"
   mkdir -p "$app"
   log "building $image: npm run build, then the production node_modules ..."
   run_logged "$dir/build.log" npm --prefix "$REPO_ROOT" run --silent build
@@ -517,7 +519,7 @@ HOOK
   run_logged "$dir/import.log" docker import \
     --message "fastcontainer platform image (Debian $SUITE, Node $(node --version), redis-server)" \
     --change 'LABEL fastcontainer.image=fastcontainer' \
-    --change "LABEL fastcontainer.sources=$(image_sources_hash fastcontainer)" \
+    --change "LABEL fastcontainer.sources=$sources" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV NODE_ENV=production' \
     --change 'ENV FC_STATE_DIR=/var/lib/fastcontainer' \

@@ -185,6 +185,9 @@ describe('the compose deployment', () => {
     ]);
     // The requests above are in the proxy's counter as Prometheus sees it.
     await eventually(async () => Number((await prom('/api/v1/query?query=' + encodeURIComponent('sum(fc_proxy_requests_total{app="spread"})'))).data.result[0]?.value[1] ?? 0) >= 2, { timeout: 30_000, interval: 500, what: 'the proxy\'s requests in Prometheus' });
+    // The image runs the current code: the CMDB lag the dashboard shows comes from the proxy and both dispatchers.
+    const lag = (await prom('/api/v1/query?query=' + encodeURIComponent('fc_cmdb_revision_lag'))).data.result as { metric: { job: string } }[];
+    expect(lag.map((r) => r.metric.job).sort()).toEqual(['fastcontainer-dispatcher', 'fastcontainer-dispatcher', 'fastcontainer-proxy']);
     const dashboard = JSON.parse(readFileSync(path.join(repo, 'compose/grafana/fastcontainer.json'), 'utf8'));
     const failed: string[] = [];
     for (const { where, expr } of dashboardExpressions(dashboard)) {
@@ -197,9 +200,50 @@ describe('the compose deployment', () => {
     expect((await prom('/api/v1/query?query=' + encodeURIComponent('sum by (app (fc_proxy_requests_total)'))).status).toBe('error');
   });
 
+  it('backs up the CMDB while it serves, and a restore brings back exactly what the snapshot had', async () => {
+    const file = path.join(state, 'cmdb.rdb');
+    await deploy('backup', file);
+    expect(readFileSync(file).subarray(0, 5).toString()).toBe('REDIS');
+    expect((await api('POST', '/v1/apps', { name: 'later', hostnames: ['later.test'], image: 'fastcontainer/hello' })).status).toBe(201);
+    expect((await viaProxy('later.test', '/cgi-bin/whoami')).status).toBe(200);
+    await deploy('restore', file);
+    const names = await eventually(async () => {
+      const r = await api('GET', '/v1/apps');
+      return r.status === 200 ? (r.body.apps as { name: string }[]).map((a) => a.name).sort() : undefined;
+    }, { timeout: 30_000, interval: 250, what: 'the CoreAPI after the restore' });
+    expect(names).toEqual(['docs', 'spread']);
+    // The caches resynced: the app made after the snapshot is unknown at the proxy, the others serve.
+    await eventually(async () => (await viaProxy('later.test')).status === 404, { timeout: 30_000, interval: 250, what: 'the proxy to forget the later app' });
+    await eventually(async () => (await viaProxy('spread.test', '/cgi-bin/whoami')).status === 200, { timeout: 30_000, interval: 250, what: 'spread served after the restore' });
+    // Its container is removed by its dispatcher's reconciliation (no entry claims it any more).
+    await eventually(async () => (await tenantContainers()).every((c) => c.Labels[labelKeys.app] !== 'later'), { timeout: 30_000, interval: 250, what: 'the later app\'s container removed' });
+    // Not an RDB file: refused before anything is stopped.
+    writeFileSync(path.join(state, 'not.rdb'), 'hello');
+    await expect(deploy('restore', path.join(state, 'not.rdb'))).rejects.toThrow(/not an RDB file/);
+  });
+
   it('upgrades a dispatcher by recreating it: it adopts its containers, which keep serving', async () => {
     const before = await tenantContainers();
-    await deploy('roll', 'dispatcher-1', 'dispatcher-2');
+    // A visitor the whole time: spread has a container on each host, so while one dispatcher is
+    // being replaced the proxy has the other.
+    const statuses = new Map<number | string, number>();
+    let rolling = true;
+    const visitor = (async () => {
+      while (rolling) {
+        const r = await viaProxy('spread.test', '/cgi-bin/whoami').catch((e: Error) => ({ status: e.message }));
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    try {
+      await deploy('roll', 'dispatcher-1', 'dispatcher-2');
+    } finally {
+      rolling = false;
+      await visitor;
+    }
+    console.log('requests during the roll of both dispatchers, by status:', Object.fromEntries(statuses));
+    expect([...statuses.keys()]).toEqual([200]);
+    expect(statuses.get(200)).toBeGreaterThan(50);
     for (let i = 0; i < 10; i++) expect((await viaProxy('spread.test', '/cgi-bin/whoami')).status).toBe(200);
     expect((await viaProxy('docs.test')).status).toBe(200);
     const after = await tenantContainers();
