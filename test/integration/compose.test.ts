@@ -159,13 +159,13 @@ describe('the compose deployment', () => {
     const onControl = nets[`${project}_control`]!.IPAddress;
     const seen = await probe(`${project}-tenants`, 'tcp', [
       `${onTenants}:8082`, `${onTenants}:8083`, `${onControl}:8082`, `${onControl}:8083`,
-      'dispatcher-1.control:8082', 'redis:6379', 'coreapi:8081', 'proxy:8083',
+      'dispatcher-1.control:8082', 'redis:6379', 'coreapi:8081', 'proxy:8083', 'proxy.control:8083',
     ]);
     expect(seen[`${onTenants}:8082`]).toBe('ECONNREFUSED');
     expect(seen[`${onTenants}:8083`]).toBe('ECONNREFUSED');
     expect(['timeout', 'EHOSTUNREACH', 'ENETUNREACH']).toContain(seen[`${onControl}:8082`]);
     expect(['timeout', 'EHOSTUNREACH', 'ENETUNREACH']).toContain(seen[`${onControl}:8083`]);
-    for (const name of ['dispatcher-1.control:8082', 'redis:6379', 'coreapi:8081', 'proxy:8083']) expect(seen[name]).toMatch(/^(ENOTFOUND|EAI_AGAIN)$/);
+    for (const name of ['dispatcher-1.control:8082', 'redis:6379', 'coreapi:8081', 'proxy:8083', 'proxy.control:8083']) expect(seen[name]).toMatch(/^(ENOTFOUND|EAI_AGAIN)$/);
   });
 
   it('a dispatcher answers 403 to an unsigned request even from the internal network, where its admin port answers', async () => {
@@ -180,8 +180,8 @@ describe('the compose deployment', () => {
       return t.length === 4 && t.every((x) => x.health === 'up') ? t : undefined;
     }, { timeout: 60_000, interval: 500, what: 'four targets up' });
     expect(targets.map((t) => `${t.labels.job} ${t.labels.instance}`).sort()).toEqual([
-      'fastcontainer-coreapi coreapi:8083', 'fastcontainer-dispatcher dispatcher-1.control:8083',
-      'fastcontainer-dispatcher dispatcher-2.control:8083', 'fastcontainer-proxy proxy:8083',
+      'fastcontainer-coreapi coreapi.control:8083', 'fastcontainer-dispatcher dispatcher-1.control:8083',
+      'fastcontainer-dispatcher dispatcher-2.control:8083', 'fastcontainer-proxy proxy.control:8083',
     ]);
     // The requests above are in the proxy's counter as Prometheus sees it.
     await eventually(async () => Number((await prom('/api/v1/query?query=' + encodeURIComponent('sum(fc_proxy_requests_total{app="spread"})'))).data.result[0]?.value[1] ?? 0) >= 2, { timeout: 30_000, interval: 500, what: 'the proxy\'s requests in Prometheus' });

@@ -98,7 +98,10 @@ describe('compose/docker-compose.yml as docker-compose renders it', () => {
     const targets = [...prom.matchAll(/"([^"]+:\d+)"/g)].map((m) => m[1]).sort();
     const admins = ['coreapi', 'proxy', 'dispatcher-1', 'dispatcher-2'].map((service) => {
       const config = loadConfig({ env: c.services[service].environment });
-      return `${config.adminListen === '0.0.0.0' ? service : config.adminListen}:${config.adminPort}`;
+      // Each on its alias in the internal network, nowhere else.
+      expect(config.adminListen).toBe(`${service}.control`);
+      expect(c.services[service].networks.control.aliases).toEqual([`${service}.control`]);
+      return `${config.adminListen}:${config.adminPort}`;
     }).sort();
     expect(targets).toEqual(admins);
   });
