@@ -113,6 +113,11 @@ describe('the compose deployment', () => {
       `${project}-host-1 true http://dispatcher-1.control:8082`,
       `${project}-host-2 true http://dispatcher-2.control:8082`,
     ]);
+    // The operator's view: the containers and the hosts, with the token from the env file.
+    const { stdout } = await deploy('status');
+    for (const service of ['redis', 'coreapi', 'proxy', 'dispatcher-1', 'dispatcher-2', 'prometheus']) expect(stdout).toContain(`${project}_${service}_1`);
+    expect(stdout).toContain(`${project}-host-1`);
+    expect(stdout).toContain(`${project}-host-2`);
   });
 
   it('serves an app created through the CoreAPI, its site a host directory of the DataPool', async () => {
