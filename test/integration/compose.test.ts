@@ -151,6 +151,10 @@ describe('the compose deployment', () => {
       seen.add(r.body.trim());
     }
     expect(seen.size).toBe(2);
+    // `docker ps --filter label=fastcontainer.app=spread` finds the app's containers, one per host
+    // (the network sandboxes they joined, if they carry the label, are left out by their role).
+    const { stdout: ps } = await run('docker', ['ps', '--filter', `label=${labelKeys.app}=spread`, '--filter', `label=${labelKeys.host}`, '--format', '{{.Label "fastcontainer.host"}} {{.Label "fastcontainer.role"}}']);
+    expect(ps.trim().split('\n').filter((l) => l.startsWith(project) && !l.endsWith(' sandbox')).map((l) => l.split(' ')[0]).sort()).toEqual([`${project}-host-1`, `${project}-host-2`]);
     // Every tenant container is on the project's tenants network, labelled with its host.
     const containers = await tenantContainers();
     expect(containers.length).toBeGreaterThanOrEqual(3);

@@ -80,6 +80,21 @@ describe('the Grafana dashboard', () => {
     ]) expect(used, needed).toContain(needed);
   });
 
+  it('is a dashboard Grafana imports: unique panel ids, panels inside the 24-column grid, one data source input', () => {
+    const panels = (dashboard.panels as any[]).flatMap((p) => [p, ...(p.panels ?? [])]);
+    const ids = panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const p of panels) {
+      expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
+      if (p.type === 'row') continue;
+      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${DS_PROMETHEUS}' });
+      const refs = (p.targets as { refId: string }[]).map((t) => t.refId);
+      expect(new Set(refs).size, p.title).toBe(refs.length);
+    }
+    expect(dashboard.__inputs.map((i: { name: string }) => i.name)).toEqual(['DS_PROMETHEUS']);
+    expect(dashboard.uid).toBe('fastcontainer');
+  });
+
   it('a misspelt or made-up name, or a histogram asked for by its bare name, is caught', async () => {
     const exported = exportedSeriesNames(await scrape());
     const missing = (expr: string) => metricNamesIn(expr).filter((n) => !exported.has(n));
