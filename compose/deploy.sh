@@ -238,7 +238,13 @@ remove_tenant_containers() {
 }
 
 down() {
-  [ -s "$FC_COMPOSE_ENV_FILE" ] || write_env_file
+  # Without its env file (removed by hand) the project can still be taken down: compose needs a file.
+  if [ ! -s "$FC_COMPOSE_ENV_FILE" ]; then
+    FC_COMPOSE_ENV_FILE="$(mktemp)"
+    export FC_COMPOSE_ENV_FILE
+    # shellcheck disable=SC2064
+    trap "rm -f '$FC_COMPOSE_ENV_FILE'" EXIT
+  fi
   # Stop first, so that no dispatcher starts a container while they are being removed.
   compose --profile monitoring stop >&2 || true
   remove_tenant_containers
