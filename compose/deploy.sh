@@ -7,6 +7,8 @@
 #                               env file of secrets (once), start everything, wait until it answers
 #   compose/deploy.sh init      only write the env file of secrets (once) and print its path, to
 #                               edit before `up` (e.g. FC_LOG_LEVEL, a REDIS_URL of your own)
+#   compose/deploy.sh config    the compose file as docker-compose reads it with this deployment's
+#                               settings (secrets included: mind where it goes)
 #   compose/deploy.sh status    the containers and the CMDB's hosts
 #   compose/deploy.sh logs [SERVICE]
 #   compose/deploy.sh roll [SERVICE...]
@@ -35,6 +37,7 @@
 #   FC_COMPOSE_DATAPOOL [/srv/fastcontainer/datapool]  host directory of the apps' volumes
 #                                       (each app under <datapool>/<app name>)
 #   FC_COMPOSE_STATE [<repo>/.state/compose-<project>] where the env file (secrets, mode 0600) is kept
+#   FC_COMPOSE_TENANT_SUBNET [10.213.0.0/16]  the tenants network (A.B.0.0/16, one per project)
 #   FC_COMPOSE_SKIP_SETUP=1             skip scripts/setup.sh and setup-compose.sh (tests)
 set -euo pipefail
 
@@ -48,6 +51,9 @@ export FC_COMPOSE_PROXY_PORT="${FC_COMPOSE_PROXY_PORT:-8080}"
 export FC_COMPOSE_API_PORT="${FC_COMPOSE_API_PORT:-8081}"
 export FC_COMPOSE_PROMETHEUS_PORT="${FC_COMPOSE_PROMETHEUS_PORT:-9090}"
 MONITORING="${FC_COMPOSE_MONITORING:-0}"
+# The tenants network: a /16 of its own, the two dispatchers at .0.2 and .0.3, tenants' containers
+# from the upper half (so a tenant never takes a dispatcher's address while one is recreated).
+export FC_COMPOSE_TENANT_SUBNET="${FC_COMPOSE_TENANT_SUBNET:-10.213.0.0/16}"
 
 say() { printf '[deploy] %s\n' "$*" >&2; }
 die() { printf '[deploy] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -55,6 +61,15 @@ die() { printf '[deploy] ERROR: %s\n' "$*" >&2; exit 1; }
 # docker-compose v1 lowercases project names and drops other characters; refuse what it would change.
 [[ "$PROJECT" =~ ^[a-z0-9][a-z0-9-]{0,39}$ ]] || die "FC_COMPOSE_PROJECT must be 1-40 of [a-z0-9-], starting with a letter or digit, not \"$PROJECT\""
 [[ "$FC_COMPOSE_DATAPOOL" = /* && "$FC_COMPOSE_DATAPOOL" != / ]] || die "FC_COMPOSE_DATAPOOL must be an absolute directory other than /, not \"$FC_COMPOSE_DATAPOOL\""
+[[ "$FC_COMPOSE_TENANT_SUBNET" =~ ^(10|172|192)\.([0-9]{1,3})\.0\.0/16$ ]] || die "FC_COMPOSE_TENANT_SUBNET must be a private A.B.0.0/16, not \"$FC_COMPOSE_TENANT_SUBNET\""
+TENANT_NET="${FC_COMPOSE_TENANT_SUBNET%.0.0/16}"
+export FC_COMPOSE_DISPATCHER_1_IP="$TENANT_NET.0.2" FC_COMPOSE_DISPATCHER_2_IP="$TENANT_NET.0.3"
+export FC_COMPOSE_TENANT_RANGE="$TENANT_NET.128.0/17" FC_COMPOSE_TENANT_GATEWAY="$TENANT_NET.0.1"
+# Names the rules match: the bridge interface (at most 15 characters) and our chains.
+PROJECT_HASH="$(printf '%s' "$PROJECT" | sha256sum | cut -c1-10)"
+export FC_COMPOSE_TENANT_BRIDGE="fct$PROJECT_HASH"
+CHAIN_F="FCC-$PROJECT_HASH-F"
+CHAIN_H="FCC-$PROJECT_HASH-H"
 for p in FC_COMPOSE_PROXY_PORT FC_COMPOSE_API_PORT FC_COMPOSE_PROMETHEUS_PORT; do
   [[ "${!p}" =~ ^[0-9]{1,5}$ ]] && ((${!p} >= 1 && ${!p} <= 65535)) || die "$p must be a port 1-65535, not \"${!p}\""
 done
@@ -93,6 +108,43 @@ ENV
 
 env_value() { sed -n "s/^$1=//p" "$FC_COMPOSE_ENV_FILE"; }
 
+# Isolation of the tenants bridge, in chains of this project's own (the dispatchers run in
+# containers, so the dispatchers' own network isolation cannot do it; docs/issue9/deploy.md):
+#   FCC-<h>-F from DOCKER-USER -i <bridge>: replies pass; the dispatchers' connections pass; a new
+#     connection from a tenant to anything on the bridge (another tenant, a dispatcher) or to
+#     169.254.0.0/16 (metadata) is rejected; the rest (the internet) goes on to Docker's rules.
+#   FCC-<h>-H from INPUT -i <bridge>: replies pass; any new connection to the host is rejected.
+# Written whole at every `up` (idempotent), removed by `down`.
+ipt() { iptables -w 10 "$@"; }
+
+apply_tenant_rules() {
+  command -v iptables >/dev/null 2>&1 || die "iptables is missing (apt-get install iptables): it isolates the tenants"
+  local br="$FC_COMPOSE_TENANT_BRIDGE" c
+  for c in "$CHAIN_F" "$CHAIN_H"; do ipt -N "$c" 2>/dev/null || ipt -F "$c"; done
+  ipt -A "$CHAIN_F" -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
+  ipt -A "$CHAIN_F" -s "$FC_COMPOSE_DISPATCHER_1_IP" -j RETURN
+  ipt -A "$CHAIN_F" -s "$FC_COMPOSE_DISPATCHER_2_IP" -j RETURN
+  ipt -A "$CHAIN_F" -o "$br" -p tcp -j REJECT --reject-with tcp-reset
+  ipt -A "$CHAIN_F" -o "$br" -j REJECT
+  ipt -A "$CHAIN_F" -d 169.254.0.0/16 -p tcp -j REJECT --reject-with tcp-reset
+  ipt -A "$CHAIN_F" -d 169.254.0.0/16 -j REJECT
+  ipt -A "$CHAIN_F" -j RETURN
+  ipt -A "$CHAIN_H" -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
+  ipt -A "$CHAIN_H" -p tcp -j REJECT --reject-with tcp-reset
+  ipt -A "$CHAIN_H" -j REJECT
+  ipt -C DOCKER-USER -i "$br" -j "$CHAIN_F" 2>/dev/null || ipt -I DOCKER-USER 1 -i "$br" -j "$CHAIN_F"
+  ipt -C INPUT -i "$br" -j "$CHAIN_H" 2>/dev/null || ipt -I INPUT 1 -i "$br" -j "$CHAIN_H"
+}
+
+remove_tenant_rules() {
+  command -v iptables >/dev/null 2>&1 || return 0
+  local br="$FC_COMPOSE_TENANT_BRIDGE" i c
+  for i in $(seq 1 16); do ipt -D DOCKER-USER -i "$br" -j "$CHAIN_F" 2>/dev/null || break; done
+  for i in $(seq 1 16); do ipt -D INPUT -i "$br" -j "$CHAIN_H" 2>/dev/null || break; done
+  for c in "$CHAIN_F" "$CHAIN_H"; do ipt -F "$c" 2>/dev/null && ipt -X "$c"; done
+  return 0
+}
+
 wait_http() {
   local url=$1 what=$2
   for _ in $(seq 1 240); do
@@ -116,6 +168,9 @@ up() {
   write_env_file
   mkdir -p "$FC_COMPOSE_DATAPOOL"
   say "starting project \"$PROJECT\"..."
+  # Networks and containers first, the tenants' rules next, and only then anything runs.
+  compose up --no-start --remove-orphans >&2
+  apply_tenant_rules
   compose up -d --remove-orphans >&2
   wait_http "http://127.0.0.1:$FC_COMPOSE_API_PORT/healthz" "the CoreAPI"
   local bind="${FC_COMPOSE_BIND:-0.0.0.0}"
@@ -249,6 +304,7 @@ down() {
   compose --profile monitoring stop >&2 || true
   remove_tenant_containers
   compose --profile monitoring down --remove-orphans "$@" >&2
+  remove_tenant_rules
   say "\"$PROJECT\" is down"
 }
 
@@ -273,8 +329,9 @@ case "${1:-}" in
   status) status ;;
   roll) shift; roll "$@" ;;
   init) write_env_file; echo "$FC_COMPOSE_ENV_FILE" ;;
+  config) [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no env file (compose/deploy.sh init)"; compose --profile monitoring config ;;
   backup) shift; backup "$@" ;;
   restore) shift; restore "$@" ;;
   logs) shift; [ -s "$FC_COMPOSE_ENV_FILE" ] || die "no deployment \"$PROJECT\""; compose logs --no-color "$@" ;;
-  *) die "usage: compose/deploy.sh up | init | status | logs [SERVICE] | roll [SERVICE...] | backup FILE | restore FILE | down | destroy" ;;
+  *) die "usage: compose/deploy.sh up | init | config | status | logs [SERVICE] | roll [SERVICE...] | backup FILE | restore FILE | down | destroy" ;;
 esac

@@ -24,6 +24,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const project = `fctest-compose-${Math.random().toString(16).slice(2, 10)}`;
 const state = mkdtempSync(path.join(os.tmpdir(), 'fctest-compose-state-'));
 const datapool = mkdtempSync(path.join(os.tmpdir(), 'fctest-compose-datapool-'));
+// A tenants network of its own (a deployment on the machine keeps the default 10.213.0.0/16).
+const tenantSubnet = `10.${200 + Math.floor(Math.random() * 50)}.0.0/16`;
 let ports = { proxy: 0, api: 0, prometheus: 0 };
 let token = '';
 
@@ -31,7 +33,7 @@ const env = () => ({
   ...process.env,
   FC_COMPOSE_PROJECT: project, FC_COMPOSE_STATE: state, FC_COMPOSE_DATAPOOL: datapool,
   FC_COMPOSE_PROXY_PORT: String(ports.proxy), FC_COMPOSE_API_PORT: String(ports.api), FC_COMPOSE_PROMETHEUS_PORT: String(ports.prometheus),
-  FC_COMPOSE_BIND: '127.0.0.1', FC_COMPOSE_MONITORING: '1', FC_COMPOSE_SKIP_SETUP: '1',
+  FC_COMPOSE_BIND: '127.0.0.1', FC_COMPOSE_MONITORING: '1', FC_COMPOSE_SKIP_SETUP: '1', FC_COMPOSE_TENANT_SUBNET: tenantSubnet,
 });
 const deploy = (...args: string[]) => run('bash', [path.join(repo, 'compose/deploy.sh'), ...args], { env: env(), timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
 
@@ -177,6 +179,26 @@ describe('the compose deployment', () => {
     for (const name of ['dispatcher-1.control:8082', 'redis:6379', 'coreapi:8081', 'proxy:8083', 'proxy.control:8083']) expect(seen[name]).toMatch(/^(ENOTFOUND|EAI_AGAIN)$/);
   });
 
+  it('a tenant reaches no other tenant, no address of the host and no metadata address; the dispatchers still reach it', async () => {
+    // A listener of the test on every address of the host: the tenants bridge's gateway is one.
+    const listener = net.createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => listener.listen(0, '0.0.0.0', resolve));
+    const hostPort = (listener.address() as net.AddressInfo).port;
+    try {
+      const sandboxes = (await tenantContainers()).filter((c) => c.Labels['fastcontainer.role'] === 'sandbox');
+      const tenantIp = (sandboxes[0]!.NetworkSettings.Networks as Record<string, { IPAddress: string }>)[`${project}-tenants`]!.IPAddress;
+      const gateway = tenantSubnet.replace('.0.0/16', '.0.1');
+      // From the host the test's listener answers on that address: the refusal below is the rules'.
+      expect(await new Promise((resolve) => net.connect({ host: gateway, port: hostPort }).on('connect', function (this: net.Socket) { this.destroy(); resolve('open'); }).on('error', (e: NodeJS.ErrnoException) => resolve(e.code)))).toBe('open');
+      const seen = await probe(`${project}-tenants`, 'tcp', [`${tenantIp}:8080`, `${gateway}:${hostPort}`, '169.254.169.254:80']);
+      expect(seen).toEqual({ [`${tenantIp}:8080`]: 'ECONNREFUSED', [`${gateway}:${hostPort}`]: 'ECONNREFUSED', '169.254.169.254:80': 'ECONNREFUSED' });
+      // The dispatchers still reach their tenants: the apps serve (above, and here once more).
+      expect((await viaProxy('spread.test', '/cgi-bin/whoami')).status).toBe(200);
+    } finally {
+      listener.close();
+    }
+  });
+
   it('a dispatcher answers 403 to an unsigned request even from the internal network, where its admin port answers', async () => {
     const seen = await probe(`${project}_control`, 'http', ['dispatcher-1.control:8082/', 'dispatcher-2.control:8082/cgi-bin/whoami', 'dispatcher-1.control:8083/healthz']);
     expect(seen).toEqual({ 'dispatcher-1.control:8082/': '403', 'dispatcher-2.control:8082/cgi-bin/whoami': '403', 'dispatcher-1.control:8083/healthz': '200' });
@@ -270,6 +292,11 @@ describe('the compose deployment', () => {
     expect(networks.map((n) => n.Name).filter((n) => n.startsWith(project))).toEqual([]);
     const volumes = (await docker.listVolumes()).Volumes ?? [];
     expect(volumes.map((v) => v.Name).filter((n) => n.startsWith(`${project}_`))).toEqual([]);
+    // Its iptables chains and their jumps are gone too.
+    const { stdout: rules } = await run('iptables', ['-w', '10', '-S']);
+    const hash = (await import('node:crypto')).createHash('sha256').update(project).digest('hex').slice(0, 10);
+    expect(rules).not.toContain(`FCC-${hash}`);
+    expect(rules).not.toContain(`fct${hash}`);
     // Someone else's deployment is not touched: only names of this project went.
     expect(await portFreeLocally(ports.proxy)).toBe(true);
   });

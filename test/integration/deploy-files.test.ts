@@ -37,8 +37,8 @@ describe('compose/docker-compose.yml as docker-compose renders it', () => {
   async function rendered(): Promise<any> {
     const vars = { ...process.env, FC_COMPOSE_PROJECT: project, FC_COMPOSE_STATE: tmp, FC_COMPOSE_DATAPOOL: '/srv/fastcontainer/datapool' };
     // The env file deploy.sh writes (init writes only it).
-    const { stdout: envFile } = await run('bash', [path.join(repo, 'compose/deploy.sh'), 'init'], { env: vars });
-    const { stdout: yaml } = await run('docker-compose', ['-p', project, '-f', path.join(repo, 'compose/docker-compose.yml'), '--profile', 'monitoring', 'config'], { env: { ...vars, FC_COMPOSE_ENV_FILE: envFile.trim() } });
+    await run('bash', [path.join(repo, 'compose/deploy.sh'), 'init'], { env: vars });
+    const { stdout: yaml } = await run('bash', [path.join(repo, 'compose/deploy.sh'), 'config'], { env: vars });
     // docker-compose is Python with PyYAML; it reads the YAML back as JSON for us.
     const p = path.join(tmp, 'compose.yml');
     writeFileSync(p, yaml);
@@ -86,6 +86,11 @@ describe('compose/docker-compose.yml as docker-compose renders it', () => {
       expect(mounts).toContain('/srv/fastcontainer/datapool:/srv/fastcontainer/datapool');
     }
     expect([...ids].sort()).toEqual([`${project}-host-1`, `${project}-host-2`]);
+    // The tenants network: its bridge named for the rules, the dispatchers at fixed addresses
+    // outside the range tenants' containers get theirs from.
+    expect(c.networks.tenants.driver_opts['com.docker.network.bridge.name']).toMatch(/^fct[0-9a-f]{10}$/);
+    expect(c.networks.tenants.ipam.config).toEqual([{ subnet: '10.213.0.0/16', ip_range: '10.213.128.0/17', gateway: '10.213.0.1' }]);
+    expect(['dispatcher-1', 'dispatcher-2'].map((d) => c.services[d].networks.tenants.ipv4_address)).toEqual(['10.213.0.2', '10.213.0.3']);
     expect(c.networks.control.internal).toBe(true);
     expect(c.services.redis.networks).toEqual({ control: null });
     expect(c.services.redis.ports).toBeUndefined();
@@ -119,9 +124,10 @@ describe('compose/docker-compose.yml as docker-compose renders it', () => {
     expect(new Set([e.FC_API_TOKEN, e.FC_API_READ_TOKEN, e.FC_CLUSTER_SECRET, e.FC_REDIS_PASSWORD]).size).toBe(4);
   });
 
-  it('refuses a project name docker-compose would change, and a relative DataPool', async () => {
+  it('refuses a project name docker-compose would change, a relative DataPool, a public tenants subnet', async () => {
     await expect(run('bash', [path.join(repo, 'compose/deploy.sh'), 'init'], { env: { ...process.env, FC_COMPOSE_PROJECT: 'Upper_Case', FC_COMPOSE_STATE: tmp } })).rejects.toThrow(/FC_COMPOSE_PROJECT must be/);
     await expect(run('bash', [path.join(repo, 'compose/deploy.sh'), 'init'], { env: { ...process.env, FC_COMPOSE_PROJECT: project, FC_COMPOSE_STATE: tmp, FC_COMPOSE_DATAPOOL: 'datapool' } })).rejects.toThrow(/FC_COMPOSE_DATAPOOL must be/);
+    await expect(run('bash', [path.join(repo, 'compose/deploy.sh'), 'init'], { env: { ...process.env, FC_COMPOSE_PROJECT: project, FC_COMPOSE_STATE: tmp, FC_COMPOSE_TENANT_SUBNET: '8.8.0.0/16' } })).rejects.toThrow(/FC_COMPOSE_TENANT_SUBNET must be/);
   });
 });
 
