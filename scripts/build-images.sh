@@ -12,15 +12,26 @@
 #   fastcontainer/static Debian bookworm + nginx (nginx-light) made with mmdebstrap,
 #                        config from images/static/, serves /var/www/html on port
 #                        8080 as www-data, no access log, symlinks not followed.
+#   fastcontainer/fastcontainer
+#                        the platform itself, for compose/: Debian bookworm (essential) +
+#                        this machine's Node (>= 20.18; bookworm's nodejs is 18) + dist/ and
+#                        the production node_modules; Debian's redis-server for the CMDB and
+#                        tini as PID 1. Built only when named (compose/deploy.sh does).
+#   fastcontainer/prometheus
+#                        Debian bookworm's prometheus, for compose/'s monitoring profile.
+#                        Built only when named.
 #
-# Usage: scripts/build-images.sh [--force] [--verbose] [hello|php|static ...]
+# Usage: scripts/build-images.sh [--force] [--verbose] [hello|php|static|fastcontainer|prometheus ...]
 #
 # Idempotent: an image that already exists (docker image inspect) and was built from the
-# current sources (a hash of images/<name>, kept as a label) is skipped unless --force is given;
-# one built from older sources is rebuilt. With no image names, all images are built.
+# current sources (a hash of images/<name>, kept as a label; for fastcontainer/fastcontainer,
+# of src/, bin/, the package files and the Node version) is skipped unless --force is given;
+# one built from older sources is rebuilt. With no image names, the tenant images are built.
 set -euo pipefail
 
 ALL_IMAGES=(hello php static)
+# Built only when named: the platform's own images (compose/), not needed by `fastcontainer up`.
+NAMED_IMAGES=(fastcontainer prometheus)
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IMAGES_DIR="$REPO_ROOT/images"
 SUITE="${FASTCONTAINER_DEBIAN_SUITE:-bookworm}"
@@ -38,7 +49,7 @@ usage() {
 Usage: $(basename "$0") [--force] [--verbose] [IMAGE...]
 
 Builds the fastcontainer Docker images locally. IMAGE is one of: ${ALL_IMAGES[*]}
-(default: all). Existing images built from the current sources are skipped unless --force
+${NAMED_IMAGES[*]} (default: ${ALL_IMAGES[*]}). Existing images built from the current sources are skipped unless --force
 is given; images built from older sources are rebuilt.
 
   -f, --force     rebuild even if the image already exists
@@ -57,9 +68,9 @@ while (($#)); do
     -*) usage >&2; die "unknown option: $1" ;;
     *)
       name="${1#fastcontainer/}"
-      case " ${ALL_IMAGES[*]} " in
+      case " ${ALL_IMAGES[*]} ${NAMED_IMAGES[*]} " in
         *" $name "*) SELECTED+=("$name") ;;
-        *) die "unknown image '$1' (known: ${ALL_IMAGES[*]})" ;;
+        *) die "unknown image '$1' (known: ${ALL_IMAGES[*]} ${NAMED_IMAGES[*]})" ;;
       esac
       ;;
   esac
@@ -103,6 +114,16 @@ sources_hash() {
   local dir="$1"
   (cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z \
      | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+
+# The platform image is made of the repository's code and this machine's Node, not of images/<name>.
+image_sources_hash() {
+  case "$1" in
+    fastcontainer)
+      { (cd "$REPO_ROOT" && { find src bin images/fastcontainer -type f -print0 2>/dev/null; printf '%s\0' package.json package-lock.json; } \
+          | LC_ALL=C sort -z | xargs -0 sha256sum); node --version; } | sha256sum | cut -d' ' -f1 ;;
+    *) sources_hash "$IMAGES_DIR/$1" ;;
+  esac
 }
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -405,6 +426,171 @@ HOOK
   log "built $image in $((SECONDS - t0))s"
 }
 
+# ---------------------------------------------- fastcontainer/fastcontainer --
+# The platform's roles as containers (compose/). Debian's nodejs in bookworm is 18, older than the
+# 20.18 the code needs, so the Node of this machine (the one the tests run) goes in: it is checked
+# to need only libraries the image has (glibc, libstdc++, libgcc). The code is dist/ (built here)
+# and the production part of node_modules (a copy pruned of dev dependencies, offline).
+build_fastcontainer() {
+  local image="fastcontainer/fastcontainer" src="$IMAGES_DIR/fastcontainer"
+  [[ -f "$src/redis.conf" ]] || die "missing $src/redis.conf (image sources)"
+  require_deb mmdebstrap "creates the Debian $SUITE root filesystem for $image"
+  require_cmd mmdebstrap mmdebstrap
+  require_cmd npm npm
+  local node_bin
+  node_bin="$(readlink -f "$(command -v node)")" || die "node not found (Node >= 20.18 is needed)"
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' \
+    || die "Node >= 20.18 is needed in the image; this machine has $(node --version)"
+  # Every library the binary links must be one the image gets from Debian.
+  local lib
+  while read -r lib; do
+    case "$lib" in
+      linux-vdso.so.*|libdl.so.*|libstdc++.so.*|libm.so.*|libgcc_s.so.*|libpthread.so.*|libc.so.*|ld-linux-*|/lib64/ld-linux-*) ;;
+      *) die "$node_bin links $lib, which $image would not have (add its Debian package to the --include list)" ;;
+    esac
+  done < <(ldd "$node_bin" | awk '{ print $1 }')
+
+  local t0=$SECONDS dir="$WORK/fastcontainer" app="$WORK/fastcontainer/opt/fastcontainer" sources
+  # Hashed before the build: a source changed while it runs makes the image stale, not mislabelled.
+  sources="$(image_sources_hash fastcontainer)"
+  mkdir -p "$app"
+  log "building $image: npm run build, then the production node_modules ..."
+  run_logged "$dir/build.log" npm --prefix "$REPO_ROOT" run --silent build
+  cp -R "$REPO_ROOT/dist" "$REPO_ROOT/bin" "$REPO_ROOT/package.json" "$REPO_ROOT/package-lock.json" "$app/"
+  # node_modules may be a symbolic link (shared checkouts): copy what it points at, then prune.
+  cp -RL "$REPO_ROOT/node_modules" "$app/node_modules"
+  run_logged "$dir/prune.log" npm --prefix "$app" prune --omit=dev --offline --ignore-scripts --no-audit --no-fund
+  rm -f "$app/node_modules/.fc-lock-sha256" "$app/node_modules/.package-lock.json"
+  find "$app" -type d -exec chmod 0755 {} +
+  find "$app" -type f -exec chmod go+r,go-w {} +
+  log "app ready ($(du -sm "$app" | cut -f1) MB with node_modules); mmdebstrap (downloads packages from ${MIRROR%/debian}; a minute or two)..."
+
+  local hook
+  hook=$(cat <<'HOOK'
+set -e
+root="$1"
+ch() { chroot "$root" "$@"; }
+chown -R root:root "$root/opt/fastcontainer"
+chmod 0755 "$root/usr/local/bin/node"
+chmod 0644 "$root/etc/fastcontainer/redis.conf"
+# The state directory of a role that runs without a volume; a volume mounted there replaces it.
+mkdir -p "$root/var/lib/fastcontainer"
+chown 65534:65534 "$root/var/lib/fastcontainer"
+# The code must load in the image (a missing library or module fails the build, not the deploy).
+ch /usr/local/bin/node /opt/fastcontainer/bin/fastcontainer.js --help >/dev/null
+ch redis-server --version >/dev/null
+: >"$root/etc/hostname"
+rm -f "$root/etc/resolv.conf"
+rm -rf "$root/var/cache/apt/"*.bin "$root/var/cache/debconf/"*-old "$root/var/lib/apt/lists/"* \
+       "$root/var/log/apt/"* "$root/var/log/"*.log
+HOOK
+)
+  local merged_usr=()
+  [[ -d /usr/share/mmdebstrap/hooks/merged-usr ]] && merged_usr=(--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr)
+  run_logged "$dir/mmdebstrap.log" mmdebstrap \
+    --variant=essential \
+    "${merged_usr[@]}" \
+    --include=libstdc++6,ca-certificates,redis-server,tini \
+    --aptopt='Acquire::Languages "none"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --skip=cleanup/run \
+    --customize-hook="copy-in $dir/opt /" \
+    --customize-hook="upload $node_bin /usr/local/bin/node" \
+    --customize-hook="mkdir -p \"\$1/etc/fastcontainer\"" \
+    --customize-hook="upload $src/redis.conf /etc/fastcontainer/redis.conf" \
+    --customize-hook="$hook" \
+    "$SUITE" "$dir/rootfs.tar" \
+    "deb $MIRROR $SUITE main" \
+    "deb $MIRROR $SUITE-updates main" \
+    "deb $SECURITY_MIRROR $SUITE-security main"
+  log "rootfs ready after $((SECONDS - t0))s ($(du -m "$dir/rootfs.tar" | cut -f1) MB tar); importing into docker..."
+  mmtarfilter --path-exclude='/dev/*' <"$dir/rootfs.tar" >"$dir/rootfs-nodev.tar"
+  rm -f "$dir/rootfs.tar"
+
+  local old_id new_id
+  old_id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
+  # tini is PID 1: it hands SIGTERM to node (whose handler drains: the graceful stop) and reaps.
+  # Unprivileged by default; compose/ runs only the dispatchers as root (the engine's socket).
+  run_logged "$dir/import.log" docker import \
+    --message "fastcontainer platform image (Debian $SUITE, Node $(node --version), redis-server)" \
+    --change 'LABEL fastcontainer.image=fastcontainer' \
+    --change "LABEL fastcontainer.sources=$sources" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV NODE_ENV=production' \
+    --change 'ENV FC_STATE_DIR=/var/lib/fastcontainer' \
+    --change 'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/node", "/opt/fastcontainer/bin/fastcontainer.js"]' \
+    --change 'CMD ["--help"]' \
+    --change 'USER 65534:65534' \
+    --change 'WORKDIR /opt/fastcontainer' \
+    "$dir/rootfs-nodev.tar" "$image"
+  new_id="$(docker image inspect -f '{{.Id}}' "$image")"
+  remove_old_image "$old_id" "$new_id"
+  log "built $image in $((SECONDS - t0))s ($(docker image inspect -f '{{.Size}}' "$image" | awk '{ printf "%d MB", $1 / 1e6 }'))"
+}
+
+# ------------------------------------------------- fastcontainer/prometheus --
+build_prometheus() {
+  local image="fastcontainer/prometheus" src="$IMAGES_DIR/prometheus"
+  require_deb mmdebstrap "creates the Debian $SUITE root filesystem for $image"
+  require_cmd mmdebstrap mmdebstrap
+  local t0=$SECONDS dir="$WORK/prometheus"
+  mkdir -p "$dir"
+  log "building $image with mmdebstrap (Debian's prometheus; a minute or two)..."
+  local hook
+  hook=$(cat <<'HOOK'
+set -e
+root="$1"
+mkdir -p "$root/prometheus"
+chroot "$root" chown prometheus:prometheus /prometheus
+chroot "$root" /usr/bin/prometheus --version >/dev/null
+: >"$root/etc/hostname"
+rm -f "$root/etc/resolv.conf"
+rm -rf "$root/var/cache/apt/"*.bin "$root/var/lib/apt/lists/"* "$root/var/log/apt/"* "$root/var/log/"*.log
+HOOK
+)
+  local merged_usr=()
+  [[ -d /usr/share/mmdebstrap/hooks/merged-usr ]] && merged_usr=(--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr)
+  run_logged "$dir/mmdebstrap.log" mmdebstrap \
+    --variant=essential \
+    "${merged_usr[@]}" \
+    --include=prometheus \
+    --aptopt='APT::Install-Recommends "false"' \
+    --aptopt='Acquire::Languages "none"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --skip=cleanup/run \
+    --customize-hook="$hook" \
+    "$SUITE" "$dir/rootfs.tar" \
+    "deb $MIRROR $SUITE main" \
+    "deb $MIRROR $SUITE-updates main" \
+    "deb $SECURITY_MIRROR $SUITE-security main"
+  mmtarfilter --path-exclude='/dev/*' <"$dir/rootfs.tar" >"$dir/rootfs-nodev.tar"
+  rm -f "$dir/rootfs.tar"
+  local old_id new_id
+  old_id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
+  run_logged "$dir/import.log" docker import \
+    --message "fastcontainer prometheus image (Debian $SUITE prometheus)" \
+    --change 'LABEL fastcontainer.image=prometheus' \
+    --change "LABEL fastcontainer.sources=$(sources_hash "$src")" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENTRYPOINT ["/usr/bin/prometheus"]' \
+    --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
+    --change 'USER prometheus' \
+    --change 'WORKDIR /prometheus' \
+    --change 'EXPOSE 9090' \
+    "$dir/rootfs-nodev.tar" "$image"
+  new_id="$(docker image inspect -f '{{.Id}}' "$image")"
+  remove_old_image "$old_id" "$new_id"
+  log "built $image in $((SECONDS - t0))s"
+}
+
 # --------------------------------------------------------------------- main --
 check_docker
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/fastcontainer-images.XXXXXX")"
@@ -413,7 +599,7 @@ for name in "${SELECTED[@]}"; do
   image="fastcontainer/$name"
   if ((!FORCE)) && image_exists "$image"; then
     built_hash="$(docker image inspect -f '{{index .Config.Labels "fastcontainer.sources"}}' "$image" 2>/dev/null || true)"
-    if [[ -n "$built_hash" && -d "$IMAGES_DIR/$name" && "$built_hash" != "$(sources_hash "$IMAGES_DIR/$name")" ]]; then
+    if [[ -n "$built_hash" && -d "$IMAGES_DIR/$name" && "$built_hash" != "$(image_sources_hash "$name")" ]]; then
       # Stale: the image would not be what images/<name> says. Rebuilt, so tests and benchmarks
       # run what the sources describe.
       log "$image exists but images/$name changed since it was built: rebuilding"

@@ -60,6 +60,8 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
   private seenRev = 0;
   /** A revision a probe saw that the cache had not: if it still has not by the next probe, changes were missed. */
   private lagRev: number | undefined;
+  /** The CMDB's revision at the last probe that answered (0 before the first). */
+  private probedRev = 0;
   private probing: Promise<void> | undefined;
   /**
    * Probes since the last that found changes missed. Missed again right after the resync that
@@ -101,6 +103,15 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
     });
   }
 
+  /**
+   * The revisions for the metrics: the highest this cache has applied, and how many the CMDB was
+   * ahead of it at the last probe, less those that arrived since (0 when caught up). A lag that
+   * stays above 0 for more than a probe means changes are late or lost (the probe then resyncs).
+   */
+  get revisions(): { seen: number; lag: number } {
+    return { seen: this.seenRev, lag: Math.max(0, this.probedRev - this.seenRev) };
+  }
+
   /** Whether the CMDB answered the last probe (and the cache synced after an outage). */
   get cmdbHealthy(): boolean {
     return this.health.healthy;
@@ -129,6 +140,7 @@ export class CmdbCache extends EventEmitter<CmdbCacheEvents> {
       const asked = this.clock.now();
       seen = await this.store.probe();
       this.health.answered(asked);
+      this.probedRev = seen.rev;
       const newEpoch = this.epoch !== undefined && seen.epoch !== this.epoch;
       const missed = this.lagRev !== undefined && this.seenRev < this.lagRev;
       if (newEpoch) this.logger.warn({ was: this.epoch, now: seen.epoch }, 'the CMDB has a new epoch: it lost its data; resyncing');

@@ -72,6 +72,11 @@ export class Dispatcher {
         return byPhase;
       },
       warm: () => deps.runtime.warmStats(),
+      quotas: () => {
+        const byApp = new Map<string, number>();
+        for (const l of locals.values()) if (l.phase !== 'stopping') byApp.set(l.app, (byApp.get(l.app) ?? 0) + l.cpus);
+        return byApp;
+      },
     });
     this.ctx = { deps, s, metrics: this.metrics, log: deps.logger, locals, held, closed: false, url: s.dispatcherUrl, startedAt: 0, startTimes: new StartTimes(),
       cgroup: new CgroupCpu({ fallback: (id) => deps.runtime.cpuStats(id) }),

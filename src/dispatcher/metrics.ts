@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { latencyBuckets, RequestRecorder } from '../shared/metrics.js';
 import type { WarmStats } from './container-runtime.js';
+import type { CpuCounters } from './signals/cgroup.js';
 
 export class DispatcherMetrics {
   readonly requests: Counter<'app' | 'status'>;
@@ -16,8 +17,22 @@ export class DispatcherMetrics {
   readonly refused: Counter<'reason'>;
   /** requests and requestSeconds, per request. */
   readonly recorder: RequestRecorder;
+  /** The cgroup's CFS counters, summed per app from the samples the autoscaler takes (countCpu). */
+  private readonly cpuPeriods: Counter<'app'>;
+  private readonly cpuThrottledPeriods: Counter<'app'>;
+  private readonly cpuThrottledSeconds: Counter<'app'>;
 
-  constructor(registry: Registry, collect: { held(): number; containers(): Map<string, number>; warm(): WarmStats | null }) {
+  constructor(registry: Registry, collect: { held(): number; containers(): Map<string, number>; warm(): WarmStats | null; quotas?(): Map<string, number> }) {
+    this.cpuPeriods = new Counter({ name: 'fc_dispatcher_cpu_periods_total', help: 'CFS periods in which the app\'s containers on this host were runnable under their quota (cgroup nr_periods, summed)', labelNames: ['app'], registers: [registry] });
+    this.cpuThrottledPeriods = new Counter({ name: 'fc_dispatcher_cpu_throttled_periods_total', help: 'Of those, periods in which they hit their quota and were stopped (cgroup nr_throttled): rate(this) / rate(periods) is the throttled share', labelNames: ['app'], registers: [registry] });
+    this.cpuThrottledSeconds = new Counter({ name: 'fc_dispatcher_cpu_throttled_seconds_total', help: 'Time the app\'s containers on this host were held back by their CPU quota (cgroup throttled time, summed)', labelNames: ['app'], registers: [registry] });
+    new Gauge({
+      name: 'fc_dispatcher_cpu_quota_cores', help: 'CPU quota of the app\'s live containers on this host, in cores, summed (scale-up and scale-down change it)', labelNames: ['app'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const [app, cores] of collect.quotas?.() ?? []) this.set({ app }, cores);
+      },
+    });
     this.requests = new Counter({ name: 'fc_dispatcher_requests_total', help: 'Requests the dispatcher answered, by app and status', labelNames: ['app', 'status'], registers: [registry] });
     this.requestSeconds = new Histogram({ name: 'fc_dispatcher_request_seconds', help: 'Time from a request reaching the dispatcher to the end of its answer, including any cold start', labelNames: ['app'], buckets: latencyBuckets, registers: [registry] });
     this.recorder = new RequestRecorder(this.requests, this.requestSeconds);
@@ -55,5 +70,21 @@ export class DispatcherMetrics {
         this.set({ result: 'failure' }, w.failures);
       },
     });
+  }
+
+  /**
+   * Adds what a container's CFS counters grew by between two samples. The first sample of a
+   * container (prev null) counts nothing: an adopted container's counters include time another
+   * dispatcher process already counted. Counters that went down (a new cgroup) count nothing either.
+   */
+  countCpu(app: string, prev: CpuCounters | null, next: CpuCounters): void {
+    if (prev === null) return;
+    const periods = next.periods - prev.periods;
+    const throttled = next.throttledPeriods - prev.throttledPeriods;
+    const throttledNs = next.throttledNs - prev.throttledNs;
+    if (periods < 0 || throttled < 0 || throttledNs < 0) return;
+    if (periods > 0) this.cpuPeriods.inc({ app }, periods);
+    if (throttled > 0) this.cpuThrottledPeriods.inc({ app }, throttled);
+    if (throttledNs > 0) this.cpuThrottledSeconds.inc({ app }, throttledNs / 1e9);
   }
 }

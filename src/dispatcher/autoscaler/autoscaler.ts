@@ -129,7 +129,11 @@ export class Autoscaler {
         this.ctx.cgroup.read(l.runtimeId, l.pid),
         new Promise<null>((resolve) => (timer = clock.setTimeout(() => resolve(null), SAMPLE_TIMEOUT_MS))),
       ]);
-      if (counters !== null) l.cpu.add(clock.now(), counters);
+      if (counters !== null) {
+        const prev = l.cpu.newest();
+        l.cpu.add(clock.now(), counters);
+        this.ctx.metrics.countCpu(l.app, prev, counters);
+      }
     } catch (err) {
       this.ctx.log.debug({ err: (err as Error).message, container: l.id }, 'could not read the container\'s CPU counters');
     } finally {

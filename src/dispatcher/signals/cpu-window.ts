@@ -59,6 +59,13 @@ export class CpuWindow {
     if (this.count < this.size) this.count += 1;
   }
 
+  /** The counters of the newest sample; null before the first. */
+  newest(): CpuCounters | null {
+    if (this.count === 0) return null;
+    const h = this.head;
+    return { periods: this.periods[h] as number, throttledPeriods: this.throttled[h] as number, throttledNs: this.throttledNs[h] as number, usageNs: this.usage[h] as number };
+  }
+
   /** The newest sample against the oldest one at or after now - windowMs. */
   summary(now: number, windowMs: number): CpuSummary {
     if (this.count < 2) return empty();
