@@ -16,7 +16,7 @@
 #                               role's container from the current image, one at a time, waiting
 #                               until it is healthy before the next (default order: dispatcher-1,
 #                               dispatcher-2, coreapi, proxy). A dispatcher adopts its containers;
-#                               the proxy drains on SIGTERM (docs/issue9/deploy.md)
+#                               the proxy drains on SIGTERM (docs/operations/deployment.md)
 #   compose/deploy.sh backup FILE
 #                               a consistent RDB snapshot of the CMDB (Redis) written to FILE, taken
 #                               from the running server (nothing stops)
@@ -109,7 +109,7 @@ ENV
 env_value() { sed -n "s/^$1=//p" "$FC_COMPOSE_ENV_FILE"; }
 
 # Isolation of the tenants bridge, in chains of this project's own (the dispatchers run in
-# containers, so the dispatchers' own network isolation cannot do it; docs/issue9/deploy.md):
+# containers, so the dispatchers' own network isolation cannot do it; docs/operations/deployment.md):
 #   FCC-<h>-F from DOCKER-USER -i <bridge>: replies pass; the dispatchers' connections pass; a new
 #     connection from a tenant to anything on the bridge (another tenant, a dispatcher) or to
 #     169.254.0.0/16 (metadata) is rejected; the rest (the internet) goes on to Docker's rules.

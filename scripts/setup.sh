@@ -122,7 +122,7 @@ t0=$(date +%s)
 npm run --silent build >"$STATE/build.log" 2>&1 || { cat "$STATE/build.log" >&2; die "the TypeScript build failed"; }
 step "built dist/ in $(elapsed "$t0")"
 
-bash scripts/setup-compose.sh   # docker-compose for compose/deploy.sh (issue 9, docs/issue9/deploy.md)
+bash scripts/setup-compose.sh   # docker-compose for compose/deploy.sh (docs/operations/deployment.md)
 
 # --- Example images ------------------------------------------------------------------------------
 if [ "${FC_SETUP_SKIP_IMAGES:-0}" = "1" ]; then

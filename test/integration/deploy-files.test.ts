@@ -24,7 +24,7 @@ const declared = new Set(Object.values(options).map((o) => o.env));
 const NOT_OPTIONS = new Set([
   'FC_REDIS_PASSWORD', // Redis's own password (REDIS_URL carries it to the roles)
   // The network isolation's switch (issue 8), declared once that work is merged; set off for the
-  // containerised dispatchers (docs/issue9/deploy.md).
+  // containerised dispatchers (docs/operations/deployment.md).
   ...(Object.values(options).some((o) => o.env === 'FC_NETWORK_ISOLATION') ? [] : ['FC_NETWORK_ISOLATION']),
 ]);
 
