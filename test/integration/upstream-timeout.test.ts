@@ -61,10 +61,14 @@ describe('the upstream timeout', () => {
 
   it('refuses upstreamTimeout and maxConcurrency values out of range, naming the field', async () => {
     const s = await stack();
-    for (const [field, value] of [['upstreamTimeout', 0], ['upstreamTimeout', 3601], ['upstreamTimeout', '30s'], ['maxConcurrency', 0], ['maxConcurrency', 1.5]] as const) {
+    for (const [field, value] of [['upstreamTimeout', 0], ['upstreamTimeout', 3601], ['upstreamTimeout', '2h'], ['upstreamTimeout', '30'], ['maxConcurrency', 0], ['maxConcurrency', 1.5]] as const) {
       const res = await s.api('POST', '/v1/apps', { name: 'bad', hostnames: ['bad.test'], image: 'fastcontainer/hello', [field]: value });
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ code: 'FC_ERR_INVALID_FIELD', field, value });
     }
+    // A duration with its unit is taken, as the server's own duration options are, and stored in seconds.
+    const ok = await s.api('POST', '/v1/apps', { name: 'good', hostnames: ['good.test'], image: 'fastcontainer/hello', upstreamTimeout: '30s' });
+    expect(ok.status).toBe(201);
+    expect(ok.body).toMatchObject({ upstreamTimeout: 30 });
   });
 });
