@@ -119,6 +119,9 @@ t0=$(date +%s)
 npm run --silent build >"$STATE/build.log" 2>&1 || { cat "$STATE/build.log" >&2; die "the TypeScript build failed"; }
 step "built dist/ in $(elapsed "$t0")"
 
+# --- The WordPress example's packages (MariaDB, WordPress, its theme) and Chromium: its own script --
+bash scripts/setup-wordpress.sh
+
 # --- Example images ------------------------------------------------------------------------------
 if [ "${FC_SETUP_SKIP_IMAGES:-0}" = "1" ]; then
   step "skipping images (FC_SETUP_SKIP_IMAGES=1)"

@@ -72,7 +72,7 @@ json() { node -e 'const v = JSON.parse(process.argv[1]); console.log(Array.isArr
 
 IMAGE="${FC_WP_IMAGE:-fastcontainer/php}"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || die "image $IMAGE is missing: bash scripts/build-images.sh php"
-docker run --rm --network none --entrypoint php "$IMAGE" -r 'exit(extension_loaded("mysqli") ? 0 : 1);' \
+docker run --rm --label fastcontainer.check=wordpress --network none --entrypoint php "$IMAGE" -r 'exit(extension_loaded("mysqli") ? 0 : 1);' \
   || die "image $IMAGE has no mysqli extension: rebuild it with bash scripts/build-images.sh --force php"
 
 # ---------------------------------------------------------------------------------- 2. database --

@@ -43,11 +43,11 @@ start() {
   mkdir -p "$DIR"
   # mariadbd runs as the mysql user (never root): it must be able to reach its directory. A repo
   # under a home directory closed to others (/root is 0700) cannot hold it: say so.
+  chown mysql:mysql "$DIR"
+  chmod 0750 "$DIR"
   if ! setpriv --reuid=mysql --regid=mysql --clear-groups test -x "$DIR" 2>/dev/null; then
     die "the mysql user cannot reach $DIR (a parent directory is closed to others); set FC_WP_DB_DIR to a directory it can reach, e.g. FC_WP_DB_DIR=/var/lib/fastcontainer-mariadb"
   fi
-  chown mysql:mysql "$DIR"
-  chmod 0750 "$DIR"
   cat >"$DIR/my.cnf" <<CNF
 # Written by examples/wordpress/mariadb.sh; rewritten at every start.
 [mariadbd]
