@@ -5,9 +5,11 @@
 #   1. the platform's setup (scripts/setup.sh: Docker, Redis, build, images with the PHP extensions
 #      WordPress needs) and the example's packages (scripts/setup-wordpress.sh: MariaDB, WordPress,
 #      its default theme, Chromium);
-#   2. MariaDB, one per host, own data directory and port (examples/wordpress/mariadb.sh), and a
-#      database and a user for this site;
-#   3. the platform itself (`fastcontainer up`, in the background) unless a CoreAPI answers;
+#   2. the database's address as containers see it (the Docker network's gateway; with tenant
+#      network isolation, the host's primary address, allowed for the app in FC_TENANT_SERVICES);
+#   3. the platform itself (`fastcontainer up`, in the background) unless a CoreAPI answers; then
+#      MariaDB, one per host, own data directory and port (examples/wordpress/mariadb.sh), and a
+#      database and an account for this site, valid from the containers' subnet only;
 #   4. WordPress laid out in the app's DataPool directory: code/ (Debian's files with every link
 #      dereferenced, its theme, a generated wp-config.php with unique salts) mounted read-only,
 #      uploads/ mounted writable;
@@ -24,8 +26,9 @@
 #   FC_WP_URL           the site's address for visitors            http://<hostname>:<proxy port>
 #   FC_WP_PROXY         where the proxy listens (for the installer) http://127.0.0.1:<proxy port>
 #   FC_WP_IMAGE         the PHP image                              fastcontainer/php
-#   FC_WP_DB_HOST       the database's address as containers see it
-#                                                                  the gateway of FC_DOCKER_NETWORK
+#   FC_WP_DB_HOST       the database's address as containers see it: the gateway of
+#                       FC_DOCKER_NETWORK, or with network isolation on, the host's primary
+#                       address (listed for the app in FC_TENANT_SERVICES when it starts the platform)
 #   FC_WP_DB_PORT       its port                                   3307
 #   FC_WP_DB_EXTERNAL=1 use a database that is already there (FC_WP_DB_HOST/PORT, FC_WP_DB_NAME,
 #                       FC_WP_DB_USER, the password in <secrets dir>/db-password): no local MariaDB
@@ -75,12 +78,26 @@ docker image inspect "$IMAGE" >/dev/null 2>&1 || die "image $IMAGE is missing: b
 docker run --rm --label fastcontainer.check=wordpress --network none --entrypoint php "$IMAGE" -r 'exit(extension_loaded("mysqli") ? 0 : 1);' \
   || die "image $IMAGE has no mysqli extension: rebuild it with bash scripts/build-images.sh --force php"
 
-# ---------------------------------------------------------------------------------- 2. database --
+# ------------------------------------------------------------------- 2. where the database is --
+# The address containers use for the database. Without network isolation: the gateway of the
+# containers' Docker network (reachable from containers only, not from the LAN). With it (the
+# dispatcher then makes its own network at start, so its gateway is not known yet, and the host's
+# addresses are closed to containers but for the services listed in FC_TENANT_SERVICES, read at
+# start): the host's primary address, known now and listed for the app when the platform starts.
 NETWORK="$(json "$(setting dockerNetwork)")"
-export FC_DOCKER_NETWORK="$NETWORK"
+ISOLATION="$(setting networkIsolation)"
 DB_PORT="${FC_WP_DB_PORT:-3307}"
-DB_HOST="${FC_WP_DB_HOST:-$(docker network inspect "$NETWORK" -f '{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}} {{end}}{{end}}' | awk '{print $1}')}"
-[ -n "$DB_HOST" ] || die "no gateway address on Docker network $NETWORK: set FC_WP_DB_HOST"
+gateway() { docker network inspect "$NETWORK" -f '{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}} {{end}}{{end}}' 2>/dev/null | awk '{print $1}'; }
+primary_address() { ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n 1; }
+if [ -n "${FC_WP_DB_HOST:-}" ]; then
+  DB_HOST="$FC_WP_DB_HOST"
+elif [ "$ISOLATION" != "true" ] && [ -n "$(gateway)" ]; then
+  DB_HOST="$(gateway)"
+else
+  DB_HOST="$(primary_address)"
+fi
+[ -n "$DB_HOST" ] || die "cannot tell the database's address as containers see it: set FC_WP_DB_HOST"
+SERVICE="$APP=$DB_HOST:$DB_PORT"
 DB_NAME="${FC_WP_DB_NAME:-wp_${APP//-/_}}"
 DB_USER="${FC_WP_DB_USER:-wp_${APP//-/_}}"
 mkdir -p "$SECRETS"; chmod 0700 "$SECRETS"
@@ -93,37 +110,26 @@ secret_file() {
   chmod 0600 "$f"
   printf '%s' "$f"
 }
+if [ "${FC_WP_DB_EXTERNAL:-0}" = "1" ] && [ ! -s "$SECRETS/db-password" ]; then
+  die "FC_WP_DB_EXTERNAL=1: put the database user's password in $SECRETS/db-password (mode 0600) first"
+fi
 DB_PASSWORD_FILE="$(secret_file db-password)"
 ADMIN_PASSWORD_FILE="$(secret_file admin-password)"
-
-if [ "${FC_WP_DB_EXTERNAL:-0}" != "1" ]; then
-  export FC_WP_DB_PORT="$DB_PORT"
-  bash "$HERE/mariadb.sh" start
-  # The user may connect only from the Docker network's addresses (MariaDB listens nowhere else
-  # but loopback). Names and password never reach a command line: the SQL goes in on stdin.
-  SUBNET="$(docker network inspect "$NETWORK" -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' | tr ' ' '\n' | grep -m1 -E '^[0-9.]+/[0-9]+$' || true)"
-  [ -n "$SUBNET" ] || die "no IPv4 subnet on Docker network $NETWORK"
-  USER_HOST="$(node -e '
-    const [net, bits] = process.argv[1].split("/"); const n = Number(bits);
-    const mask = [0, 1, 2, 3].map((i) => { const b = Math.max(0, Math.min(8, n - 8 * i)); return (0xff << (8 - b)) & 0xff; });
-    console.log(`${net}/${mask.join(".")}`);' "$SUBNET")"
-  bash "$HERE/mariadb.sh" sql <<SQL
-CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-CREATE USER IF NOT EXISTS '$DB_USER'@'$USER_HOST' IDENTIFIED BY '$(cat "$DB_PASSWORD_FILE")';
-ALTER USER '$DB_USER'@'$USER_HOST' IDENTIFIED BY '$(cat "$DB_PASSWORD_FILE")';
-GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'$USER_HOST';
-SQL
-  log "database $DB_NAME and user $DB_USER@$USER_HOST ready at $DB_HOST:$DB_PORT (as containers see it)"
-fi
 
 # ---------------------------------------------------------------------------------- 3. platform --
 API_URL="$(json "$(setting apiUrl)")"
 STATE_DIR="$(json "$(setting stateDir)")"
+listed() { [[ " ${FC_TENANT_SERVICES//,/ } " == *" $SERVICE "* || " ${FC_TENANT_SERVICES//,/ } " == *" *=$DB_HOST:$DB_PORT "* ]]; }
 if curl -fsS -m 3 "$API_URL/healthz" >/dev/null 2>&1; then
   log "the CoreAPI answers at $API_URL"
+  if [ "$ISOLATION" = "true" ] && ! listed; then
+    log "NOTE: network isolation is on: the platform must have been started with FC_TENANT_SERVICES containing $SERVICE (it is read at start), or the site cannot reach its database"
+  fi
 elif [ "${FC_WP_START_PLATFORM:-1}" = "1" ]; then
-  log "starting the platform: fastcontainer up (log: $STATE/fastcontainer-up.log; stop: $0 stop)..."
-  setsid nohup node "$REPO/bin/fastcontainer.js" up >>"$STATE/fastcontainer-up.log" 2>&1 </dev/null &
+  services="${FC_TENANT_SERVICES:-}"
+  if [ "$ISOLATION" = "true" ] && ! listed; then services="${services:+$services }$SERVICE"; fi
+  log "starting the platform: fastcontainer up (log: $STATE/fastcontainer-up.log; stop: $0 stop)${services:+, FC_TENANT_SERVICES=\"$services\"}..."
+  FC_TENANT_SERVICES="$services" setsid nohup node "$REPO/bin/fastcontainer.js" up >>"$STATE/fastcontainer-up.log" 2>&1 </dev/null &
   echo $! >"$STATE/fastcontainer-up.pid"
   for _ in $(seq 1 120); do
     curl -fsS -m 2 "$API_URL/healthz" >/dev/null 2>&1 && break
@@ -138,6 +144,33 @@ TOKEN="${FC_API_TOKEN:-}"
 if [ -z "$TOKEN" ]; then
   [ -r "$STATE_DIR/api-token" ] || die "no admin token: set FC_API_TOKEN or make $STATE_DIR/api-token readable"
   TOKEN="$(cat "$STATE_DIR/api-token")"
+fi
+
+# --------------------------------------------------------------------- 3b. MariaDB, the account --
+if [ "${FC_WP_DB_EXTERNAL:-0}" != "1" ]; then
+  # Listening on loopback (for the operator) and on the address containers use, nowhere else.
+  FC_WP_DB_PORT="$DB_PORT" FC_WP_DB_BIND="${FC_WP_DB_BIND:-127.0.0.1,$DB_HOST}" bash "$HERE/mariadb.sh" start
+  # The account may connect only from the containers' network (its subnet exists now: the
+  # dispatcher makes its network at start). Names and password never reach a command line: the
+  # SQL goes in on stdin.
+  SUBNET=""
+  for _ in $(seq 1 40); do
+    SUBNET="$(docker network inspect "$NETWORK" -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null | tr ' ' '\n' | grep -m1 -E '^[0-9.]+/[0-9]+$' || true)"
+    [ -n "$SUBNET" ] && break
+    sleep 0.5
+  done
+  [ -n "$SUBNET" ] || die "no IPv4 subnet on the containers' Docker network $NETWORK"
+  USER_HOST="$(node -e '
+    const [net, bits] = process.argv[1].split("/"); const n = Number(bits);
+    const mask = [0, 1, 2, 3].map((i) => { const b = Math.max(0, Math.min(8, n - 8 * i)); return (0xff << (8 - b)) & 0xff; });
+    console.log(`${net}/${mask.join(".")}`);' "$SUBNET")"
+  FC_WP_DB_PORT="$DB_PORT" bash "$HERE/mariadb.sh" sql <<SQL
+CREATE DATABASE IF NOT EXISTS \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER IF NOT EXISTS '$DB_USER'@'$USER_HOST' IDENTIFIED BY '$(cat "$DB_PASSWORD_FILE")';
+ALTER USER '$DB_USER'@'$USER_HOST' IDENTIFIED BY '$(cat "$DB_PASSWORD_FILE")';
+GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'$USER_HOST';
+SQL
+  log "database $DB_NAME and user $DB_USER@$USER_HOST ready at $DB_HOST:$DB_PORT (as containers see it)"
 fi
 
 # ------------------------------------------------------------------------------------- 4. files --
@@ -220,7 +253,10 @@ HT
   find "$CODE.new" -type f -exec chmod 0644 {} +
   # The salts: readable by the container's www-data (uid 33 in Debian), not by other users here.
   chown 0:33 "$CODE.new/wp-config.php"; chmod 0640 "$CODE.new/wp-config.php"
-  rm -rf "$CODE"
+  # Running containers have the previous tree mounted (by inode): it is kept as code.old, so they
+  # serve it until they are replaced, and removed at the next layout.
+  rm -rf "$CODE.old"
+  if [ -d "$CODE" ]; then mv "$CODE" "$CODE.old"; fi
   mv "$CODE.new" "$CODE"
 fi
 mkdir -p "$UPLOADS"
@@ -258,5 +294,5 @@ WordPress is ready ($(( $(date +%s) - T0 )) s):
   admin      ${FC_WP_ADMIN_USER:-admin}, password in $ADMIN_PASSWORD_FILE (mode 0600)
   files      $CODE (read-only in the container), $UPLOADS (uploads, writable)
   database   $DB_NAME at $DB_HOST:$DB_PORT (user $DB_USER, password in $DB_PASSWORD_FILE and in the app's secrets)
-  network    with tenant network isolation on, the app needs $DB_HOST:$DB_PORT allowed (see docs)
+  network    with tenant network isolation on, the dispatcher needs FC_TENANT_SERVICES="$SERVICE"
 DONE

@@ -30,15 +30,21 @@ answers() { [ -S "$DIR/mysqld.sock" ] && mariadb-admin --no-defaults --protocol=
 
 start() {
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || die "mariadbd not found: run bash scripts/setup-wordpress.sh"
-  if answers; then
-    log "answers on port $PORT (dir: $DIR)"
-    return 0
-  fi
   local bind="${FC_WP_DB_BIND:-}"
   if [ -z "$bind" ]; then
     local gw; gw="$(gateway)"
     [ -n "$gw" ] || die "the Docker network '$NETWORK' has no gateway address (is dockerd running? docker network inspect $NETWORK)"
     bind="127.0.0.1,$gw"
+  fi
+  if answers; then
+    local now; now="$(cli -N -B -e 'select concat(@@bind_address, " ", @@port)' 2>/dev/null || true)"
+    if [ "$now" = "$bind $PORT" ]; then
+      log "answers on $bind port $PORT (dir: $DIR)"
+      return 0
+    fi
+    # The address containers use changed (a network made again with another subnet): listen there.
+    log "listens on ${now:-?}, wanted $bind $PORT: restarting it"
+    stop
   fi
   mkdir -p "$DIR"
   # mariadbd runs as the mysql user (never root): it must be able to reach its directory. A repo

@@ -118,7 +118,7 @@ async function install() {
   log(`first answer through the proxy in ${((Date.now() - t0) / 1000).toFixed(1)} s (HTTP ${first.status})`);
   if (/already installed/i.test(first.body)) {
     log('WordPress is already installed (its tables exist): installer skipped');
-    return;
+    return false;
   }
   if (!/name="weblog_title"|step=1|step=2|language/i.test(first.body)) {
     throw new Error(`wp-admin/install.php does not look like WordPress's installer (HTTP ${first.status}): ${first.body.slice(0, 300)}`);
@@ -144,6 +144,20 @@ async function install() {
     throw new Error(`the installer answered HTTP ${res.status}: ${res.body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').slice(0, 400)}`);
   }
   log(`WordPress installed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return true;
+}
+
+/** The admin's password (the file the summary names) opens wp-admin: WordPress sets its login cookie. */
+async function canLogIn() {
+  const password = readFileSync(env('FC_WP_ADMIN_PASSWORD_FILE'), 'utf8').trim();
+  const res = await call('POST', page('/wp-login.php'), {
+    host: siteHost,
+    // WordPress refuses a login without its test cookie (it checks that the browser keeps cookies).
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: 'wordpress_test_cookie=WP%20Cookie%20check' },
+    body: new URLSearchParams({ log: env('FC_WP_ADMIN_USER', 'admin'), pwd: password, 'wp-submit': 'Log In', testcookie: '1' }).toString(),
+  });
+  const cookies = [res.headers['set-cookie'] ?? []].flat();
+  return res.status === 302 && cookies.some((c) => c.startsWith('wordpress_logged_in_'));
 }
 
 /** The front page serves the site: WordPress's own markup, the title, no installer redirect. */
@@ -156,8 +170,16 @@ async function check() {
 
 try {
   await createOrUpdateApp();
-  await install();
+  const installed = await install();
   await check();
+  if (!(await canLogIn())) {
+    const why = `the password in ${env('FC_WP_ADMIN_PASSWORD_FILE')} does not log ${env('FC_WP_ADMIN_USER', 'admin')} in`;
+    // A fresh install must log in; an older site may have had its password changed in wp-admin.
+    if (installed) throw new Error(why);
+    log(`WARNING: ${why} (changed in wp-admin, or the site was installed with another file)`);
+  } else {
+    log(`logged in as ${env('FC_WP_ADMIN_USER', 'admin')} with the password from its file`);
+  }
 } catch (err) {
   log(`ERROR: ${err.message}`);
   process.exit(1);

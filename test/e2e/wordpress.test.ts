@@ -25,6 +25,7 @@ import { uniqueName } from '../helpers/env.js';
 import { freePort } from '../helpers/net.js';
 import { startTestStack, TEST_TOKEN, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
+import { options } from '../../src/shared/config.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const execFileP = promisify(execFile);
@@ -46,6 +47,9 @@ let browser: Browser | undefined;
 let context: BrowserContext;
 let page: Page;
 let installOutput = '';
+let extraEnv: Record<string, string> = {};
+/** Script errors and 5xx answers the browser saw: reported with a failure. */
+const pageErrors: string[] = [];
 
 async function sh(file: string, args: string[], env: Record<string, string>): Promise<string> {
   try {
@@ -70,7 +74,13 @@ beforeAll(async () => {
   }
   mkdirSync(volumeRoot);
   dbPort = await freePort();
-  t = await startTestStack({ env: { FC_VOLUME_ROOTS: path.join(volumeRoot, '{app}') } });
+  // With tenant network isolation (when the dispatcher has it), containers reach a service on the
+  // host only if the operator lists it, at start: the database on the host's primary address,
+  // for this app only, as install.sh does when it starts the platform itself.
+  const isolation = 'networkIsolation' in options;
+  const dbHost = isolation ? (await execFileP('sh', ['-c', "ip -4 route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'"])).stdout.trim() : '';
+  extraEnv = isolation ? { FC_WP_DB_HOST: dbHost, FC_TENANT_SERVICES: `${app}=${dbHost}:${dbPort}` } : {};
+  t = await startTestStack({ env: { FC_VOLUME_ROOTS: path.join(volumeRoot, '{app}'), ...extraEnv } });
   const proxyPort = new URL(t.proxyUrl).port;
   url = `http://${host}:${proxyPort}`;
   // The one command, as an operator runs it (minus scripts/setup.sh: the machine is set up).
@@ -88,6 +98,8 @@ beforeAll(async () => {
     FC_WP_PROXY: t.proxyUrl,
     FC_WP_SECRETS_DIR: secrets,
     FC_WP_LIFESPAN: String(LIFESPAN_S),
+    FC_DOCKER_NETWORK: t.config.dockerNetwork,
+    ...extraEnv,
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -96,6 +108,8 @@ beforeAll(async () => {
   });
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('response', (r) => { if (r.status() >= 500) pageErrors.push(`${r.status()} ${r.url()}`); });
 }, 300_000);
 
 afterAll(async () => {
@@ -119,7 +133,8 @@ describe('the one command', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file, 'utf8').trim()).toMatch(/^[A-Za-z0-9]{20,}$/);
     // The allow-list entry network isolation needs is named.
-    expect(installOutput).toMatch(/the app needs \d+\.\d+\.\d+\.\d+:\d+ allowed/);
+    expect(installOutput).toContain(`FC_TENANT_SERVICES="${app}=${(/ at (\S+) \(user /.exec(installOutput) ?? [])[1]}"`);
+    expect(installOutput).toMatch(new RegExp(`FC_TENANT_SERVICES="${app}=\\d+\\.\\d+\\.\\d+\\.\\d+:${dbPort}"`));
   });
 
   it('keeps the DB password out of the app as the API shows it, and in the app\'s secrets', async () => {
@@ -198,7 +213,12 @@ describe('in a browser', () => {
     const guide = page.getByRole('dialog', { name: /welcome/i });
     if (await guide.isVisible({ timeout: 10_000 }).catch(() => false)) await guide.getByRole('button', { name: 'Close' }).click();
     const title = page.getByRole('textbox', { name: 'Add title' });
-    await title.click({ timeout: 60_000 });
+    await title.click({ timeout: 60_000 }).catch(async (err: Error) => {
+      // What the editor showed instead, for whoever reads the failure.
+      await page.screenshot({ path: path.join(os.tmpdir(), `${app}-editor.png`) }).catch(() => undefined);
+      const text = (await page.locator('body').innerText().catch(() => '')).replace(/\s+/g, ' ').slice(0, 600);
+      throw new Error(`${err.message}\nErrors: ${pageErrors.join('; ').slice(0, 600)}\nThe page (${page.url()}, screenshot ${path.join(os.tmpdir(), `${app}-editor.png`)}) shows: ${text}`);
+    });
     await page.keyboard.type(postTitle);
     await page.keyboard.press('Enter');
     await page.keyboard.type('Served by a container that started when you asked for this page.');
@@ -237,19 +257,20 @@ describe('in a browser', () => {
 });
 
 describe('the container\'s volumes', () => {
+  /** Runs `cmd` in a ready container of the app; a request first thaws it (the app freezes idle containers). */
   async function execIn(cmd: string[]): Promise<{ exitCode: number; output: string }> {
-    const ready = (await containersOfApp()).find((c) => c.state === 'ready' && c.runtimeId !== null);
-    if (ready === undefined) {
+    return eventually(async () => {
       await request(`${t.proxyUrl}/`, { headers: { host: new URL(url).host } }).then((r) => r.body.dump());
-    }
-    const entry = await eventually(async () => (await containersOfApp()).find((c) => c.state === 'ready' && c.runtimeId !== null), { timeout: 60_000, interval: 250, what: 'a ready container' });
-    const exec = await docker.getContainer(entry.runtimeId as string).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-    const stream = await exec.start({});
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    await new Promise((r) => stream.on('end', r));
-    const info = await exec.inspect();
-    return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+      const entry = (await containersOfApp()).find((c) => c.state === 'ready' && c.runtimeId !== null && c.frozenAt == null);
+      if (entry === undefined) return undefined;
+      const exec = await docker.getContainer(entry.runtimeId as string).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({});
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      await new Promise((r) => stream.on('end', r));
+      const info = await exec.inspect();
+      return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+    }, { timeout: 60_000, interval: 250, what: 'a ready, thawed container to run a command in' });
   }
 
   it('lets the site write its uploads but not its code', async () => {
