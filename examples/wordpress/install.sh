@@ -49,6 +49,9 @@ T0=$(date +%s)
 log() { printf '[wordpress] %s\n' "$*" >&2; }
 die() { printf '[wordpress] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# Root: it installs packages, starts mariadbd as the mysql user and gives the files their owners
+# (code root's, uploads the container's www-data).
+[ "$(id -u)" -eq 0 ] || die "run it as root (sudo npm run example:wordpress)"
 APP="${FC_WP_APP:-wordpress}"
 [[ "$APP" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || die "FC_WP_APP '$APP' is not an app name (lower-case letters, digits, inner hyphens)"
 SECRETS="${FC_WP_SECRETS_DIR:-$STATE/wordpress/$APP}"

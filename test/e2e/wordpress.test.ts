@@ -48,7 +48,7 @@ let context: BrowserContext;
 let page: Page;
 let installOutput = '';
 let extraEnv: Record<string, string> = {};
-/** Script errors and 5xx answers the browser saw: reported with a failure. */
+/** Script errors, failed requests and 4xx/5xx answers the browser saw: reported with a failure. */
 const pageErrors: string[] = [];
 
 async function sh(file: string, args: string[], env: Record<string, string>): Promise<string> {
@@ -68,23 +68,9 @@ async function containersOfApp(): Promise<ContainerEntry[]> {
   return (res.body as { containers: ContainerEntry[] }).containers;
 }
 
-beforeAll(async () => {
-  for (const [file, fix] of [[CHROMIUM, 'bash scripts/setup-browser.sh'], ['/usr/sbin/mariadbd', 'bash scripts/setup-wordpress.sh'], ['/usr/share/wordpress/wp-settings.php', 'bash scripts/setup-wordpress.sh']] as const) {
-    if (!existsSync(file)) throw new Error(`${file} is missing: run ${fix} (scripts/setup.sh does)`);
-  }
-  mkdirSync(volumeRoot);
-  dbPort = await freePort();
-  // With tenant network isolation (when the dispatcher has it), containers reach a service on the
-  // host only if the operator lists it, at start: the database on the host's primary address,
-  // for this app only, as install.sh does when it starts the platform itself.
-  const isolation = 'networkIsolation' in options;
-  const dbHost = isolation ? (await execFileP('sh', ['-c', "ip -4 route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'"])).stdout.trim() : '';
-  extraEnv = isolation ? { FC_WP_DB_HOST: dbHost, FC_TENANT_SERVICES: `${app}=${dbHost}:${dbPort}` } : {};
-  t = await startTestStack({ env: { FC_VOLUME_ROOTS: path.join(volumeRoot, '{app}'), ...extraEnv } });
-  const proxyPort = new URL(t.proxyUrl).port;
-  url = `http://${host}:${proxyPort}`;
-  // The one command, as an operator runs it (minus scripts/setup.sh: the machine is set up).
-  installOutput = await sh(path.join(repo, 'examples/wordpress/install.sh'), [], {
+/** The example's one command, against the test's stack and MariaDB. */
+async function install(): Promise<string> {
+  return sh(path.join(repo, 'examples/wordpress/install.sh'), [], {
     ...dbEnv(),
     FC_WP_SKIP_SETUP: '1',
     FC_WP_START_PLATFORM: '0',
@@ -101,6 +87,25 @@ beforeAll(async () => {
     FC_DOCKER_NETWORK: t.config.dockerNetwork,
     ...extraEnv,
   });
+}
+
+beforeAll(async () => {
+  for (const [file, fix] of [[CHROMIUM, 'bash scripts/setup-browser.sh'], ['/usr/sbin/mariadbd', 'bash scripts/setup-wordpress.sh'], ['/usr/share/wordpress/wp-settings.php', 'bash scripts/setup-wordpress.sh']] as const) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: run ${fix} (scripts/setup.sh does)`);
+  }
+  mkdirSync(volumeRoot);
+  dbPort = await freePort();
+  // With tenant network isolation (when the dispatcher has it), containers reach a service on the
+  // host only if the operator lists it, at start: the database on the host's primary address,
+  // for this app only, as install.sh does when it starts the platform itself.
+  const isolation = 'networkIsolation' in options;
+  const dbHost = isolation ? (await execFileP('sh', ['-c', "ip -4 route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'"])).stdout.trim() : '';
+  extraEnv = isolation ? { FC_WP_DB_HOST: dbHost, FC_TENANT_SERVICES: `${app}=${dbHost}:${dbPort}` } : {};
+  t = await startTestStack({ env: { FC_VOLUME_ROOTS: path.join(volumeRoot, '{app}'), ...extraEnv } });
+  const proxyPort = new URL(t.proxyUrl).port;
+  url = `http://${host}:${proxyPort}`;
+  // The one command, as an operator runs it (minus scripts/setup.sh: the machine is set up).
+  installOutput = await install();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     // The test's host name leads to the test's proxy; nothing else is resolved by name.
@@ -109,7 +114,8 @@ beforeAll(async () => {
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
   page.on('pageerror', (err) => pageErrors.push(err.message));
-  page.on('response', (r) => { if (r.status() >= 500) pageErrors.push(`${r.status()} ${r.url()}`); });
+  page.on('response', (r) => { if (r.status() >= 400) pageErrors.push(`${r.status()} ${r.url()}`); });
+  page.on('requestfailed', (r) => pageErrors.push(`failed ${r.url()}: ${r.failure()?.errorText ?? '?'}`));
 }, 300_000);
 
 afterAll(async () => {
@@ -169,6 +175,21 @@ describe('the one command', () => {
     const attempt = execFileP('mariadb', ['--no-defaults', '-h', '127.0.0.1', '-P', String(dbPort), '-u', user, '-e', 'select 1'], { env: { ...process.env, MYSQL_PWD: password } });
     await expect(attempt).rejects.toThrow(/is not allowed to connect|Access denied/);
   });
+
+  it('changes nothing when run again: same files, same passwords, the installer skipped, MariaDB left running', async () => {
+    const pid = readFileSync(path.join(dbDir, 'mariadbd.pid'), 'utf8');
+    const config = readFileSync(path.join(volumeRoot, app, 'code/wp-config.php'), 'utf8');
+    const password = readFileSync(path.join(secrets, 'admin-password'), 'utf8');
+    const again = await install();
+    expect(again).toMatch(/\[mariadb\] answers on/);
+    expect(again).toContain('exist: kept');
+    expect(again).toContain('app ' + app + ' exists: spec updated');
+    expect(again).toContain('already installed');
+    expect(again).toContain('logged in as admin with the password from its file');
+    expect(readFileSync(path.join(dbDir, 'mariadbd.pid'), 'utf8')).toBe(pid);
+    expect(readFileSync(path.join(volumeRoot, app, 'code/wp-config.php'), 'utf8')).toBe(config);
+    expect(readFileSync(path.join(secrets, 'admin-password'), 'utf8')).toBe(password);
+  }, 240_000);
 
   it('does not run the installer twice', async () => {
     const res = await request(`${t.proxyUrl}/wp-admin/install.php`, { headers: { host: new URL(url).host } });
