@@ -24,7 +24,7 @@ fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-PACKAGES=(mariadb-server mariadb-client wordpress wordpress-theme-twentytwentythree)
+PACKAGES=(mariadb-server mariadb-client wordpress wordpress-theme-twentytwentythree socat iproute2)
 missing=()
 for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
 had_services=()
