@@ -8,7 +8,10 @@
 #                        so that docker stop's SIGTERM works.
 #   fastcontainer/php    Debian bookworm + Apache 2.4 + mod_php (prefork) made
 #                        with mmdebstrap, config from images/php/, port 8080,
-#                        runs as www-data.
+#                        runs as www-data; the PHP extensions listed in
+#                        images/php/packages (what WordPress needs); mod_remoteip
+#                        takes the visitor's address from the platform's
+#                        X-Forwarded-For.
 #   fastcontainer/static Debian bookworm + nginx (nginx-light) made with mmdebstrap,
 #                        config from images/static/, serves /var/www/html on port
 #                        8080 as www-data, no access log, symlinks not followed.
@@ -22,6 +25,11 @@
 #                        Built only when named.
 #
 # Usage: scripts/build-images.sh [--force] [--verbose] [hello|php|static|fastcontainer|prometheus ...]
+#        scripts/build-images.sh php --tag myorg/php-extra --packages "php-redis php-imagick"
+#
+# A variant (--tag, --packages) is the same image with more Debian packages under another name:
+# an operator's own image without forking this script. Its packages are part of what decides
+# whether it is up to date (label fastcontainer.packages).
 #
 # Idempotent: an image that already exists (docker image inspect) and was built from the
 # current sources (a hash of images/<name>, kept as a label; for fastcontainer/fastcontainer,
@@ -40,21 +48,31 @@ SECURITY_MIRROR="${FASTCONTAINER_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/d
 
 FORCE=0
 VERBOSE=0
+TAG=""
+EXTRA_PACKAGES=()
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat <<EOF
-Usage: $(basename "$0") [--force] [--verbose] [IMAGE...]
+Usage: $(basename "$0") [--force] [--verbose] [--tag NAME] [--packages "PKG ..."] [IMAGE...]
 
 Builds the fastcontainer Docker images locally. IMAGE is one of: ${ALL_IMAGES[*]}
 ${NAMED_IMAGES[*]} (default: ${ALL_IMAGES[*]}). Existing images built from the current sources are skipped unless --force
 is given; images built from older sources are rebuilt.
 
-  -f, --force     rebuild even if the image already exists
-  -v, --verbose   show the full output of mmdebstrap / docker import
-  -h, --help      show this help
+  -f, --force       rebuild even if the image already exists
+  -v, --verbose     show the full output of mmdebstrap / docker import
+  -t, --tag NAME    name the image NAME instead of fastcontainer/IMAGE (one IMAGE only),
+                    e.g. --tag myorg/php-extra
+  -p, --packages "PKG ..."
+                    extra Debian packages ($SUITE) to install in the image (php and static
+                    only), e.g. --packages "php-redis php-imagick"
+  -h, --help        show this help
+
+Example: a PHP image with Redis and ImageMagick for one tenant, beside the stock one:
+  $(basename "$0") php --tag myorg/php-extra --packages "php-redis php-imagick"
 EOF
 }
 
@@ -65,6 +83,14 @@ while (($#)); do
     -f|--force) FORCE=1 ;;
     -v|--verbose) VERBOSE=1 ;;
     -h|--help) usage; exit 0 ;;
+    -t|--tag)
+      (($# >= 2)) || die "$1 needs an image name, e.g. --tag myorg/php-extra"
+      TAG="$2"; shift ;;
+    --tag=*) TAG="${1#--tag=}" ;;
+    -p|--packages)
+      (($# >= 2)) || die "$1 needs a list of Debian packages, e.g. --packages \"php-redis php-imagick\""
+      read -r -a more <<<"$2"; EXTRA_PACKAGES+=("${more[@]}"); shift ;;
+    --packages=*) read -r -a more <<<"${1#--packages=}"; EXTRA_PACKAGES+=("${more[@]}") ;;
     -*) usage >&2; die "unknown option: $1" ;;
     *)
       name="${1#fastcontainer/}"
@@ -77,10 +103,26 @@ while (($#)); do
   shift
 done
 ((${#SELECTED[@]})) || SELECTED=("${ALL_IMAGES[@]}")
+if [[ -n "$TAG" ]]; then
+  ((${#SELECTED[@]} == 1)) || die "--tag names one image: give exactly one of ${ALL_IMAGES[*]}"
+  # docker's reference grammar, lower case, with an optional :tag (no digest: this builds, it does not pull).
+  [[ "$TAG" =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$ ]] \
+    || die "--tag '$TAG' is not an image name (lower case, e.g. myorg/php-extra or myorg/php-extra:1)"
+fi
+if ((${#EXTRA_PACKAGES[@]})); then
+  for name in "${SELECTED[@]}"; do
+    [[ "$name" != hello ]] || die "--packages applies to php and static (Debian images); hello is busybox only"
+  done
+  for p in "${EXTRA_PACKAGES[@]}"; do
+    # Debian package names (policy 5.6.1), optionally pinned: no option or shell syntax reaches mmdebstrap.
+    [[ "$p" =~ ^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+:~-]+)?$ ]] || die "--packages: '$p' is not a Debian package name"
+  done
+fi
 
 # ------------------------------------------------------------------ helpers --
 WORK=""
 cleanup() {
+  progress_stop
   if [[ -n "$WORK" && -d "$WORK" ]]; then
     rm -rf -- "$WORK"
   fi
@@ -127,6 +169,48 @@ image_sources_hash() {
 }
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# "212 MB": the image's size as docker image ls counts it (uncompressed layers).
+image_size() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%d MB", $1 / 1000000 }'; }
+
+# The name an image is built under: --tag, else fastcontainer/<name>.
+image_name() { if [[ -n "$TAG" ]]; then printf '%s' "$TAG"; else printf 'fastcontainer/%s' "$1"; fi; }
+
+# The Debian packages an image installs besides its base: images/<name>/packages (one a line, #
+# comments) and --packages. Printed space-separated, sorted, so that it can be compared and stored.
+image_packages() {
+  local list=() f="$IMAGES_DIR/$1/packages"
+  if [[ -f "$f" ]]; then
+    mapfile -t list < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$f" | grep -v '^$')
+  fi
+  list+=("${EXTRA_PACKAGES[@]}")
+  ((${#list[@]})) || return 0
+  printf '%s\n' "${list[@]}" | LC_ALL=C sort -u | paste -sd' '
+}
+
+# Prints elapsed time and mmdebstrap's current step every 15 s while a long build step runs
+# (its own output goes to a log unless --verbose): a build is a minute or two of silence otherwise.
+PROGRESS_PID=""
+progress_start() {
+  local logfile="$1" what="$2" t0=$SECONDS
+  ((VERBOSE)) && return 0
+  (
+    trap 'exit 0' TERM
+    while sleep 15; do
+      local last
+      last="$(grep -E '^(I|W): ' "$logfile" 2>/dev/null | tail -n 1 | cut -c1-100 || true)"
+      log "  ... $what: $((SECONDS - t0))s${last:+, $last}"
+    done
+  ) &
+  PROGRESS_PID=$!
+}
+progress_stop() {
+  if [[ -n "$PROGRESS_PID" ]]; then
+    kill "$PROGRESS_PID" 2>/dev/null || true
+    wait "$PROGRESS_PID" 2>/dev/null || true
+    PROGRESS_PID=""
+  fi
+}
 
 require_cmd() {
   local cmd="$1" pkg="$2"
@@ -226,17 +310,21 @@ build_hello() {
 
 # -------------------------------------------------------- fastcontainer/php --
 build_php() {
-  local image="fastcontainer/php" src="$IMAGES_DIR/php"
+  local image src="$IMAGES_DIR/php"
+  image="$(image_name php)"
   local f
-  for f in ports.conf mpm_prefork.conf fastcontainer.conf 000-default.conf index.php entrypoint.sh; do
+  for f in ports.conf mpm_prefork.conf fastcontainer.conf 000-default.conf index.php entrypoint.sh packages; do
     [[ -f "$src/$f" ]] || die "missing $src/$f (image sources)"
   done
   require_deb mmdebstrap "creates the Debian $SUITE root filesystem for $image"
   require_cmd mmdebstrap mmdebstrap
 
-  local t0=$SECONDS dir="$WORK/php"
+  local t0=$SECONDS dir="$WORK/php" packages include
+  packages="$(image_packages php)"
+  include="apache2,libapache2-mod-php,ca-certificates${packages:+,${packages// /,}}"
   mkdir -p "$dir"
   log "building $image with mmdebstrap (downloads packages from ${MIRROR%/debian}; takes a minute or two)..."
+  log "  packages: apache2 libapache2-mod-php ca-certificates $packages"
 
   # The customize hook runs after all packages are installed; $1 is the chroot.
   # Configuration files are uploaded first (see the --customize-hook list below).
@@ -247,7 +335,7 @@ root="$1"
 ch() { chroot "$root" "$@"; }
 # mod_php needs prefork; keep only what a PHP site needs.
 ch a2dismod -q -f mpm_event mpm_worker >/dev/null 2>&1 || true
-ch a2enmod -q mpm_prefork php8.2 rewrite >/dev/null
+ch a2enmod -q mpm_prefork php8.2 rewrite remoteip >/dev/null
 ch a2dismod -q -f status autoindex >/dev/null
 ch a2disconf -q other-vhosts-access-log serve-cgi-bin >/dev/null 2>&1 || true
 # "zz-" so that it is loaded after Debian's security.conf etc. and wins.
@@ -276,6 +364,7 @@ ch chown -h www-data:www-data /var/log/apache2
 # syntax is checked, nothing is started).
 ch sh -c '. /etc/apache2/envvars && /usr/sbin/apache2 -t' >/dev/null
 ch sh -c '. /etc/apache2/envvars && /usr/sbin/apache2 -M' | grep -q mpm_prefork_module
+ch sh -c '. /etc/apache2/envvars && /usr/sbin/apache2 -M' | grep -q remoteip_module
 # Do not ship the build host's identity; docker provides these at run time.
 : >"$root/etc/hostname"
 rm -f "$root/etc/resolv.conf"
@@ -284,9 +373,10 @@ rm -rf "$root/var/cache/apt/"*.bin "$root/var/cache/debconf/"*-old "$root/var/li
 HOOK
 )
 
+  progress_start "$dir/mmdebstrap.log" "mmdebstrap $image"
   run_logged "$dir/mmdebstrap.log" mmdebstrap \
     --variant=apt \
-    --include=apache2,libapache2-mod-php,ca-certificates \
+    --include="$include" \
     --aptopt='Acquire::Languages "none"' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -309,6 +399,7 @@ HOOK
     "deb $MIRROR $SUITE main" \
     "deb $MIRROR $SUITE-updates main" \
     "deb $SECURITY_MIRROR $SUITE-security main"
+  progress_stop
   log "rootfs ready after $((SECONDS - t0))s ($(du -m "$dir/rootfs.tar" | cut -f1) MB tar); importing into docker..."
 
   # /dev is provided by the container runtime; do not import device nodes.
@@ -321,6 +412,7 @@ HOOK
     --message "fastcontainer php image (Debian $SUITE, apache2 + mod_php)" \
     --change 'LABEL fastcontainer.image=php' \
     --change "LABEL fastcontainer.sources=$(sources_hash "$src")" \
+    --change "LABEL fastcontainer.packages=\"$packages\"" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENTRYPOINT ["/usr/local/bin/fastcontainer-apache"]' \
     --change 'EXPOSE 8080' \
@@ -329,12 +421,13 @@ HOOK
     "$dir/rootfs-nodev.tar" "$image"
   new_id="$(docker image inspect -f '{{.Id}}' "$image")"
   remove_old_image "$old_id" "$new_id"
-  log "built $image in $((SECONDS - t0))s"
+  log "built $image in $((SECONDS - t0))s ($(image_size "$image"))"
 }
 
 # ----------------------------------------------------- fastcontainer/static --
 build_static() {
-  local image="fastcontainer/static" src="$IMAGES_DIR/static"
+  local image src="$IMAGES_DIR/static"
+  image="$(image_name static)"
   local f
   for f in nginx.conf index.html; do
     [[ -f "$src/$f" ]] || die "missing $src/$f (image sources)"
@@ -342,7 +435,8 @@ build_static() {
   require_deb mmdebstrap "creates the Debian $SUITE root filesystem for $image"
   require_cmd mmdebstrap mmdebstrap
 
-  local t0=$SECONDS dir="$WORK/static"
+  local t0=$SECONDS dir="$WORK/static" packages
+  packages="$(image_packages static)"
   mkdir -p "$dir"
   log "building $image with mmdebstrap (downloads packages from ${MIRROR%/debian}; takes a minute)..."
 
@@ -380,10 +474,11 @@ HOOK
   # bring Perl (45 MB) into the image.
   local merged_usr=()
   [[ -d /usr/share/mmdebstrap/hooks/merged-usr ]] && merged_usr=(--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr)
+  progress_start "$dir/mmdebstrap.log" "mmdebstrap $image"
   run_logged "$dir/mmdebstrap.log" mmdebstrap \
     --variant=essential \
     "${merged_usr[@]}" \
-    --include=nginx-light \
+    --include="nginx-light${packages:+,${packages// /,}}" \
     --aptopt='Acquire::Languages "none"' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -402,6 +497,7 @@ HOOK
     "deb $MIRROR $SUITE main" \
     "deb $MIRROR $SUITE-updates main" \
     "deb $SECURITY_MIRROR $SUITE-security main"
+  progress_stop
   log "rootfs ready after $((SECONDS - t0))s ($(du -m "$dir/rootfs.tar" | cut -f1) MB tar); importing into docker..."
 
   # /dev is provided by the container runtime; do not import device nodes.
@@ -415,6 +511,7 @@ HOOK
     --message "fastcontainer static image (Debian $SUITE, nginx-light)" \
     --change 'LABEL fastcontainer.image=static' \
     --change "LABEL fastcontainer.sources=$(sources_hash "$src")" \
+    --change "LABEL fastcontainer.packages=\"$packages\"" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENTRYPOINT ["/usr/sbin/nginx", "-e", "stderr", "-c", "/etc/nginx/fastcontainer.conf"]' \
     --change 'EXPOSE 8080' \
@@ -423,7 +520,7 @@ HOOK
     "$dir/rootfs-nodev.tar" "$image"
   new_id="$(docker image inspect -f '{{.Id}}' "$image")"
   remove_old_image "$old_id" "$new_id"
-  log "built $image in $((SECONDS - t0))s"
+  log "built $image in $((SECONDS - t0))s ($(image_size "$image"))"
 }
 
 # ---------------------------------------------- fastcontainer/fastcontainer --
@@ -596,13 +693,16 @@ check_docker
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/fastcontainer-images.XXXXXX")"
 
 for name in "${SELECTED[@]}"; do
-  image="fastcontainer/$name"
+  image="$(image_name "$name")"
   if ((!FORCE)) && image_exists "$image"; then
     built_hash="$(docker image inspect -f '{{index .Config.Labels "fastcontainer.sources"}}' "$image" 2>/dev/null || true)"
+    built_packages="$(docker image inspect -f '{{index .Config.Labels "fastcontainer.packages"}}' "$image" 2>/dev/null || true)"
     if [[ -n "$built_hash" && -d "$IMAGES_DIR/$name" && "$built_hash" != "$(image_sources_hash "$name")" ]]; then
       # Stale: the image would not be what images/<name> says. Rebuilt, so tests and benchmarks
       # run what the sources describe.
       log "$image exists but images/$name changed since it was built: rebuilding"
+    elif [[ -n "$built_hash" && "$name" != hello && "$built_packages" != "$(image_packages "$name")" ]]; then
+      log "$image exists with packages '${built_packages}', not '$(image_packages "$name")': rebuilding"
     else
       log "$image exists, skipping (use --force to rebuild)"
       continue

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Headless Chromium from Debian for the browser tests (dashboard, WordPress); idempotent.
+# Headless Chromium for the browser tests (Debian's chromium, driven by playwright-core with
+# executablePath /usr/bin/chromium). Idempotent: nothing to do once it is installed.
 set -euo pipefail
-S=(); [ "$(id -u)" -eq 0 ] || S=(sudo)
-dpkg -s chromium >/dev/null 2>&1 || { "${S[@]}" apt-get update -qq; DEBIAN_FRONTEND=noninteractive "${S[@]}" apt-get install -y -qq --no-install-recommends chromium; }
+SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+install() { DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null; }
+dpkg -s chromium >/dev/null 2>&1 || install || { "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq && install; }

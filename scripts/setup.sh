@@ -123,6 +123,8 @@ npm run --silent build >"$STATE/build.log" 2>&1 || { cat "$STATE/build.log" >&2;
 step "built dist/ in $(elapsed "$t0")"
 
 bash scripts/setup-compose.sh   # docker-compose for compose/deploy.sh (docs/operations/deployment.md)
+# --- The WordPress example's packages (MariaDB, WordPress, its theme) and Chromium: its own script --
+bash scripts/setup-wordpress.sh
 
 # --- Example images ------------------------------------------------------------------------------
 if [ "${FC_SETUP_SKIP_IMAGES:-0}" = "1" ]; then
