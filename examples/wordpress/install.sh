@@ -73,7 +73,7 @@ bash "$REPO/scripts/setup-wordpress.sh"
 
 fc() { node "$REPO/bin/fastcontainer.js" "$@"; }
 # One setting of the `fastcontainer` command's effective configuration, as JSON.
-setting() { fc config | sed -n "s/^$1 = //p"; }
+setting() { fc config --json | node -e 'let t = ""; process.stdin.on("data", (d) => (t += d)).on("end", () => console.log(JSON.stringify(JSON.parse(t)[process.argv[1]] ?? null)))' "$1"; }
 json() { node -e 'const v = JSON.parse(process.argv[1]); console.log(Array.isArray(v) ? v.join("\n") : v)' "$1"; }
 
 IMAGE="${FC_WP_IMAGE:-fastcontainer/php}"

@@ -113,9 +113,10 @@ latency, throttled share. --app names an app that must exist (an unknown one is 
   drain    no new containers there; its containers are replaced on other hosts, make before break
            (refused for the last host that takes containers unless --force)
   undrain  the host takes new containers again (resume: the same)`,
-  config: () => `Usage: fastcontainer config [--markdown]
+  config: () => `Usage: fastcontainer config [--markdown | --json]
 
 Every option with its env var, its flag and the value it has here (tokens and secrets shown as (set)).
+--json prints one object of the values by option key, for scripts; --markdown the README's table.
 Durations take "500ms", "2s", "5m", "1h"; a bare number is milliseconds.`,
 };
 

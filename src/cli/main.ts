@@ -67,7 +67,7 @@ Talk to the CoreAPI (FC_API_URL, default http://127.0.0.1:8081):
   usage [<name>] [--since 1h] [--until <time>]
                          what the app (or every app) used, for billing: CPU-seconds, memory
                          GiB-seconds (limit and used), container-seconds, requests, bytes, cold starts
-  config [--markdown]    every option, its env var, flag and default
+  config [--markdown | --json]   every option, its env var, flag and value (--json: for scripts)
 
 Every option can be given as a flag or an env var; \`fastcontainer config\` lists them.
 \`fastcontainer <command> --help\` (e.g. app create --help) lists a command's flags with their units.`;
@@ -104,6 +104,7 @@ const appFlags = {
   file: { type: 'string' },
   app: { type: 'string' },
   markdown: { type: 'boolean' },
+  json: { type: 'boolean' },
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   follow: { type: 'boolean', short: 'f' },
@@ -162,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
           ...(typeof values.until === 'string' ? { until: values.until } : {}),
         }, printTable);
       case 'config':
-        process.stdout.write(`${values.markdown === true ? configMarkdownTable() : configText(config)}\n`);
+        process.stdout.write(`${values.markdown === true ? configMarkdownTable() : values.json === true ? configJson(config) : configText(config)}\n`);
         return 0;
       default:
         throw new UsageError(`unknown command "${command}"`);
@@ -192,11 +193,18 @@ function report(err: unknown): number {
 }
 
 /** Every option as `fastcontainer config` shows it: env var, flag and value here (tokens hidden). */
+/** Options never printed: shown as "(set)". */
+const SECRET_OPTIONS: ReadonlySet<string> = new Set(['apiToken', 'apiReadToken', 'clusterSecret']);
+
+/** The effective configuration as one JSON object by option key (scripts read it), secrets masked. */
+export function configJson(config: Config): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, SECRET_OPTIONS.has(k) && v !== '' ? '(set)' : v])), null, 2);
+}
+
 export function configText(config: Config): string {
-  const secret = new Set(['apiToken', 'apiReadToken', 'clusterSecret']);
   const rows = Object.entries(config).map(([k, v]) => {
     const def = (configOptions as Record<string, { env: string; flag: string } | undefined>)[k];
-    const value = secret.has(k) && v !== '' ? '(set)' : JSON.stringify(v);
+    const value = SECRET_OPTIONS.has(k) && v !== '' ? '(set)' : JSON.stringify(v);
     return [def?.env ?? k, def === undefined ? '' : `--${def.flag}`, value];
   });
   const head = ['ENV VAR', 'FLAG', 'VALUE'];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appFlags, commandHelp, helpFor } from '../../src/cli/help.js';
-import { configText, describeLive, eventRows, formatDuration, formatLocalTime, hostRows, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
+import { configJson, configText, describeLive, eventRows, formatDuration, formatLocalTime, hostRows, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
 import { appFields } from '../../src/cmdb/app-schema.js';
 import { loadConfig } from '../../src/shared/config.js';
 import type { ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
@@ -176,5 +176,13 @@ describe('configText', () => {
     expect(text).toMatch(/^FC_PROXY_PORT\s+--proxy-port\s+9090$/m);
     expect(text).toMatch(/^FC_API_TOKEN\s+--api-token\s+\(set\)$/m);
     expect(text).not.toContain('hidden-token-value');
+  });
+
+  it('prints the values as one JSON object for scripts (--json), tokens and the cluster secret hidden', () => {
+    const json = configJson(loadConfig({ env: { FC_API_TOKEN: 'hidden-token-value-1234567890', FC_CLUSTER_SECRET: 's'.repeat(40), FC_PROXY_PORT: '9090' } }));
+    const parsed = JSON.parse(json) as Record<string, unknown>;
+    expect(parsed).toMatchObject({ proxyPort: 9090, apiToken: '(set)', clusterSecret: '(set)', apiReadToken: '' });
+    expect(json).not.toContain('hidden-token-value');
+    expect(json).not.toContain('s'.repeat(40));
   });
 });
