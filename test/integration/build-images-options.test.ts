@@ -1,7 +1,7 @@
 // scripts/build-images.sh's variant options (--tag, --packages): what it refuses before it builds
 // anything (names that are not image names or Debian package names never reach docker or
 // mmdebstrap), and that the stock PHP image carries what WordPress needs. Building a variant takes
-// a minute or more, so it is not done here: docs/issue9/wp.md records the run.
+// a minute or more, so it is not done here: docs/wordpress.md records the run.
 
 import { execFile } from 'node:child_process';
 import path from 'node:path';
