@@ -7,10 +7,9 @@
 // Between runs each stack's pool is let refill, as it does between apps' first requests; the
 // table says how many starts found a sandbox ready.
 
-import net from 'node:net';
 import Docker from 'dockerode';
-import { request } from 'undici';
 import { startFastcontainer, type Fastcontainer } from './lib/fastcontainer.js';
+import { answerAt, ipOf, poolRefilled, sandboxHits } from './lib/first-answer.js';
 import { markdownTable } from './lib/load.js';
 import { fmt, goalsMarkdown } from './lib/report.js';
 import { timedGet } from './lib/timed-get.js';
@@ -18,34 +17,6 @@ import { timedGet } from './lib/timed-get.js';
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const LABEL = 'fastcontainer.bench';
 const hostConfig = { CpuPeriod: 100_000, CpuQuota: 50_000, Memory: 128 * 1024 * 1024, MemorySwap: 128 * 1024 * 1024, PidsLimit: 256, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] };
-
-async function firstAnswer(url: string): Promise<void> {
-  for (;;) {
-    try {
-      const res = await request(url);
-      await res.body.dump();
-      if (res.statusCode === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-async function canConnect(ip: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: ip, port });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-async function answerAt(ip: string): Promise<void> {
-  while (!(await canConnect(ip, 8080))) await new Promise((r) => setTimeout(r, 2));
-  await firstAnswer(`http://${ip}:8080/`);
-}
-
-const ipOf = async (c: Docker.Container): Promise<string> => (await c.inspect()).NetworkSettings.Networks.bridge?.IPAddress as string;
 
 async function engineColdStart(): Promise<number> {
   const t0 = performance.now();
@@ -73,19 +44,6 @@ async function engineSandboxStart(): Promise<number> {
   await c.remove({ force: true });
   await sandbox.remove({ force: true });
   return ms;
-}
-
-/** A sample of the dispatcher's metric `name` whose labels include `label` (e.g. result="hit"). */
-async function metric(fc: Fastcontainer, name: string, label = ''): Promise<number> {
-  const text = await fc.dispatcherMetrics();
-  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** Waits (at most 3 s) until the stack's pool is full again, as between two apps' first requests. */
-async function poolRefilled(fc: Fastcontainer, size: number): Promise<void> {
-  const deadline = Date.now() + 3000;
-  while (size > 0 && Date.now() < deadline && (await metric(fc, 'fc_dispatcher_sandboxes')) < size) await new Promise((r) => setTimeout(r, 20));
 }
 
 let appSeq = 0;
@@ -124,8 +82,7 @@ export async function benchColdStart(runs: number): Promise<string> {
       }
       await poolRefilled(stacks.on, pool);
     }
-    const hits = await metric(stacks.on, 'fc_dispatcher_sandbox_starts', 'result="hit"');
-    const misses = await metric(stacks.on, 'fc_dispatcher_sandbox_starts', 'result="miss"');
+    const { hits, starts } = await sandboxHits(stacks.on);
     const e = percentile(times.engine, 50);
     const row = (label: string, xs: number[]) => [label, fmt(percentile(xs, 50)), fmt(percentile(xs, 90)), fmt(Math.min(...xs)), fmt(Math.max(...xs)), (percentile(xs, 50) / e).toFixed(2)];
     const on = percentile(times.on, 50);
@@ -137,7 +94,7 @@ export async function benchColdStart(runs: number): Promise<string> {
         [
           row('engine: create + start + first answer', times.engine),
           row('engine: the same, joining a network sandbox made beforehand', times.engineSandbox),
-          row(`fastcontainer: first request of a new app (sandboxes on; ${hits} of ${hits + misses} starts found one ready)`, times.on),
+          row(`fastcontainer: first request of a new app (sandboxes on; ${hits} of ${starts} starts found one ready)`, times.on),
           row('fastcontainer: first request of a new app, sandboxes off (FC_SANDBOX_POOL=0)', times.off),
         ],
       ),

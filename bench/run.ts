@@ -3,10 +3,11 @@
 // With no name: those with the performance goals (warm-path, cold-start, freeze, burst,
 // many-tenants: 100,000 apps in the CMDB, a proxy's sync, memory, route changes, lookups, and the
 // warm path beside 200 live containers); `all`: every one. The others run by name: proxy-libs,
-// autoscale (the paper's figures 3 and 4), recycle, metabolism. Times are noisy on a shared
+// autoscale (the paper's figures 3 and 4), recycle, metabolism, php-image (the PHP image before
+// and after issue 9's extensions: size and cold start). Times are noisy on a shared
 // machine: read the ratios, which compare paths measured side by side in the same run.
 //
-//   node dist-bench/bench/run.js [all] [proxy-libs] [warm-path] [cold-start] [autoscale] [recycle] [metabolism] [freeze] [burst] [many-tenants] [slow-clients]
+//   node dist-bench/bench/run.js [all] [proxy-libs] [warm-path] [cold-start] [autoscale] [recycle] [metabolism] [freeze] [burst] [many-tenants] [slow-clients] [php-image]
 
 import path from 'node:path';
 import { benchAutoscaleFigures } from './autoscale-figures.js';
@@ -15,6 +16,7 @@ import { benchColdStart } from './cold-start.js';
 import { benchFreeze } from './freeze.js';
 import { benchManyTenants } from './many-tenants.js';
 import { benchMetabolism } from './metabolism.js';
+import { benchPhpImage } from './php-image.js';
 import { benchProxyLibs } from './proxy-libs.js';
 import { benchRecycle } from './recycle.js';
 import { benchSlowClients } from './slow-clients.js';
@@ -38,6 +40,7 @@ const benchmarks: Record<string, { title: string; run(): Promise<string> }> = {
   burst: { title: `Burst: ${process.env.FC_BENCH_BURST_CONCURRENCY ?? 100} concurrent first requests to an app with no container`, run: benchBurst },
   'many-tenants': { title: 'Many tenants: 100,000 apps in the CMDB, 200 live containers', run: benchManyTenants },
   'slow-clients': { title: 'Slow clients: a normal client\'s p99 beside 100 uploads at 700 B/s', run: benchSlowClients },
+  'php-image': { title: 'The PHP image with WordPress\'s extensions (issue 9): size and cold start, before vs after', run: benchPhpImage },
 };
 /** With no name: those with the performance goals (issue 7), about 15 minutes. `all`: every one. */
 const goals = ['warm-path', 'cold-start', 'freeze', 'burst', 'many-tenants'];

@@ -17,6 +17,10 @@
 #                                         # 0 skips it) live containers vs 1; about 3 minutes
 #   bash scripts/bench.sh slow-clients    # a normal client's p99 alone vs beside FC_BENCH_SLOW_CLIENTS (100) uploads at 700 B/s,
 #                                         # FC_BENCH_SLOW_SECONDS (10) per phase; about 40 s
+#   bash scripts/bench.sh php-image       # fastcontainer/php vs images/php of FC_BENCH_PHP_BEFORE_COMMIT (d8d5256, before WordPress's
+#                                         # extensions), built as fastcontainer-bench/php-before: size, and FC_BENCH_PHP_RUNS (15)
+#                                         # cold starts each through `up` and on the engine; the before-image is removed at the
+#                                         # end unless FC_BENCH_KEEP_BEFORE_IMAGE=1; about 3 minutes with its build
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # One benchmark at a time on this machine: two loads at once would measure each other.

@@ -35,13 +35,17 @@
 # current sources (a hash of images/<name>, kept as a label; for fastcontainer/fastcontainer,
 # of src/, bin/, the package files and the Node version) is skipped unless --force is given;
 # one built from older sources is rebuilt. With no image names, the tenant images are built.
+#
+# FASTCONTAINER_IMAGES_DIR: where the images' sources are (default: images/ of this checkout), e.g.
+# an older commit's images/php written out to build that version beside the current one under a
+# --tag of its own (bench/php-image.ts does, to compare them).
 set -euo pipefail
 
 ALL_IMAGES=(hello php static)
 # Built only when named: the platform's own images (compose/), not needed by `fastcontainer up`.
 NAMED_IMAGES=(fastcontainer prometheus)
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-IMAGES_DIR="$REPO_ROOT/images"
+IMAGES_DIR="${FASTCONTAINER_IMAGES_DIR:-$REPO_ROOT/images}"
 SUITE="${FASTCONTAINER_DEBIAN_SUITE:-bookworm}"
 MIRROR="${FASTCONTAINER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${FASTCONTAINER_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
@@ -70,6 +74,9 @@ is given; images built from older sources are rebuilt.
                     extra Debian packages ($SUITE) to install in the image (php and static
                     only), e.g. --packages "php-redis php-imagick"
   -h, --help        show this help
+
+FASTCONTAINER_IMAGES_DIR=DIR takes the images' sources from DIR/<image> instead of images/
+(with --tag, e.g. to build an older version of an image beside the current one).
 
 Example: a PHP image with Redis and ImageMagick for one tenant, beside the stock one:
   $(basename "$0") php --tag myorg/php-extra --packages "php-redis php-imagick"
@@ -103,6 +110,7 @@ while (($#)); do
   shift
 done
 ((${#SELECTED[@]})) || SELECTED=("${ALL_IMAGES[@]}")
+[[ -d "$IMAGES_DIR" ]] || die "FASTCONTAINER_IMAGES_DIR '$IMAGES_DIR' is not a directory (the images' sources)"
 if [[ -n "$TAG" ]]; then
   ((${#SELECTED[@]} == 1)) || die "--tag names one image: give exactly one of ${ALL_IMAGES[*]}"
   # docker's reference grammar, lower case, with an optional :tag (no digest: this builds, it does not pull).

@@ -11,7 +11,7 @@ import Docker from 'dockerode';
 import { resultsDir } from './plot.js';
 
 /** Sections of RESULTS.md, in order. */
-export const sectionOrder = ['proxy-libs', 'warm-path', 'cold-start', 'autoscale', 'recycle', 'metabolism', 'freeze', 'burst', 'many-tenants', 'slow-clients'] as const;
+export const sectionOrder = ['proxy-libs', 'warm-path', 'cold-start', 'php-image', 'autoscale', 'recycle', 'metabolism', 'freeze', 'burst', 'many-tenants', 'slow-clients'] as const;
 
 export interface Goal {
   goal: string;
