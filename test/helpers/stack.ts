@@ -11,8 +11,7 @@ import type { ContainerRuntime } from '../../src/dispatcher/container-runtime.js
 import type { Clock } from '../../src/shared/clock.js';
 import { loadConfig, type Config } from '../../src/shared/config.js';
 import { createLogger, silentLogger } from '../../src/shared/logger.js';
-import { removeTenantNetwork } from '../../src/dispatcher/runtime/tenant-network.js';
-import { docker, removeContainersOfHost } from './docker.js';
+import { removeContainersOfHost, removeHostAndNetwork } from './docker.js';
 import { redisUrl, uniqueName } from './env.js';
 import { dropPrefix } from './redis.js';
 
@@ -90,9 +89,9 @@ export async function startTestStack(o: TestStackOptions = {}): Promise<TestStac
     },
     async cleanup() {
       await stack.destroy().catch(() => undefined);
-      await removeContainersOfHost(hostId);
       // The dispatcher's network and its isolation rules (destroy() leaves them to the containers).
-      if (o.runtime === undefined) await removeTenantNetwork(docker, config.dockerNetwork, hostId);
+      if (o.runtime === undefined) await removeHostAndNetwork(hostId, config.dockerNetwork);
+      else await removeContainersOfHost(hostId);
       await dropPrefix(prefix);
       rmSync(stateDir, { recursive: true, force: true });
     },

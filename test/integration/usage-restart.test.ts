@@ -13,7 +13,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CgroupCpu } from '../../src/dispatcher/signals/cgroup.js';
-import { containersOfHost, docker, removeContainersOfHost } from '../helpers/docker.js';
+import { containersOfHost, docker, removeContainersOfHost, removeHostAndNetwork } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
 import { startTestStack, TEST_TOKEN, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
@@ -43,7 +43,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const d of dispatchers) await d.stack.destroy().catch(() => undefined);
-  await removeContainersOfHost(hostId);
+  // Its containers, then its network and isolation rules (every dispatcher of this host had the same).
+  if (dispatchers[0] !== undefined) await removeHostAndNetwork(hostId, dispatchers[0].config.dockerNetwork);
+  else await removeContainersOfHost(hostId);
   await front?.cleanup();
   await rm(site, { recursive: true, force: true });
 });
