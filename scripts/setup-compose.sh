@@ -20,17 +20,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PACKAGES=(docker-compose mmdebstrap)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  t0=$(date +%s)
-  step "installing Debian packages: ${missing[*]}..."
-  "${SUDO[@]}" apt-get update -qq >"$STATE/apt-compose.log" 2>&1 || { tail -20 "$STATE/apt-compose.log" >&2; die "apt-get update failed (log: $STATE/apt-compose.log)"; }
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$STATE/apt-compose.log" 2>&1 \
-    || { tail -20 "$STATE/apt-compose.log" >&2; die "apt-get install failed (log: $STATE/apt-compose.log)"; }
-  step "installed in $(( $(date +%s) - t0 ))s"
-else
+# shellcheck source=lib/debian-packages.sh
+. "$REPO/scripts/lib/debian-packages.sh"
+ensure_debian_packages "$STATE/apt-compose.log" "${PACKAGES[@]}"
+if [ "${#DEBIAN_INSTALLED[@]}" -eq 0 ]; then
   step "docker-compose present ($(docker-compose version --short 2>/dev/null || echo '?'))"
 fi

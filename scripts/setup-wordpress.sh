@@ -25,22 +25,13 @@ fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 PACKAGES=(mariadb-server mariadb-client wordpress wordpress-theme-twentytwentythree socat iproute2)
-missing=()
-for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
 had_services=()
 for s in mariadb-server apache2; do installed "$s" && had_services+=("$s"); done
 
-if [ "${#missing[@]}" -gt 0 ]; then
-  t0=$(date +%s)
-  step "installing Debian packages: ${missing[*]} (a minute or so; log: $STATE/apt-wordpress.log)..."
-  # Another apt run (another setup script) may hold the lock: wait for it rather than fail.
-  apt_opts=(-o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends)
-  if ! DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install "${apt_opts[@]}" "${missing[@]}" >"$STATE/apt-wordpress.log" 2>&1; then
-    "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq >>"$STATE/apt-wordpress.log" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install "${apt_opts[@]}" "${missing[@]}" >>"$STATE/apt-wordpress.log" 2>&1 \
-      || { tail -20 "$STATE/apt-wordpress.log" >&2; die "apt-get install failed (log: $STATE/apt-wordpress.log)"; }
-  fi
-  step "packages installed in $(( $(date +%s) - t0 ))s"
+# shellcheck source=lib/debian-packages.sh
+. "$REPO/scripts/lib/debian-packages.sh"
+ensure_debian_packages "$STATE/apt-wordpress.log" "${PACKAGES[@]}"
+if [ "${#DEBIAN_INSTALLED[@]}" -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
     for s in mariadb apache2; do
       case " ${had_services[*]} " in *" ${s/mariadb/mariadb-server} "*) continue ;; esac

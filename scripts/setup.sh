@@ -31,20 +31,10 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 # --- Debian packages -----------------------------------------------------------------------------
 PACKAGES=(docker.io redis-server redis-sentinel mmdebstrap busybox-static ca-certificates iptables iproute2 curl)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  t0=$(date +%s)
-  step "installing Debian packages: ${missing[*]} (a minute or so)..."
-  "${SUDO[@]}" apt-get update -qq >"$STATE/apt.log" 2>&1 || { tail -20 "$STATE/apt.log" >&2; die "apt-get update failed (log: $STATE/apt.log)"; }
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$STATE/apt.log" 2>&1 \
-    || { tail -20 "$STATE/apt.log" >&2; die "apt-get install failed (log: $STATE/apt.log)"; }
-  step "packages installed in $(elapsed "$t0")"
-else
-  step "Debian packages present"
-fi
+# shellcheck source=lib/debian-packages.sh
+. "$REPO/scripts/lib/debian-packages.sh"
+ensure_debian_packages "$STATE/apt.log" "${PACKAGES[@]}"
+[ "${#DEBIAN_INSTALLED[@]}" -gt 0 ] || step "Debian packages present"
 
 bash scripts/setup-browser.sh >>"$STATE/apt.log" 2>&1 || die "installing chromium failed (log: $STATE/apt.log)"
 bash "$REPO/scripts/setup-tls.sh"

@@ -3,7 +3,6 @@
 // started, however it names a container entry; only the proxy's signed requests get through. The
 // internal endpoints are on the admin listener, nowhere else.
 
-import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelKeys } from '../../src/dispatcher/container-runtime.js';
@@ -12,6 +11,7 @@ import { containersOfHost, docker, imageExists } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { newContainer } from '../helpers/specs.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { eventually } from '../helpers/wait.js';
 
 const HELLO = 'fastcontainer/hello';
@@ -48,20 +48,6 @@ async function metric(line: RegExp): Promise<number> {
 }
 
 const victimRequests = () => metric(/^fc_dispatcher_requests_total\{app="victim",status="200",role="dispatcher"\} (\d+)$/m);
-
-/** Raw bytes, for what undici will not send: thousands of headers. */
-function rawRequest(url: string, text: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    // Written, not ended: Node's server drops a request whose client has ended its side.
-    const socket = net.connect(Number(port), hostname, () => socket.write(text));
-    let answer = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => (answer += d));
-    socket.once('error', reject);
-    socket.once('close', () => resolve(answer));
-  });
-}
 
 describe('the dispatcher port', () => {
   it('refuses 403 a request naming another tenant\'s running container, and serves it nothing', async () => {

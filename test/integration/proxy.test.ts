@@ -2,7 +2,6 @@
 // strips, routing among entries, registration, retries when a container went away.
 
 import http from 'node:http';
-import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CmdbCache } from '../../src/cmdb/cache.js';
@@ -15,6 +14,7 @@ import { PUBLIC_MAX_HEADERS } from '../../src/shared/protocol.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { createRegistry } from '../../src/shared/metrics.js';
 import { appSpec, newContainer } from '../helpers/specs.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { eventually } from '../helpers/wait.js';
 
 interface Seen {
@@ -195,21 +195,6 @@ describe('when a dispatcher cannot be reached', () => {
     }
   });
 });
-
-/** A raw HTTP/1.1 request over a socket: what a hostile client can send that undici will not. */
-function rawRequest(url: string, text: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    // Written, not ended: a server that sees the client's end may drop its request. Every
-    // request here says Connection: close, so the server ends the exchange.
-    const socket = net.connect(Number(port), hostname, () => socket.write(text));
-    let answer = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => (answer += d));
-    socket.once('error', reject);
-    socket.once('close', () => resolve(answer));
-  });
-}
 
 describe('header floods', () => {
   const flood = (n: number, extra = '') => `GET /flood HTTP/1.1\r\nHost: site.test\r\n${'a:\r\n'.repeat(n - 2)}Connection: close\r\n${extra}\r\n`;

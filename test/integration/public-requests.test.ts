@@ -5,12 +5,12 @@
 // the signed HTTP hop, with the cluster secret the first process kept in Redis.
 
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageExists } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
+import { rawExchange } from '../helpers/raw-http.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const PHP = 'fastcontainer/php';
@@ -45,20 +45,7 @@ afterAll(async () => {
 });
 
 /** Raw bytes to a proxy; each request says Connection: close, so the server ends the exchange. */
-function raw(url: string, text: string): Promise<{ status: number; headers: string; body: string }> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), hostname, () => socket.write(text));
-    let answer = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => (answer += d));
-    socket.once('error', reject);
-    socket.once('close', () => {
-      const split = answer.indexOf('\r\n\r\n');
-      resolve({ status: Number(answer.slice(9, 12)), headers: answer.slice(0, split), body: answer.slice(split + 4) });
-    });
-  });
-}
+const raw = rawExchange;
 
 interface Seen { host: string | null; uri: string; xfh: string | null; rid: string | null; fc: string[] }
 
