@@ -215,9 +215,12 @@ export function configText(config: Config): string {
 
 async function runRoles(config: Config, roles: StackRole[]): Promise<number> {
   const logger = createLogger(config.logLevel);
+  // The demo's files are in place before anything starts, and its app registered before the banner
+  // says the stack is up: whoever reads the banner finds both.
+  const site = config.demo ? demoSite(config) : undefined;
   const stack = await startStack({ config, roles, logger });
+  if (site !== undefined && stack.coreapi !== undefined) await ensureDemoApp(stack.coreapi.listening.url, stack.coreapi.token.token, site);
   if (roles.length === 3) printBanner(stack, config);
-  if (config.demo && stack.coreapi !== undefined) await ensureDemoApp(stack.coreapi.listening.url, stack.coreapi.token.token, demoSite(config));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -269,6 +272,7 @@ function demoSite(config: Config): string {
   const root = rootsOf([configured], 'demo')[0] as string;
   // Under a root shared by every app, the demo keeps to a directory named for it all the same.
   const site = configured.split('/').includes(APP_PLACEHOLDER) ? path.join(root, 'site') : path.join(root, 'demo', 'site');
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 }); // as the API token would make it
   mkdirSync(site, { recursive: true, mode: 0o755 });
   cpSync(path.join(repoRoot, 'examples', 'demo-site'), site, { recursive: true, force: true });
   return site;
