@@ -6,6 +6,7 @@
 import type { Registry } from 'prom-client';
 import type { CmdbCache } from '../cmdb/cache.js';
 import type { App, Store } from '../cmdb/types.js';
+import type { AnswerBuffering } from '../shared/answer-buffer.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -48,6 +49,10 @@ export interface DispatcherSettings {
   logLines?: number;
   logLineBytes?: number;
   logRate?: number;
+  /** FC_BUFFER_ANSWER, FC_BUFFER_ANSWER_TOTAL, FC_SEND_TIMEOUT (answer-buffer.ts). */
+  bufferAnswer?: number;
+  bufferAnswerTotal?: number;
+  sendTimeout?: number;
 }
 
 export interface DispatcherDeps {
@@ -83,6 +88,8 @@ export interface DispatcherContext {
   usage: UsageMeter;
   /** Their output, kept in the CMDB (set once, right after the context is made). */
   logs: LogShipper;
+  /** Answers held for clients slower than the container (in process, the public's own clients). */
+  readonly answers: AnswerBuffering;
 }
 
 /** The last few start durations (ms) of each app, bounded in apps and in starts per app. */

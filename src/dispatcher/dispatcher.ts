@@ -13,6 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Change } from '../cmdb/types.js';
+import { answerBuffering } from '../shared/answer-buffer.js';
 import type { Timer } from '../shared/clock.js';
 import type { LocalDispatch } from '../shared/protocol.js';
 import { Autoscaler } from './autoscaler/autoscaler.js';
@@ -83,6 +84,7 @@ export class Dispatcher {
       lease: new HostLease(deps.store, s.hostId, s.heartbeatInterval, deps.clock, deps.logger),
       usage: undefined as unknown as UsageMeter,
       logs: undefined as unknown as LogShipper,
+      answers: answerBuffering(s, () => this.metrics.slowReaders.inc()),
     };
     this.ctx.usage = new UsageMeter(this.ctx);
     this.ctx.logs = new LogShipper(this.ctx);

@@ -29,7 +29,7 @@ export type DispatcherConfig = Pick<
   | 'readyPollInterval' | 'startBackoff' | 'queueLimit' | 'queueTimeout' | 'drainTimeout' | 'drainGrace' | 'stopTimeout'
   | 'reconcileInterval' | 'pidsLimit' | 'containerConnections' | 'dockerHost' | 'dockerNetwork' | 'hostTimeout'
   | 'sandboxPool' | 'sandboxImage' | 'volumeRoots' | 'rootImages' | 'upstreamTimeout' | 'networkIsolation' | 'blockedNetworks' | 'tenantServices' | 'upgradeIdleTimeout'
-  | 'usageInterval' | 'usageRetention' | 'logLines' | 'logLineBytes' | 'logRate'
+  | 'usageInterval' | 'usageRetention' | 'logLines' | 'logLineBytes' | 'logRate' | 'bufferAnswer' | 'bufferAnswerTotal' | 'sendTimeout'
 >;
 
 export interface DispatcherRole {

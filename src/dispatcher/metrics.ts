@@ -15,6 +15,8 @@ export class DispatcherMetrics {
   readonly thawSeconds: Histogram<'app'>;
   /** Requests the dispatcher's port refused (unsigned, forged, stale, too many headers). */
   readonly refused: Counter<'reason'>;
+  /** Answers cut because their client took none of them for FC_SEND_TIMEOUT. */
+  readonly slowReaders: Counter;
   /** requests and requestSeconds, per request. */
   readonly recorder: RequestRecorder;
   /** The cgroup's CFS counters, summed per app from the samples the autoscaler takes (countCpu). */
@@ -43,6 +45,7 @@ export class DispatcherMetrics {
     this.events = new Counter({ name: 'fc_dispatcher_events_total', help: 'Scaling decisions applied and lifecycle steps (scale-up, scale-down, scale-out, scale-in, replace, ready, drain, died, ...), by app and kind', labelNames: ['app', 'kind'], registers: [registry] });
     this.applySeconds = new Histogram({ name: 'fc_autoscaler_apply_seconds', help: 'Time from a scaling decision to its being applied (quota changed, entry registered, drain begun)', labelNames: ['kind'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
     this.thawSeconds = new Histogram({ name: 'fc_dispatcher_thaw_seconds', help: 'Time to thaw a frozen container for a request', labelNames: ['app'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] });
+    this.slowReaders = new Counter({ name: 'fc_dispatcher_slow_readers_total', help: 'Answers cut off because their client took none of them for FC_SEND_TIMEOUT', registers: [registry] });
     this.refused = new Counter({ name: 'fc_dispatcher_refused_total', help: 'Requests the dispatcher port refused before touching anything, by reason (missing, malformed, forged, stale, too-many-headers)', labelNames: ['reason'], registers: [registry] });
     new Gauge({
       name: 'fc_dispatcher_held_requests', help: 'Requests waiting for a container to start', registers: [registry],

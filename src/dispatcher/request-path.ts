@@ -159,6 +159,7 @@ export class RequestPath {
       ({ status, headersAt, bytesOut } = await forward({
         pool, req, res, headers, upstream: `container ${local.id} (app ${local.app}) at ${local.address ?? '?'}`,
         headersTimeout: this.upstreamTimeoutOf(local.app),
+        buffering: this.ctx.answers,
         ...(body === undefined ? {} : { body }),
       }));
       return status;

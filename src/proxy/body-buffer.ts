@@ -11,6 +11,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { Clock, Timer } from '../shared/clock.js';
+import type { BufferBudget } from '../shared/buffer-budget.js';
 import { FcError } from '../shared/errors.js';
 
 export interface BodyLimits {
@@ -102,26 +103,6 @@ export class ClientGone extends Error {
   constructor(cause: unknown) {
     super('the client went away while sending its request body', { cause });
     this.name = 'ClientGone';
-  }
-}
-
-/** The bytes all buffered bodies of a proxy may hold at once (FC_BUFFER_TOTAL). */
-export class BufferBudget {
-  private used = 0;
-  constructor(readonly limit: number) {}
-
-  take(bytes: number): boolean {
-    if (this.used + bytes > this.limit) return false;
-    this.used += bytes;
-    return true;
-  }
-
-  give(bytes: number): void {
-    this.used = Math.max(0, this.used - bytes);
-  }
-
-  get inUse(): number {
-    return this.used;
   }
 }
 

@@ -31,6 +31,7 @@ export async function startProxy(
   config: Pick<
     Config,
     | 'proxyPort' | 'proxyListen' | 'hostTimeout' | 'upstreamConnections' | 'bufferBody' | 'bufferTotal' | 'bodyMinRate' | 'bodyTimeout'
+    | 'bufferAnswer' | 'bufferAnswerTotal' | 'sendTimeout'
     | 'requestTimeout' | 'upstreamTimeout' | 'queueTimeout' | 'appConcurrency' | 'appQueue' | 'appQueueTimeout' | 'drainTimeout'
     | 'upgradeIdleTimeout' | 'upgradeMaxPerApp' | 'tlsPort' | 'tlsDir' | 'tlsReload'
   >,

@@ -10,6 +10,8 @@ export class ProxyMetrics {
   readonly limited: Counter<'app' | 'outcome'>;
   /** Requests answered 408 because the client was too slow with its body. */
   readonly slowClients: Counter<'app' | 'code'>;
+  /** Answers cut because their client took none of them for FC_SEND_TIMEOUT. */
+  readonly slowReaders: Counter;
   /** requests and requestSeconds, per request. */
   readonly recorder: RequestRecorder;
 
@@ -20,6 +22,7 @@ export class ProxyMetrics {
     this.recorder = new RequestRecorder(this.requests, this.requestSeconds);
     this.limited = new Counter({ name: 'fc_proxy_app_limited_total', help: 'Requests that found all of their app\'s slots at this proxy taken, by outcome: queued, rejected (503, queue full), timeout (503 after the queue wait)', labelNames: ['app', 'outcome'], registers: [registry] });
     this.slowClients = new Counter({ name: 'fc_proxy_slow_clients_total', help: 'Requests answered 408 because the client sent its body too slowly, by error code', labelNames: ['app', 'code'], registers: [registry] });
+    this.slowReaders = new Counter({ name: 'fc_proxy_slow_readers_total', help: 'Answers cut off because their client took none of them for FC_SEND_TIMEOUT', registers: [registry] });
     this.retries = new Counter({ name: 'fc_proxy_retries_total', help: 'Requests sent again to another container, by reason', labelNames: ['reason'], registers: [registry] });
   }
 }

@@ -27,7 +27,9 @@ import { SingleFlight } from '../shared/single-flight.js';
 import { HostHealth } from './host-health.js';
 import { neverSent } from '../shared/upstream-errors.js';
 import { AppGate, type Closable } from './app-gate.js';
-import { BufferBudget, ClientGone, readBody, type RequestBody } from './body-buffer.js';
+import { answerBuffering, type AnswerBuffering } from '../shared/answer-buffer.js';
+import { BufferBudget } from '../shared/buffer-budget.js';
+import { ClientGone, readBody, type RequestBody } from './body-buffer.js';
 import { ProxyMetrics } from './metrics.js';
 import { hostFieldCount, parseRequestTarget } from './request-target.js';
 import { chooseEntry, routingHost } from './routing.js';
@@ -40,6 +42,10 @@ export interface ProxySettings {
   /** The front door's limits (body-buffer.ts, app-gate.ts); each defaults to its option's default in config.ts. */
   bufferBody?: number;
   bufferTotal?: number;
+  /** Answers held for slow readers (answer-buffer.ts); each defaults to its option's default. */
+  bufferAnswer?: number;
+  bufferAnswerTotal?: number;
+  sendTimeout?: number;
   bodyMinRate?: number;
   bodyTimeout?: number;
   requestTimeout?: number;
@@ -97,6 +103,8 @@ export class UserProxy {
   private readonly pools = new Map<string, { pool: Pool; connections: number }>();
   private readonly gate: AppGate;
   private readonly budget: BufferBudget;
+  /** Answers for slow readers, on the HTTP hop from a dispatcher (in process, the dispatcher's own does it). */
+  private readonly answers: AnswerBuffering;
   private readonly registering = new SingleFlight<string, ContainerEntry>();
   private readonly lookups = new SingleFlight<string, App | null>();
   /** Host names the CMDB itself did not know, and until when that answer stands. */
@@ -115,6 +123,7 @@ export class UserProxy {
     this.random = deps.random ?? Math.random;
     this.gate = new AppGate(deps.clock, (app, outcome) => this.metrics.limited.inc({ app, outcome }));
     this.budget = new BufferBudget(s.bufferTotal ?? options.bufferTotal.default);
+    this.answers = answerBuffering(s, () => this.metrics.slowReaders.inc());
     this.upgrades = new ProxyUpgrades(this, upgradeSettings(s, (app) => this.headersTimeoutOf(app)));
   }
 
@@ -328,6 +337,7 @@ export class UserProxy {
           retryIf: last ? undefined : (status, headers) => status === 503 && headers[ERROR_HEADER] === 'FC_ERR_CONTAINER_GONE',
           body: sendBody,
           headersTimeout,
+          buffering: this.answers,
         });
         if (!result.retry) return result.status;
         lastError = new FcError('FC_ERR_CONTAINER_GONE', `container ${entry.id} went away`, { container: entry.id });

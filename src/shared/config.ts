@@ -389,6 +389,21 @@ export const options = {
     doc: 'Most bytes of request bodies the proxy holds in memory at once; past it, a body is streamed instead (at `FC_BODY_MIN_RATE`).',
     ...int(0, 16 * 1024 * 1_048_576, ' (bytes)'),
   },
+  bufferAnswer: {
+    env: 'FC_BUFFER_ANSWER', flag: 'buffer-answer', default: 1_048_576, roles: ['proxy', 'dispatcher'],
+    doc: 'For a client that reads its answer slower than the app sends it, up to this many bytes of the answer are held in memory (as nginx `proxy_buffering`), so the connection to the app is free at once: slow downloads do not take up the app\'s connections. A larger answer waits for its client beyond that. 0: never hold (backpressure only).',
+    ...int(0, 64 * 1_048_576, ' (bytes)'),
+  },
+  bufferAnswerTotal: {
+    env: 'FC_BUFFER_ANSWER_TOTAL', flag: 'buffer-answer-total', default: 256 * 1_048_576, roles: ['proxy', 'dispatcher'],
+    doc: 'Most bytes of answers a process holds for slow readers at once (`FC_BUFFER_ANSWER` each); past it, answers wait for their clients.',
+    ...int(0, 16 * 1024 * 1_048_576, ' (bytes)'),
+  },
+  sendTimeout: {
+    env: 'FC_SEND_TIMEOUT', flag: 'send-timeout', default: 60_000, roles: ['proxy', 'dispatcher'],
+    doc: 'A client that takes none of its answer for this long, while the answer waits for it, is cut off (as nginx `send_timeout`); a slow reader that keeps reading is not.',
+    ...duration(1000, 3_600_000),
+  },
   bodyMinRate: {
     env: 'FC_BODY_MIN_RATE', flag: 'body-min-rate', default: 10_240, roles: ['proxy'],
     doc: 'A streamed request body (larger than `FC_BUFFER_BODY`) must arrive at least this fast on average, counted from 5 s after it began; a slower client gets 408 and is cut off. 0: no minimum.',

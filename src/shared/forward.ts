@@ -3,8 +3,9 @@
 // Undici's stream() writes the upstream body straight into the client's response: no extra
 // stream.pipeline() layer, which on Node 20 costs a large share of a proxy's throughput.
 
-import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { HeldAnswer, type AnswerBuffering } from './answer-buffer.js';
 import { connectionTokens, isHopByHop } from './http.js';
 import { upstreamFailure } from './upstream-errors.js';
 
@@ -51,6 +52,8 @@ export interface ForwardRequest {
   body?: Buffer | AsyncIterable<Buffer> | null;
   /** Longest wait (ms) for the upstream's status and headers after the request was sent: past it, 504. */
   headersTimeout?: number;
+  /** Holding answers for slow readers, and cutting those that stop (answer-buffer.ts); absent: backpressure only. */
+  buffering?: AnswerBuffering;
 }
 
 export interface Forwarded {
@@ -76,6 +79,8 @@ class ForwardHandler implements Dispatcher.DispatchHandlers {
   private bytesOut = 0;
   private settled = false;
   private resume: (() => void) | null = null;
+  /** Made at the first write the client's socket could not take at once: the answer's way from then on. */
+  private held: HeldAnswer | undefined;
   private readonly onClientClose = (): void => {
     if (this.f.res.writableFinished || this.settled) return;
     this.clientGone = true;
@@ -131,11 +136,24 @@ class ForwardHandler implements Dispatcher.DispatchHandlers {
   onData(chunk: Buffer): boolean {
     if (this.retry) return true;
     this.bytesOut += chunk.length;
-    return this.f.res.write(chunk);
+    const { res, buffering } = this.f;
+    if (this.held?.active === true) return this.held.push(chunk);
+    if (res.write(chunk)) return true;
+    // HTTP/2 clients (the TLS listener's compatibility responses) get backpressure only: their
+    // streams have flow control of their own, and none of the counts HeldAnswer reads.
+    if (buffering === undefined || this.resume === null || !(res instanceof ServerResponse)) return false;
+    if (this.held === undefined) {
+      // It watches 'drain' from now on, and resumes the upstream itself.
+      res.off('drain', this.resume);
+      this.held = new HeldAnswer(res, buffering, this.resume);
+    }
+    return this.held.blocked();
   }
 
   onComplete(): void {
-    if (!this.retry) this.f.res.end();
+    // A held answer ends after its last held chunk; a discarded one (retry) has nothing to end.
+    if (this.held !== undefined) this.held.end();
+    else if (!this.retry) this.f.res.end();
     this.settle();
     this.resolve({ status: this.status, retry: this.retry, headersAt: this.headersAt, bytesOut: this.bytesOut });
   }
