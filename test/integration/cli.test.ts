@@ -157,7 +157,11 @@ describe('the CLI covers the API', () => {
     const rm = await cli('container', 'rm', id as string);
     expect(rm, rm.stderr).toMatchObject({ code: 0, stdout: `container ${id} of app clirm draining: in-flight requests finish, then it is removed\n` });
     await eventually(async () => (await containersOfHost(hostId)).every((c) => c.Labels['fastcontainer.container'] !== id), { what: 'its Docker container to go' });
-    const again = await cli('container', 'rm', id as string);
+    // Its entry goes a moment after its Docker container: until then a second rm finds it draining.
+    const again = await eventually(async () => {
+      const r = await cli('container', 'rm', id as string);
+      return r.code === 0 ? undefined : r;
+    }, { timeout: 10_000, interval: 200, what: 'a second container rm to find no such container' });
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('FC_ERR_CONTAINER_NOT_FOUND');
     for (const args of [['container'], ['container', 'rm'], ['container', 'frob', 'x']]) expect((await cli(...args)).code, args.join(' ')).toBe(2);
