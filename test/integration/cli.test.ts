@@ -261,11 +261,16 @@ describe('scaling commands', () => {
     const quota = await cli('app', 'scale', 'cliscale', '--cpus', '0.4');
     expect(quota.stdout).toMatch(/scaled app cliscale: 2 live containers .* at 0\.4 cores/);
 
-    const ps = await cli('ps', '--app', 'cliscale');
+    // CPU is the quota of the container's latest stats (up to 2 s old) once they are newer than the
+    // ask: stats taken before the dispatcher applied it still show 0.25 for a moment.
+    const quotaRow = /\s0\.4\s+(-|\d+)\s+(-|\d+ms)\s+(-|\d+%)\s/;
+    const ps = await eventually(async () => {
+      const r = await cli('ps', '--app', 'cliscale');
+      const rows = r.stdout.split('\n').filter((l) => l.startsWith('cliscale-'));
+      if (rows.length !== 2 || !rows.every((row) => quotaRow.test(row))) throw new Error(`ps shows:\n${r.stdout}${r.stderr}`);
+      return r;
+    }, { timeout: 10_000, interval: 250, what: 'ps to show both containers at 0.4 cores' });
     expect(ps.stdout).toMatch(/CONTAINER\s+APP\s+STATE\s+HOST\s+AGE\s+LEFT\s+CPU\s+INFLIGHT\s+P95\s+THROTTLED\s+ADDRESS/);
-    const rows = ps.stdout.split('\n').filter((l) => l.startsWith('cliscale-'));
-    expect(rows).toHaveLength(2);
-    for (const row of rows) expect(row, ps.stdout).toMatch(/\s0\.4\s+(-|\d+)\s+(-|\d+ms)\s+(-|\d+%)\s/);
 
     const events = await cli('events', 'cliscale', '--limit', '5');
     expect(events, events.stderr).toMatchObject({ code: 0 });
