@@ -517,9 +517,10 @@ describe.each(implementations)('Store contract: %s', (_name, make) => {
     });
 
     it('a lease nobody renews runs out, and then another owner gets it', async () => {
-      expect(await store.claimHost('h1', 'owner-a', 150, Date.now())).toEqual({ held: true });
+      // A second: long enough that the refusal below is seen on a loaded machine, short enough to wait out.
+      expect(await store.claimHost('h1', 'owner-a', 1_000, Date.now())).toEqual({ held: true });
       expect((await store.claimHost('h1', 'owner-b', 5_000, Date.now())).held).toBe(false);
-      await eventually(async () => (await store.claimHost('h1', 'owner-b', 5_000, Date.now())).held, { timeout: 3_000, what: 'the lease to run out' });
+      await eventually(async () => (await store.claimHost('h1', 'owner-b', 5_000, Date.now())).held, { timeout: 10_000, interval: 50, what: 'the lease to run out' });
       expect(await store.claimHost('h1', 'owner-a', 5_000, Date.now())).toMatchObject({ held: false, owner: 'owner-b' });
     });
 

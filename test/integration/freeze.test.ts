@@ -55,6 +55,12 @@ describe('freezing', () => {
     // Still there after a few reconciliations: frozen is not dead.
     await new Promise((r) => setTimeout(r, 2_000));
     expect((await entries('sleepy')).map((e) => e.id)).toEqual([entry!.id]);
+    // Once thawed it must stay thawed while it is looked at: with freezeAfter 1 it would freeze
+    // again about a second after the next answer, which a slow machine can overrun. freezeAfter
+    // applies live (no restart); the dispatcher reads it from its cache, so that is waited for.
+    expect((await t.api('PATCH', '/v1/apps/sleepy', { freezeAfter: 60 })).status).toBe(200);
+    await eventually(() => t.stack.cache?.app('sleepy')?.freezeAfter === 60, { what: 'the dispatcher to see freezeAfter 60' });
+    expect(await paused(entry!.runtimeId)).toBe(true);
 
     const second = await t.get('sleepy.test', '/cgi-bin/whoami');
     expect(second.status).toBe(200);

@@ -21,14 +21,18 @@ afterEach(async () => {
 describe('host id lease', () => {
   it('a second dispatcher with a host id in use refuses to start and leaves the first one\'s containers alone', async () => {
     const runtime = new FakeRuntime();
-    runtime.images.set('slow', { listenAfterMs: 4000 });
+    // Entries must not change of themselves while the test compares them: `ready` never freezes,
+    // and `slow` stays starting until well after the comparison (destroy() halts it if the test fails).
+    runtime.images.set('slow', { listenAfterMs: 15_000 });
     t = await startTestStack({ runtime, env: { FC_HEARTBEAT_INTERVAL: '200ms' } });
     const s = t;
-    expect((await s.api('POST', '/v1/apps', { name: 'ready', hostnames: ['ready.test'], image: 'fastcontainer/hello' })).status).toBe(201);
+    expect((await s.api('POST', '/v1/apps', { name: 'ready', hostnames: ['ready.test'], image: 'fastcontainer/hello', freezeAfter: 0 })).status).toBe(201);
     expect((await s.api('POST', '/v1/apps', { name: 'slow', hostnames: ['slow.test'], image: 'slow' })).status).toBe(201);
     expect((await s.get('ready.test')).status).toBe(200);
     // A container still starting when the second dispatcher comes: the one it would have removed.
     const slow = s.get('slow.test');
+    // Awaited at the end; handled now, so a failure before then is reported as that failure.
+    slow.catch(() => undefined);
     await eventually(() => [...runtime.containers.values()].some((c) => c.spec.labels[labelKeys.app] === 'slow'), { what: 'the slow container to be created' });
     const containersBefore = [...runtime.containers.keys()].sort();
     const entriesBefore = (await s.stack.store.listContainers()).map((e) => `${e.id}:${e.state}:${e.rev}`).sort();

@@ -112,7 +112,7 @@ describe('the request path', () => {
     const [id] = await runningContainersOf('mayfly');
     await docker.getContainer(id as string).kill({ signal: 'SIGKILL' });
     await eventually(async () => (await t.api('GET', '/v1/apps/mayfly/containers')).body.containers.length === 0, {
-      timeout: 5000, what: 'the die event to clear the entry',
+      timeout: 15_000, what: 'the die event to clear the entry',
     });
     expect(await runningContainersOf('mayfly')).toEqual([]);
     const second = await t.get('mayfly.test', '/cgi-bin/whoami');

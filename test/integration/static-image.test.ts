@@ -119,7 +119,7 @@ describe('fastcontainer/static through the dispatcher', () => {
       const body = await eventually(async () => {
         const res = await fetch(`http://${ip}:8080/hello.txt`);
         return res.status === 200 ? res.text() : undefined;
-      }, { timeout: 5000, what: 'nginx on a read-only root' });
+      }, { timeout: 15_000, what: 'nginx on a read-only root' });
       expect(body).toBe('hello from the mounted directory\n');
     } finally {
       await container.remove({ force: true });

@@ -28,7 +28,9 @@ interface Shape {
   cleanup(): Promise<void>;
 }
 
-const env = { FC_UPGRADE_MAX_PER_APP: '3', FC_UPGRADE_IDLE_TIMEOUT: '1500ms', FC_DRAIN_TIMEOUT: '1500ms', FC_DRAIN_GRACE: '0' };
+// The idle timeout short, for its own test; the drain timeout long enough that what a test checks
+// while a drain holds is done before it ends (the WebSockets held through it are kept alive).
+const env = { FC_UPGRADE_MAX_PER_APP: '3', FC_UPGRADE_IDLE_TIMEOUT: '1500ms', FC_DRAIN_TIMEOUT: '5s', FC_DRAIN_GRACE: '0' };
 
 async function oneProcess(): Promise<Shape> {
   const runtime = new FakeRuntime();
@@ -79,6 +81,17 @@ function nextBuffer(ws: WebSocket): Promise<Buffer> {
     box.waiting.push(resolve);
     ws.once('close', (code) => reject(new Error(`closed with ${code} before a message`)));
   });
+}
+
+/**
+ * Pings until the WebSocket closes, as a live app's client would: FC_UPGRADE_IDLE_TIMEOUT, shorter
+ * than FC_DRAIN_TIMEOUT, then never ends it, and a close at a drain's end is the drain's doing.
+ */
+function keepAlive(ws: WebSocket): void {
+  const timer = setInterval(() => {
+    if (ws.readyState === WebSocket.OPEN) ws.ping();
+  }, 300);
+  ws.once('close', () => clearInterval(timer));
 }
 
 const nextMessage = async (ws: WebSocket): Promise<string> => String(await nextBuffer(ws));
@@ -162,6 +175,7 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
 
   it('sends an upgrade that reached a container drained a moment ago to another container', async () => {
     const first = await connect(s.front.proxyUrl, 'moved.test');
+    keepAlive(first);
     const entry = (await s.front.api('GET', '/v1/apps/moved/containers')).body.containers[0].id as string;
     const done = closed(first);
     expect((await s.front.api('DELETE', `/v1/containers/${entry}`)).status).toBeLessThan(300);
@@ -284,6 +298,7 @@ describe.each([{ make: oneProcess }, { make: apart }])('WebSockets ($make.name)'
 
   it('holds a drain while a WebSocket is open (it still echoes), then closes it with 1001 at the drain timeout', async () => {
     const ws = await connect(s.front.proxyUrl, 'drain.test');
+    keepAlive(ws);
     const entry = (await s.front.api('GET', '/v1/apps/drain/containers')).body.containers[0].id as string;
     const done = closed(ws);
     expect((await s.front.api('DELETE', `/v1/containers/${entry}`)).status).toBeLessThan(300);
@@ -336,6 +351,7 @@ describe('a shutdown (SIGTERM) waits for WebSockets up to FC_DRAIN_TIMEOUT, then
     try {
       expect((await s.front.api('POST', '/v1/apps', { name: 'bye', hostnames: ['bye.test'], image: IMAGE })).status).toBe(201);
       const ws = await connect(s.front.proxyUrl, 'bye.test');
+      keepAlive(ws);
       const done = closed(ws);
       const stopping = stop(s);
       // Still served while the server drains.

@@ -4,6 +4,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeFrame, FrameBoundary, Tunnel } from '../../src/shared/tunnel.js';
+import { eventually } from '../helpers/wait.js';
 
 /** A server frame (unmasked) with a payload of n bytes. */
 function frame(n: number, opcode = 0x2): Buffer {
@@ -77,7 +78,7 @@ describe('Tunnel.goingAway', () => {
     const big = frame(1000);
     // Half a frame, then the drain ends: the rest of that frame still goes through, the next does not.
     upstream.far.write(big.subarray(0, 500));
-    await new Promise((r) => setTimeout(r, 50));
+    await eventually(() => Buffer.concat(received).length === 500, { timeout: 5_000, what: 'the tunnel to forward the first half of the frame' });
     const closing = tunnel.goingAway();
     upstream.far.write(Buffer.concat([big.subarray(500), frame(4)]));
     await closing;
@@ -95,7 +96,7 @@ describe('Tunnel.goingAway', () => {
     const received: Buffer[] = [];
     client.far.on('data', (d: Buffer) => received.push(d));
     upstream.far.write(frame(1000).subarray(0, 10));
-    await new Promise((r) => setTimeout(r, 50));
+    await eventually(() => Buffer.concat(received).length === 10, { timeout: 5_000, what: 'the tunnel to forward the first 10 bytes' });
     await tunnel.goingAway();
     // No close frame inside a frame: only the 10 bytes already sent.
     expect(Buffer.concat(received).length).toBe(10);

@@ -4,7 +4,8 @@
 // rules of network-isolation.ts: at start (from the containers already there, so a restart after
 // a crash converges), whenever a container with rules of its own comes or goes, and every
 // REAPPLY_MS (a firewall reload elsewhere, or dockerd re-creating DOCKER-USER, loses nothing for
-// long). On a clean stop with no container left on the network, rules and network go.
+// long). On a clean stop with no container left on the network, rules and network go (once the
+// engine has let go of the endpoints of containers just removed).
 
 import type Docker from 'dockerode';
 import { FcError } from '../../shared/errors.js';
@@ -13,6 +14,14 @@ import { bridgeNameOf, isolationRules, needsOwnRules, type ContainerFacts, type 
 
 /** How often the rules are written again even if nothing changed. */
 const REAPPLY_MS = 15_000;
+
+/**
+ * How long close() waits for the engine to stop listing endpoints of containers already removed:
+ * a removal returns before the network's inspection forgets the container's endpoint (a sandbox
+ * the pool removed just before, say). 10 × 300 ms, the bound the tests' own clean-up
+ * (removeHostAndNetwork) has used for the same lag.
+ */
+const SETTLE = { tries: 10, intervalMs: 300 };
 
 /** Labels of a network the dispatcher made, so it removes only its own. */
 export const networkLabels = { managed: 'fastcontainer.managed', host: 'fastcontainer.host' } as const;
@@ -23,6 +32,8 @@ export interface TenantNetworkOptions {
   /** null: no isolation rules (FC_NETWORK_ISOLATION=false); the network is still made. */
   policy: IsolationPolicy | null;
   warn(message: string, err: unknown): void;
+  /** close()'s wait for the engine to let go of removed containers' endpoints; SETTLE if absent (tests shorten it). */
+  settle?: { tries: number; intervalMs: number };
 }
 
 interface NetworkInfo {
@@ -97,16 +108,48 @@ export class TenantNetwork {
     await this.converge();
   }
 
-  /** Leaves the rules in force while containers remain (they still need them); otherwise removes rules and network. */
+  /**
+   * Leaves the rules in force while containers remain (they still need them); otherwise removes
+   * rules and network. An endpoint the engine still lists for a container already removed is
+   * waited out (bounded: after that the rules go, as no container needs them, and the network
+   * stays, with a warning).
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
     await this.last;
     if (this.bridge === '') return;
-    const info = await this.inspect();
-    if (info === null) return;
-    if (Object.keys(info.Containers ?? {}).length > 0) return;
+    const { tries, intervalMs } = this.o.settle ?? SETTLE;
+    for (let attempt = 1; ; attempt++) {
+      const info = await this.inspect();
+      if (info === null) return;
+      const endpoints = Object.keys(info.Containers ?? {});
+      if (endpoints.length === 0) break;
+      if (await this.anyContainerLeft(endpoints)) return;
+      if (attempt >= tries) {
+        this.o.warn(`the engine still lists endpoints of removed containers on the network "${this.o.name}" after ${tries} looks ${intervalMs} ms apart; its isolation rules go, the network stays (docker network rm ${this.o.name})`, undefined);
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
     await removeTenantNetwork(this.docker, this.o.name, this.o.hostId, { rules: this.o.policy !== null });
+  }
+
+  /**
+   * Whether any of the network's endpoints (keyed by container id, or "ep-…" for one whose
+   * container the engine no longer knows) belongs to a container that is still there. One the
+   * engine cannot answer for counts as there: its rules are kept rather than risked.
+   */
+  private async anyContainerLeft(endpoints: readonly string[]): Promise<boolean> {
+    for (const id of endpoints) {
+      try {
+        const c = (await this.docker.getContainer(id).inspect()) as { State?: { Status?: string } };
+        if (c.State?.Status !== 'removing' && c.State?.Status !== 'dead') return true;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) return true;
+      }
+    }
+    return false;
   }
 
   /**
