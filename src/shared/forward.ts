@@ -93,7 +93,8 @@ class ForwardHandler implements Dispatcher.DispatchHandlers {
     private readonly resolve: (r: Forwarded) => void,
     private readonly reject: (err: unknown) => void,
   ) {
-    f.res.once('close', this.onClientClose);
+    // on/off rather than once: settle() always takes it off, and once() allocates a wrapper per request.
+    f.res.on('close', this.onClientClose);
   }
 
   onConnect(abort: (err?: Error) => void): void {

@@ -7,11 +7,17 @@
 import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
+/**
+ * Node's http server keeps the response a connection is answering on the socket (`_httpMessage`,
+ * set when the response is given the socket, cleared when it finishes): the answers under way,
+ * found without a listener or a set per request. (test/integration/graceful-close.test.ts fails
+ * should a Node release stop keeping it.)
+ */
+type TrackedSocket = Socket & { _httpMessage?: ServerResponse | null };
+
 export class GracefulClose {
   private draining = false;
-  private readonly sockets = new Set<Socket>();
-  /** Responses not yet finished, so that close() can mark them. */
-  private readonly open = new Set<ServerResponse>();
+  private readonly sockets = new Set<TrackedSocket>();
   private readonly closed: Promise<void>;
 
   constructor(private readonly server: Server) {
@@ -22,18 +28,17 @@ export class GracefulClose {
     this.closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   }
 
-  /** Called for each request before the handler. */
+  /** Called for each request before the handler: one that arrives while draining is the connection's last. */
   track(res: ServerResponse): void {
-    if (this.draining) {
-      res.setHeader('connection', 'close');
-      return;
-    }
-    this.open.add(res);
-    res.once('close', () => {
-      this.open.delete(res);
-      // A keep-alive connection whose answer was under way when the drain began is idle now.
-      if (this.draining) setImmediate(() => this.server.closeIdleConnections());
-    });
+    if (this.draining) res.setHeader('connection', 'close');
+  }
+
+  /** An answer under way when the drain began: its connection ends after it. */
+  private closeAfter(res: ServerResponse): void {
+    if (res.writableFinished || res.destroyed) return;
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    // Its keep-alive connection is idle once the answer is through.
+    res.once('close', () => setImmediate(() => this.server.closeIdleConnections()));
   }
 
   get isDraining(): boolean {
@@ -47,7 +52,10 @@ export class GracefulClose {
   async close(timeoutMs?: number, beforeCut?: () => Promise<void>): Promise<void> {
     if (!this.draining) {
       this.draining = true;
-      for (const res of this.open) if (!res.headersSent) res.setHeader('connection', 'close');
+      for (const s of this.sockets) {
+        const res = s._httpMessage;
+        if (res != null) this.closeAfter(res);
+      }
       this.server.close();
       this.server.closeIdleConnections();
     }
