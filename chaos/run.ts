@@ -15,7 +15,7 @@ import { commit, exitCodeOf, saveRow, writeChaosMd, type Row } from './lib/repor
 import { quick, type Scenario } from './lib/scenario.js';
 import { containerKill } from './scenarios/container-kill.js';
 import { dispatcherKill } from './scenarios/dispatcher-kill.js';
-import { headerFlood, slowApp, slowClients } from './scenarios/front-door.js';
+import { headerFlood, slowApp, slowClients, slowReaders } from './scenarios/front-door.js';
 import { hostDrain } from './scenarios/host-drain.js';
 import { hostLostSingle, hostLostSpread } from './scenarios/host-lost.js';
 import { proxyDrain } from './scenarios/proxy-drain.js';
@@ -34,6 +34,7 @@ const scenarios: Scenario[] = [
   redisEmptyRestart,
   redisSentinel,
   slowClients,
+  slowReaders,
   slowApp,
   proxyDrain,
   headerFlood,

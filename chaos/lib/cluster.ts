@@ -314,3 +314,17 @@ export function cgiCommand(): string[] {
   ].join('\n');
   return ['/bin/busybox', 'sh', '-c', script];
 }
+
+/** The hello image's busybox httpd on a copy of its site plus /big: `bytes` bytes (zeros), a large static answer. */
+export function bigPageCommand(bytes: number): string[] {
+  const script = [
+    'set -e',
+    'mkdir -p /tmp/www',
+    'cp -r /www/. /tmp/www/',
+    `head -c ${bytes} /dev/zero > /tmp/www/big`,
+    "trap 'exit 0' TERM INT",
+    '/bin/busybox httpd -f -p 8080 -h /tmp/www &',
+    'wait $!',
+  ].join('\n');
+  return ['/bin/busybox', 'sh', '-c', script];
+}

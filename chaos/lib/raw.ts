@@ -1,5 +1,5 @@
 // Raw HTTP/1.1 over a TCP socket, for what an HTTP client library would not send: thousands of
-// headers, or a body trickled a few bytes at a time.
+// headers, a body trickled a few bytes at a time, or an answer read that slowly.
 
 import net from 'node:net';
 
@@ -54,5 +54,79 @@ export function slowUpload(port: number, host: string, o: { path?: string; size:
       s.destroy();
     },
     status: () => status,
+  };
+}
+
+export interface SlowDownload {
+  /** The answer's status (0: none yet). */
+  status(): number;
+  /** Bytes of the answer's body read so far. */
+  read(): number;
+  /** The whole body (its Content-Length) was read. */
+  complete(): boolean;
+  /** The connection ended before the whole answer was read, and not by stop(). */
+  cut(): boolean;
+  stop(): void;
+}
+
+/**
+ * A client that asks for `path` and reads its answer at about `bytesPerSecond`: at most
+ * bytesPerSecond/10 bytes every 100 ms, in reads of that size (a socket's `onread` buffer; its
+ * usual reads take 64 KB at once), the socket paused in between so that the kernel's buffers fill
+ * and hold the sender back as a slow link would. stop() ends it (socket destroyed).
+ */
+export function slowDownload(port: number, host: string, o: { path: string; bytesPerSecond: number }): SlowDownload {
+  const chunk = Math.max(64, Math.round(o.bytesPerSecond / 10));
+  let status = 0;
+  let head = '';
+  let length = -1;
+  let body = 0;
+  let credit = chunk;
+  let stopped = false;
+  let cut = false;
+  const s = net.connect({
+    port,
+    host: '127.0.0.1',
+    onread: {
+      buffer: Buffer.alloc(chunk),
+      callback(n: number, buf: Uint8Array): boolean {
+        credit -= n;
+        if (length < 0) {
+          head += Buffer.from(buf.buffer, buf.byteOffset, n).toString('latin1');
+          const end = head.indexOf('\r\n\r\n');
+          if (end >= 0) {
+            status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+            length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head.slice(0, end))?.[1] ?? 0);
+            body = head.length - end - 4;
+            head = '';
+          }
+        } else {
+          body += n;
+        }
+        return credit > 0;
+      },
+    },
+  });
+  const complete = (): boolean => length >= 0 && body >= length;
+  const timer = setInterval(() => {
+    credit = chunk;
+    if (!s.destroyed) s.resume();
+  }, 100);
+  s.on('connect', () => s.write(`GET ${o.path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+  s.on('error', () => undefined);
+  s.on('close', () => {
+    cut = !stopped && !complete();
+    clearInterval(timer);
+  });
+  return {
+    status: () => status,
+    read: () => body,
+    complete,
+    cut: () => cut,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      s.destroy();
+    },
   };
 }

@@ -1,11 +1,14 @@
 // The chaos suite's counting (chaos/lib): what counts as failed, as recovery, as a pass. The
 // scenarios themselves run against the real stack (npm run chaos), not here.
 
-import { describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import { chaosEnv } from '../../chaos/lib/cluster.js';
 import { firstOkAfter, summarize, type Rec } from '../../chaos/lib/load.js';
+import { slowDownload, type SlowDownload } from '../../chaos/lib/raw.js';
 import { exitCodeOf, renderChaosMd, type Row } from '../../chaos/lib/report.js';
 import { Marks } from '../../chaos/lib/scenario.js';
+import { eventually } from '../helpers/wait.js';
 
 const rec = (t0: number, t1: number, status: number, more: Partial<Rec> = {}): Rec => ({ t0, t1, status, ...more });
 
@@ -87,5 +90,57 @@ describe('CHAOS_ENV', () => {
       if (before === undefined) delete process.env.CHAOS_ENV;
       else process.env.CHAOS_ENV = before;
     }
+  });
+});
+
+describe('slowDownload', () => {
+  const servers: net.Server[] = [];
+  const readers: SlowDownload[] = [];
+  afterEach(async () => {
+    for (const r of readers.splice(0)) r.stop();
+    await Promise.all(servers.splice(0).map((srv) => new Promise((resolve) => srv.close(resolve))));
+  });
+
+  /** A server that answers every request with `body` bytes of a `length`-byte answer, then ends, cuts or keeps the connection. */
+  async function server(length: number, body: number, then: 'end' | 'cut' | 'keep' = 'end'): Promise<number> {
+    const srv = net.createServer((sock) => {
+      sock.once('data', () => {
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\n\r\n`);
+        sock.write(Buffer.alloc(body, 120), () => (then === 'cut' ? sock.destroy() : then === 'end' ? sock.end() : undefined));
+      });
+      sock.on('error', () => undefined);
+    });
+    servers.push(srv);
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    return (srv.address() as net.AddressInfo).port;
+  }
+
+  it('reads no faster than its rate, and says when it has read the whole answer', async () => {
+    const port = await server(8000, 8000);
+    const began = Date.now();
+    // 1,000 bytes per 100 ms: the 8,000 bytes take about 0.8 s.
+    const r = slowDownload(port, 'site', { path: '/big', bytesPerSecond: 10_000 });
+    readers.push(r);
+    const seen: { ms: number; read: number }[] = [];
+    await eventually(() => {
+      seen.push({ ms: Date.now() - began, read: r.read() });
+      return r.complete();
+    }, { timeout: 5000, interval: 50, what: 'the whole answer' });
+    for (const x of seen) expect(x.read).toBeLessThanOrEqual(1000 * (2 + x.ms / 100));
+    expect(Date.now() - began).toBeGreaterThanOrEqual(500);
+    expect(r.status()).toBe(200);
+    expect(r.read()).toBe(8000);
+    expect(r.cut()).toBe(false);
+  });
+
+  it('counts an answer the server ends early as cut, and one the client stops as not', async () => {
+    const cutShort = slowDownload(await server(100_000, 500, 'cut'), 'site', { path: '/big', bytesPerSecond: 100_000 });
+    const stopped = slowDownload(await server(100_000, 500, 'keep'), 'site', { path: '/big', bytesPerSecond: 1000 });
+    readers.push(cutShort, stopped);
+    await eventually(() => cutShort.cut(), { what: 'the cut' });
+    expect(cutShort.complete()).toBe(false);
+    await eventually(() => stopped.status() === 200, { what: 'the other answer to begin' });
+    stopped.stop();
+    expect(stopped.cut()).toBe(false);
   });
 });
