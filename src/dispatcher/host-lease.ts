@@ -3,8 +3,13 @@
 // a second one started by mistake with the same FC_HOST_ID would take the first one's containers
 // for orphans. So a dispatcher claims its id (a random owner token, set with a lease time) before
 // it touches anything, renews the claim with every heartbeat, and gives it up at a clean stop.
+// A dispatcher that died (kill -9, a crash) leaves its lease to run out, which a restart would
+// wait for; the owner token names the machine and process, so a dispatcher restarted on the same
+// machine sees that process gone and takes the lease over at once.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
 import { FcError } from '../shared/errors.js';
@@ -28,9 +33,49 @@ export function hostIdTaken(hostId: string, owner: string, ttlMs: number): FcErr
   );
 }
 
+/**
+ * This boot of this machine (or container: its hostname is part of it), as a short hash; undefined
+ * where the kernel does not say (not Linux).
+ */
+function machineId(): string | undefined {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return createHash('sha256').update(`${boot} ${os.hostname()}`).digest('hex').slice(0, 16);
+  } catch {
+    return undefined;
+  }
+}
+
+const thisMachine = machineId();
+
+/** An owner token: random (no two processes alike), then the machine and the process id. */
+export function ownerToken(machine = thisMachine, pid = process.pid): string {
+  return [randomBytes(16).toString('hex'), machine ?? 'unknown', String(pid)].join('.');
+}
+
+/**
+ * Whether a lease owner is a process of this machine's boot that no longer runs. Anything not
+ * certain (another machine, an older token, a pid that exists, even as another user's) is not.
+ */
+export function ownerIsGone(owner: string, machine = thisMachine, alive = pidAlive): boolean {
+  const [, ownerMachine, pidText] = owner.split('.');
+  const pid = /^[1-9][0-9]{0,9}$/.test(pidText ?? '') ? Number(pidText) : 0;
+  if (machine === undefined || ownerMachine !== machine || pid === 0 || pid === process.pid) return false;
+  return !alive(pid);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 export class HostLease {
-  /** This process's owner token: random, so that no other process can renew or release the lease. */
-  readonly owner = randomBytes(16).toString('hex');
+  /** This process's owner token (ownerToken): only this process renews or releases the lease with it. */
+  readonly owner: string;
   /** Whether this process holds the lease, as of its last claim. */
   held = false;
   readonly ttlMs: number;
@@ -41,8 +86,12 @@ export class HostLease {
     heartbeatIntervalMs: number,
     private readonly clock: Clock,
     private readonly log: Logger,
+    /** Tests only: whether an owner token names a process that is gone. */
+    private readonly gone: (owner: string) => boolean = ownerIsGone,
+    owner = ownerToken(),
   ) {
     this.ttlMs = leaseTtl(heartbeatIntervalMs);
+    this.owner = owner;
   }
 
   /**
@@ -54,6 +103,8 @@ export class HostLease {
   async acquire(): Promise<void> {
     const deadline = this.clock.now() + this.ttlMs + 2 * POLL_MS;
     let last: { owner: string; ttlMs: number; at: number } | undefined;
+    /** The gone owner whose lease was released, once: never a loop of releases. */
+    let released: string | undefined;
     for (;;) {
       const now = this.clock.now();
       const claim = await this.store.claimHost(this.hostId, this.owner, this.ttlMs, now);
@@ -61,6 +112,14 @@ export class HostLease {
         this.held = true;
         if (last !== undefined) this.log.warn({ host: this.hostId, waitedFor: last.owner.slice(0, 8) }, 'took over the host id lease its earlier dispatcher left');
         return;
+      }
+      // Left by a dispatcher of this machine that is gone: released (only if still that owner's) and claimed again.
+      if (claim.owner !== released && this.gone(claim.owner)) {
+        released = claim.owner;
+        this.log.warn({ host: this.hostId, owner: claim.owner.slice(0, 8) }, 'the dispatcher that held this host id on this machine is gone; taking its lease over');
+        await this.store.releaseHost(this.hostId, claim.owner);
+        last = { owner: claim.owner, ttlMs: claim.ttlMs, at: now };
+        continue;
       }
       const renewed = last !== undefined && (claim.owner !== last.owner || claim.ttlMs > last.ttlMs - (now - last.at) + RENEW_SLACK_MS);
       if (renewed || now > deadline) throw hostIdTaken(this.hostId, claim.owner, claim.ttlMs);
