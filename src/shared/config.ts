@@ -22,7 +22,10 @@ interface OptionDef<T> {
   roles: readonly Role[];
   parse(raw: string): T | undefined;
   boolean?: boolean;
-  /** A secret: a bad value is not repeated in the error (it lands in logs). */
+  /**
+   * A secret: a bad value is not repeated in the error (it lands in logs), and `fastcontainer
+   * config` shows "(set)" instead of the value.
+   */
   secret?: boolean;
 }
 
@@ -169,13 +172,13 @@ export const options = {
   },
   apiToken: {
     env: 'FC_API_TOKEN', flag: 'api-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-token`)',
-    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'],
+    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'], secret: true,
     doc: 'Bearer token every CoreAPI write must carry (it may read too).',
     parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
   },
   apiReadToken: {
     env: 'FC_API_READ_TOKEN', flag: 'api-read-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-read-token`)',
-    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'],
+    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'], secret: true,
     doc: 'Bearer token for CoreAPI reads only (every GET under /v1); the CLI uses it when it has no admin token.',
     parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
   },

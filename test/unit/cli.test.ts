@@ -185,4 +185,11 @@ describe('configText', () => {
     expect(json).not.toContain('hidden-token-value');
     expect(json).not.toContain('s'.repeat(40));
   });
+
+  it('hides every option the option table marks secret', () => {
+    const config = loadConfig({ env: { FC_API_READ_TOKEN: 'read-token-value-1234567890' } });
+    expect(configText(config)).toMatch(/^FC_API_READ_TOKEN\s+--api-read-token\s+\(set\)$/m);
+    expect(JSON.parse(configJson(config))).toMatchObject({ apiReadToken: '(set)' });
+    for (const out of [configText(config), configJson(config)]) expect(out).not.toContain('read-token-value');
+  });
 });
