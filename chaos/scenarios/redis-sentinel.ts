@@ -26,13 +26,16 @@ function sentinelBinary(): string | null {
   return null;
 }
 
-/** The env names of the build's Sentinel options: the list, and the master's name if it has one. */
+/**
+ * The env names of the build's Sentinel options: the list, and the master's name if it has one
+ * (FC_REDIS_SENTINEL_NAME; not REDIS_SENTINEL_USERNAME, which would send the name as an ACL user).
+ */
 async function sentinelOptions(): Promise<{ list: string; name: string | undefined } | null> {
   const config = pathToFileURL(path.resolve(path.dirname(bin), '../dist/shared/config.js')).href;
   const { options } = (await import(config)) as { options: Record<string, { env: string }> };
   const envs = Object.values(options).map((o) => o.env);
   if (!envs.includes('REDIS_SENTINELS')) return null;
-  return { list: 'REDIS_SENTINELS', name: envs.find((e) => e !== 'REDIS_SENTINELS' && /SENTINEL/.test(e) && /NAME|MASTER/.test(e)) };
+  return { list: 'REDIS_SENTINELS', name: envs.find((e) => e !== 'REDIS_SENTINELS' && /SENTINEL/.test(e) && /(^|_)NAME$|MASTER/.test(e)) };
 }
 
 const unavailable = (why: string): Outcome => ({

@@ -192,15 +192,17 @@ function report(err: unknown): number {
   return 1;
 }
 
-/** Every option as `fastcontainer config` shows it: env var, flag and value here (tokens hidden). */
-/** Options never printed: shown as "(set)". */
-const SECRET_OPTIONS: ReadonlySet<string> = new Set(['apiToken', 'apiReadToken', 'clusterSecret']);
+/** Options never printed (shown as "(set)"): those the option table marks secret. */
+const SECRET_OPTIONS: ReadonlySet<string> = new Set(
+  Object.entries(configOptions as Record<string, { secret?: boolean }>).filter(([, def]) => def.secret === true).map(([key]) => key),
+);
 
 /** The effective configuration as one JSON object by option key (scripts read it), secrets masked. */
 export function configJson(config: Config): string {
   return JSON.stringify(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, SECRET_OPTIONS.has(k) && v !== '' ? '(set)' : v])), null, 2);
 }
 
+/** Every option as `fastcontainer config` shows it: env var, flag and value here (secrets hidden). */
 export function configText(config: Config): string {
   const rows = Object.entries(config).map(([k, v]) => {
     const def = (configOptions as Record<string, { env: string; flag: string } | undefined>)[k];

@@ -53,6 +53,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const store = o.store ?? (await openStore({
     redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, logger,
     cmdbTimeout: config.cmdbTimeout, redisSentinels: config.redisSentinels, redisSentinelName: config.redisSentinelName,
+    redisSentinelPassword: config.redisSentinelPassword, redisSentinelUsername: config.redisSentinelUsername,
   }));
   let secret: ClusterSecret | undefined;
   const stack: Stack = {

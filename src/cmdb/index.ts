@@ -22,6 +22,9 @@ export interface OpenStoreOptions {
   /** REDIS_SENTINELS and FC_REDIS_SENTINEL_NAME. */
   redisSentinels?: readonly { host: string; port: number }[];
   redisSentinelName?: string;
+  /** REDIS_SENTINEL_PASSWORD and REDIS_SENTINEL_USERNAME: the sentinels' own credentials. */
+  redisSentinelPassword?: string;
+  redisSentinelUsername?: string;
 }
 
 /** Whether these options name a Redis CMDB (a URL or sentinels); otherwise the embedded one. */
@@ -36,6 +39,8 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     ...(options.cmdbTimeout === undefined ? {} : { commandTimeoutMs: options.cmdbTimeout }),
     ...(options.redisSentinels === undefined ? {} : { sentinels: options.redisSentinels }),
     ...(options.redisSentinelName === undefined ? {} : { sentinelName: options.redisSentinelName }),
+    ...(options.redisSentinelPassword === undefined ? {} : { sentinelPassword: options.redisSentinelPassword }),
+    ...(options.redisSentinelUsername === undefined ? {} : { sentinelUsername: options.redisSentinelUsername }),
   });
 }
 export { chooseHost, isHostLive, isHostSchedulable, uncountedHosts, newContainerEntry, newContainerId, placeContainer, scaleInOrder } from './placement.js';

@@ -79,10 +79,22 @@ export interface RedisStoreOptions {
   /** Sentinels to ask for the primary (REDIS_SENTINELS); every connection follows a failover. */
   sentinels?: readonly { host: string; port: number }[];
   sentinelName?: string;
+  /**
+   * The sentinels' own credentials (REDIS_SENTINEL_PASSWORD, REDIS_SENTINEL_USERNAME), sent to
+   * each sentinel asked for the primary and each one listened to for a failover; the primary's
+   * password comes from the URL.
+   */
+  sentinelPassword?: string;
+  sentinelUsername?: string;
 }
 
-/** The ioredis options of every connection of a store: the deadline, and Sentinel when asked for. */
-function connectionOptions(options: RedisStoreOptions): RedisOptions {
+/**
+ * The ioredis options of every connection of a store: the deadline, and Sentinel when asked for.
+ * `opened` says whether the store's first connection has been made: until then a round of the
+ * sentinels in which none names the primary (refused, a wrong password, down) fails the start,
+ * as a plain URL's first refused connection does, instead of being retried for ever in silence.
+ */
+function connectionOptions(options: RedisStoreOptions, opened: () => boolean): RedisOptions {
   const timeout = options.commandTimeoutMs ?? DEFAULT_CMDB_TIMEOUT_MS;
   const base: RedisOptions = {
     lazyConnect: true,
@@ -103,17 +115,63 @@ function connectionOptions(options: RedisStoreOptions): RedisOptions {
     ...base,
     sentinels: options.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: options.sentinelName ?? 'mymaster',
+    ...(options.sentinelPassword === undefined || options.sentinelPassword === '' ? {} : { sentinelPassword: options.sentinelPassword }),
+    ...(options.sentinelUsername === undefined || options.sentinelUsername === '' ? {} : { sentinelUsername: options.sentinelUsername }),
     sentinelCommandTimeout: timeout,
-    sentinelRetryStrategy: (times) => Math.min(times * 100, 1000),
+    sentinelRetryStrategy: (times) => (opened() ? Math.min(times * 100, 1000) : null),
     // Told of a failover by the sentinels themselves (+switch-master), not only when the old
     // primary's connection breaks: a primary that was demoted but still answers is left at once.
     failoverDetector: true,
   };
 }
 
+/** The URL as messages show it: without its password (REDIS_URL may carry the primary's). */
+function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 function describeTarget(options: RedisStoreOptions): string {
-  if (options.sentinels === undefined || options.sentinels.length === 0) return `Redis at ${options.url}`;
+  if (options.sentinels === undefined || options.sentinels.length === 0) return `Redis at ${withoutPassword(options.url)}`;
   return `Redis primary "${options.sentinelName ?? 'mymaster'}" through the sentinels ${options.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+}
+
+/**
+ * Why the first connection failed, in words an operator acts on. With sentinels, ioredis says
+ * "All sentinels are unreachable" and only the last one's reason; what each sentinel answered
+ * (collected from its sentinelError events) names them all, and a refused or missing password
+ * says which option to set. No password is ever part of what a server or ioredis answers.
+ */
+function whyNotConnected(err: unknown, options: RedisStoreOptions, sentinelErrors: readonly string[], lastError: string | undefined): string {
+  const message = err instanceof Error ? err.message : String(err);
+  // ioredis' "All sentinels are unreachable ...": no round found the primary. Otherwise a sentinel
+  // did, and what failed was the primary (a sentinel that failed before is beside the point).
+  if (options.sentinels === undefined || options.sentinels.length === 0 || sentinelErrors.length === 0 || !/sentinel/i.test(message)) {
+    // A refused connection or ready check (a wrong password) ends in a close, which is what
+    // rejects ("Connection is closed."): the error before it says why.
+    return lastError !== undefined && message === 'Connection is closed.' ? lastError : message;
+  }
+  const answers = [...new Set(sentinelErrors.map((m) => m.replace(/^failed to connect to sentinel (\S+) because /, '$1: ')))];
+  const text = answers.join('; ');
+  const hints: string[] = [];
+  if (/NOAUTH/.test(text)) {
+    hints.push(options.sentinelPassword === undefined || options.sentinelPassword === ''
+      ? 'the sentinels require a password: set REDIS_SENTINEL_PASSWORD (and REDIS_SENTINEL_USERNAME for an ACL user)'
+      : 'the sentinels did not take REDIS_SENTINEL_PASSWORD');
+  }
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(text)) {
+    hints.push(`the sentinels refused REDIS_SENTINEL_PASSWORD${options.sentinelUsername === undefined || options.sentinelUsername === '' ? '' : ' for REDIS_SENTINEL_USERNAME'}`);
+  }
+  // ioredis' words for a sentinel it could not reach at all (refused, reset, timed out).
+  if (/Connection is closed/.test(text)) hints.push('"Connection is closed": nothing answers at that address (REDIS_SENTINELS), or it hung up');
+  if (/No such master|invalid reply: null/.test(text)) hints.push(`a sentinel monitors no primary named "${options.sentinelName ?? 'mymaster'}" (FC_REDIS_SENTINEL_NAME)`);
+  return `no sentinel named the primary (${text})${hints.length === 0 ? '' : `; ${hints.join('; ')}`}`;
 }
 
 export class RedisStore implements Store {
@@ -127,13 +185,29 @@ export class RedisStore implements Store {
   }
 
   static async connect(options: RedisStoreOptions): Promise<RedisStore> {
-    const redis = options.url === '' ? new Redis(connectionOptions(options)) : new Redis(options.url, connectionOptions(options));
+    let opened = false;
+    const connection = connectionOptions(options, () => opened);
+    const redis = options.url === '' ? new Redis(connection) : new Redis(options.url, connection);
     redis.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'redis connection error'));
+    // What went wrong while connecting, for the error if the connection is not made.
+    const sentinelErrors: string[] = [];
+    let lastError: string | undefined;
+    const onSentinelError = (err: Error) => void sentinelErrors.push(err.message);
+    const onError = (err: Error) => void (lastError = err.message);
+    redis.on('sentinelError', onSentinelError);
+    redis.on('error', onError);
     try {
       await redis.connect();
+      opened = true;
     } catch (err) {
       redis.disconnect();
-      throw new FcError('FC_ERR_STORE_UNAVAILABLE', `cannot connect to ${describeTarget(options)}: ${(err as Error).message}`, { url: options.url }, { cause: err });
+      const details = options.sentinels === undefined || options.sentinels.length === 0
+        ? { url: withoutPassword(options.url) }
+        : { sentinels: options.sentinels.map((s) => `${s.host}:${s.port}`), sentinelName: options.sentinelName ?? 'mymaster' };
+      throw new FcError('FC_ERR_STORE_UNAVAILABLE', `cannot connect to ${describeTarget(options)}: ${whyNotConnected(err, options, sentinelErrors, lastError)}`, details, { cause: err });
+    } finally {
+      redis.off('sentinelError', onSentinelError);
+      redis.off('error', onError);
     }
     return new RedisStore(redis, options);
   }

@@ -22,7 +22,10 @@ interface OptionDef<T> {
   roles: readonly Role[];
   parse(raw: string): T | undefined;
   boolean?: boolean;
-  /** A secret: a bad value is not repeated in the error (it lands in logs). */
+  /**
+   * A secret: a bad value is not repeated in the error (it lands in logs), and `fastcontainer
+   * config` shows "(set)" instead of the value.
+   */
   secret?: boolean;
 }
 
@@ -109,6 +112,16 @@ export function parseSentinels(raw: string): { host: string; port: number }[] | 
 
 const nonEmpty = (raw: string): string | undefined => (raw.trim() === '' ? undefined : raw.trim());
 
+/**
+ * A credential taken as given (no trimming: a space may be part of a password), up to `max`
+ * characters. A line break or NUL is refused: it is a value pasted with its newline, or one a
+ * C string would cut short, never the password the server was given.
+ */
+function credential(max: number, noSpaces = false) {
+  return (raw: string): string | undefined =>
+    raw.length >= 1 && raw.length <= max && !/[\r\n\0]/.test(raw) && !(noSpaces && /\s/.test(raw)) ? raw : undefined;
+}
+
 export const options = {
   redisUrl: {
     env: 'REDIS_URL', flag: 'redis-url', default: '', defaultDoc: '(none: the embedded in-process store)',
@@ -131,6 +144,18 @@ export const options = {
     env: 'FC_REDIS_SENTINEL_NAME', flag: 'redis-sentinel-name', default: 'mymaster', allowed: '1-64 of [A-Za-z0-9_.-]', roles: SERVERS,
     doc: 'Name the Sentinels monitor the CMDB\'s primary under (`sentinel monitor <name> ...`).',
     parse: (raw: string) => (/^[A-Za-z0-9_.-]{1,64}$/.test(raw) ? raw : undefined),
+  },
+  redisSentinelPassword: {
+    env: 'REDIS_SENTINEL_PASSWORD', flag: 'redis-sentinel-password', default: '', defaultDoc: '(none)',
+    allowed: '1-512 characters, no line break or NUL', roles: SERVERS, secret: true,
+    doc: 'Password of the Sentinels themselves (their `requirepass`, or REDIS_SENTINEL_USERNAME\'s), sent by every connection that asks them for the primary or listens to them for a failover. The primary and replicas take theirs from REDIS_URL.',
+    parse: credential(512),
+  },
+  redisSentinelUsername: {
+    env: 'REDIS_SENTINEL_USERNAME', flag: 'redis-sentinel-username', default: '', defaultDoc: '(none: the `default` user)',
+    allowed: '1-128 characters, no space, line break or NUL; only with REDIS_SENTINEL_PASSWORD', roles: SERVERS,
+    doc: 'ACL user (Redis 6.2 and later) the Sentinels are asked as, with REDIS_SENTINEL_PASSWORD.',
+    parse: credential(128, true),
   },
   cmdbTimeout: {
     env: 'FC_CMDB_TIMEOUT', flag: 'cmdb-timeout', default: 1000, roles: SERVERS,
@@ -169,13 +194,13 @@ export const options = {
   },
   apiToken: {
     env: 'FC_API_TOKEN', flag: 'api-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-token`)',
-    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'],
+    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'], secret: true,
     doc: 'Bearer token every CoreAPI write must carry (it may read too).',
     parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
   },
   apiReadToken: {
     env: 'FC_API_READ_TOKEN', flag: 'api-read-token', default: '', defaultDoc: '(generated once, kept in `<state dir>/api-read-token`)',
-    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'],
+    allowed: 'at least 16 characters', roles: ['coreapi', 'cli'], secret: true,
     doc: 'Bearer token for CoreAPI reads only (every GET under /v1); the CLI uses it when it has no admin token.',
     parse: (raw: string) => (raw.length >= 16 ? raw : undefined),
   },
@@ -534,6 +559,10 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     else out[key] = value;
   }
   for (const key of computed) out[key] = (options[key].default as (c: Readonly<Record<string, unknown>>) => unknown)(out);
+  // Fine alone, wrong together: a user without its password would be sent as AUTH <user> "".
+  if (typeof out.redisSentinelUsername === 'string' && out.redisSentinelUsername !== '' && out.redisSentinelPassword === '') {
+    problems.push(`${options.redisSentinelUsername.env} is set without ${options.redisSentinelPassword.env} (allowed: a username only with its password)`);
+  }
   if (problems.length > 0) {
     throw new FcError('FC_ERR_CONFIG', `invalid configuration: ${problems.join('; ')}`, { problems });
   }

@@ -39,10 +39,18 @@ export interface OwnRedisOptions {
   leading?: (dir: string, port: number) => string[];
   /** Only port, bind, dir and daemonize (a sentinel has no persistence of data). */
   plain?: boolean;
+  /**
+   * The password the server requires (its requirepass, given by the caller in `args` or the
+   * config file): the readiness check authenticates with it, and `url` carries it.
+   */
+  password?: string;
 }
 
-async function answers(port: number): Promise<boolean> {
-  const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 500 });
+async function answers(port: number, password: string | undefined): Promise<boolean> {
+  const r = new Redis({
+    host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500, commandTimeout: 500,
+    ...(password === undefined ? {} : { password }),
+  });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -68,7 +76,7 @@ export async function startOwnRedis(options: OwnRedisOptions = {}): Promise<OwnR
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
     child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-    await eventually(() => answers(port), { timeout: 10_000, interval: 50, what: `redis on port ${port} (output: ${output})` });
+    await eventually(() => answers(port, options.password), { timeout: 10_000, interval: 50, what: `redis on port ${port} (output: ${output})` });
   };
   const kill = async () => {
     const c = child;
@@ -81,7 +89,7 @@ export async function startOwnRedis(options: OwnRedisOptions = {}): Promise<OwnR
   await launch();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: options.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`,
     dir,
     get pid() {
       return child?.pid;

@@ -185,4 +185,16 @@ describe('configText', () => {
     expect(json).not.toContain('hidden-token-value');
     expect(json).not.toContain('s'.repeat(40));
   });
+
+  it('hides every option the option table marks secret, the sentinels\' password included', () => {
+    const config = loadConfig({ env: { REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_PASSWORD: 'sentinel-password-value', REDIS_SENTINEL_USERNAME: 'fc-user', FC_API_READ_TOKEN: 'read-token-value-1234567890' } });
+    const text = configText(config);
+    expect(text).toMatch(/^REDIS_SENTINEL_PASSWORD\s+--redis-sentinel-password\s+\(set\)$/m);
+    expect(text).toMatch(/^REDIS_SENTINEL_USERNAME\s+--redis-sentinel-username\s+"fc-user"$/m);
+    expect(JSON.parse(configJson(config))).toMatchObject({ redisSentinelPassword: '(set)', apiReadToken: '(set)', redisSentinelUsername: 'fc-user' });
+    for (const out of [text, configJson(config)]) {
+      expect(out).not.toContain('sentinel-password-value');
+      expect(out).not.toContain('read-token-value');
+    }
+  });
 });
