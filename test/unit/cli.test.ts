@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { appFlags, commandHelp, helpFor } from '../../src/cli/help.js';
-import { configJson, configText, describeLive, eventRows, formatDuration, formatLocalTime, hostRows, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
+import { describeLive } from '../../src/cli/commands/app.js';
+import { eventRows } from '../../src/cli/commands/events.js';
+import { hostRows } from '../../src/cli/commands/host.js';
+import { psRows } from '../../src/cli/commands/ps.js';
+import { configJson, configText } from '../../src/cli/config-output.js';
+import { formatDuration, formatLocalTime } from '../../src/cli/format.js';
+import { scaleFromFlags, specFromFlags } from '../../src/cli/spec-from-flags.js';
 import { appFields } from '../../src/cmdb/app-schema.js';
 import { loadConfig } from '../../src/shared/config.js';
 import type { ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
