@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { FcError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { withoutPassword } from '../shared/redact.js';
 import { cmdbErrors } from './errors.js';
 import { cmdbKeys, type CmdbKeys } from './keys.js';
 import { LOGS_TTL_MS, MAX_LOG_LINES, pickLogLines, type LogLine, type LogPage, type LogQuery, type NewLogLine } from './logs.js';
@@ -125,17 +126,6 @@ function connectionOptions(options: RedisStoreOptions, opened: () => boolean): R
   };
 }
 
-/** The URL as messages show it: without its password (REDIS_URL may carry the primary's). */
-function withoutPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password === '') return url;
-    u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
 
 function describeTarget(options: RedisStoreOptions): string {
   if (options.sentinels === undefined || options.sentinels.length === 0) return `Redis at ${withoutPassword(options.url)}`;

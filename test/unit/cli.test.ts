@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { appFlags, commandHelp, helpFor } from '../../src/cli/help.js';
-import { configJson, configText, describeLive, eventRows, formatDuration, formatLocalTime, hostRows, psRows, scaleFromFlags, specFromFlags } from '../../src/cli/main.js';
+import { describeLive } from '../../src/cli/commands/app.js';
+import { eventRows } from '../../src/cli/commands/events.js';
+import { hostRows } from '../../src/cli/commands/host.js';
+import { psRows } from '../../src/cli/commands/ps.js';
+import { configJson, configText } from '../../src/cli/config-output.js';
+import { formatDuration, formatLocalTime } from '../../src/cli/format.js';
+import { scaleFromFlags, specFromFlags } from '../../src/cli/spec-from-flags.js';
 import { appFields } from '../../src/cmdb/app-schema.js';
 import { loadConfig } from '../../src/shared/config.js';
 import type { ContainerEntry, ContainerStats } from '../../src/cmdb/types.js';
@@ -196,5 +202,15 @@ describe('configText', () => {
       expect(out).not.toContain('sentinel-password-value');
       expect(out).not.toContain('read-token-value');
     }
+  });
+
+  it("shows REDIS_URL without the primary's password, the rest of it as given", () => {
+    const config = loadConfig({ env: { REDIS_URL: 'redis://:primary-pass-value@127.0.0.1:6380/2' } });
+    const text = configText(config);
+    expect(text).toMatch(/^REDIS_URL\s+--redis-url\s+"redis:\/\/:\*\*\*@127\.0\.0\.1:6380\/2"$/m);
+    expect(JSON.parse(configJson(config))).toMatchObject({ redisUrl: 'redis://:***@127.0.0.1:6380/2' });
+    for (const out of [text, configJson(config)]) expect(out).not.toContain('primary-pass-value');
+    // Without a password: as it is.
+    expect(JSON.parse(configJson(loadConfig({ env: { REDIS_URL: 'redis://127.0.0.1:6380' } })))).toMatchObject({ redisUrl: 'redis://127.0.0.1:6380' });
   });
 });
