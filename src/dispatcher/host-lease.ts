@@ -8,7 +8,7 @@
 // machine sees that process gone and takes the lease over at once.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import type { Store } from '../cmdb/types.js';
 import type { Clock } from '../shared/clock.js';
@@ -34,13 +34,15 @@ export function hostIdTaken(hostId: string, owner: string, ttlMs: number): FcErr
 }
 
 /**
- * This boot of this machine (or container: its hostname is part of it), as a short hash; undefined
- * where the kernel does not say (not Linux).
+ * Where a pid means the same process: this boot of this machine, this pid namespace (containers
+ * share the boot and may share the hostname, but not their pids) and hostname, as a short hash;
+ * undefined where the kernel does not say (not Linux).
  */
 function machineId(): string | undefined {
   try {
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    return createHash('sha256').update(`${boot} ${os.hostname()}`).digest('hex').slice(0, 16);
+    const pids = readlinkSync('/proc/self/ns/pid');
+    return createHash('sha256').update(`${boot} ${pids} ${os.hostname()}`).digest('hex').slice(0, 16);
   } catch {
     return undefined;
   }

@@ -61,9 +61,6 @@ export class HeldAnswer {
     this.lastTaken = Date.now();
     res.on('drain', this.drained);
     res.once('close', this.closed);
-    // The reservation is taken once, whole: a budget counted in answers, not in chunks.
-    if (b.perAnswer > 0 && b.budget.take(b.perAnswer)) this.reserved = b.perAnswer;
-    this.arm();
   }
 
   /** Whether chunks must come here rather than to the response: some are held, or it has not drained. */
@@ -71,8 +68,14 @@ export class HeldAnswer {
     return this.bytes > 0 || this.res.writableNeedDrain;
   }
 
-  /** The response just refused more (its write returned false): whether the upstream may go on. */
+  /**
+   * The response, caught up until now, just refused more (its write returned false): a wait for
+   * the client begins. Whether the upstream may go on.
+   */
   blocked(): boolean {
+    this.lastTaken = Date.now();
+    // Taken whole: a budget counted in answers, not in chunks.
+    if (this.reserved === 0 && this.b.perAnswer > 0 && this.b.budget.take(this.b.perAnswer)) this.reserved = this.b.perAnswer;
     this.arm();
     return this.room();
   }
@@ -100,8 +103,17 @@ export class HeldAnswer {
   /** The response passed on what it had: the client took something. Give it the next held chunks. */
   private readonly drained = (): void => {
     this.lastTaken = Date.now();
+    const piece = this.res.writableHighWaterMark;
     while (this.chunks.length > 0) {
-      const chunk = this.chunks.shift() as Buffer;
+      // In pieces of the response's own buffer size: each 'drain' is then the client taking one,
+      // which is what the send timeout sees (a slow reader that keeps reading is not cut).
+      let chunk = this.chunks[0] as Buffer;
+      if (chunk.length > piece) {
+        this.chunks[0] = chunk.subarray(piece);
+        chunk = chunk.subarray(0, piece);
+      } else {
+        this.chunks.shift();
+      }
       this.bytes -= chunk.length;
       if (!this.res.write(chunk)) break;
     }
@@ -109,6 +121,9 @@ export class HeldAnswer {
       this.ending = false;
       this.res.end();
     }
+    // Caught up: the reservation goes back until the client falls behind again (a long stream
+    // that was slow once does not keep it), before the upstream, resumed, may take it again.
+    if (this.bytes === 0 && !this.res.writableNeedDrain) this.unreserve();
     // Nothing held (the response took it all), or room again within the reservation.
     if (this.paused && (this.bytes === 0 || this.bytes < this.reserved)) {
       this.paused = false;
@@ -120,11 +135,15 @@ export class HeldAnswer {
     this.res.off('drain', this.drained);
     this.chunks.length = 0;
     this.bytes = 0;
-    this.b.budget.give(this.reserved);
-    this.reserved = 0;
+    this.unreserve();
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
   };
+
+  private unreserve(): void {
+    this.b.budget.give(this.reserved);
+    this.reserved = 0;
+  }
 
   /** Something waits for the client: watch that it takes some within the send timeout. */
   private arm(): void {
@@ -136,8 +155,9 @@ export class HeldAnswer {
   private readonly check = (): void => {
     this.timer = undefined;
     const { res } = this;
-    // Caught up (the next push or block arms it again), or gone.
-    if (res.destroyed || res.writableFinished || (!this.active && !this.ending && res.writableLength === 0)) return;
+    if (res.destroyed || res.writableFinished) return;
+    // Caught up (the next block arms it again), unless the answer has ended and is not through yet.
+    if (!this.active && !this.ending && !res.writableEnded) return;
     if (Date.now() - this.lastTaken < this.b.sendTimeout) {
       this.arm();
       return;

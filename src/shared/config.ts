@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { FcError } from './errors.js';
+import { withoutPassword } from './redact.js';
 import { parseVolumeRoots } from './volumes.js';
 import { parseCidrList, parseTenantServices, type TenantService } from './network-policy.js';
 
@@ -555,7 +556,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       continue;
     }
     const value = def.parse(raw);
-    if (value === undefined) problems.push(`${source}=${def.secret === true ? `(${raw.length} characters, not shown)` : JSON.stringify(raw)} is not allowed (allowed: ${def.allowed})`);
+    if (value === undefined) problems.push(`${source}=${def.secret === true ? `(${raw.length} characters, not shown)` : JSON.stringify(withoutPassword(raw))} is not allowed (allowed: ${def.allowed})`);
     else out[key] = value;
   }
   for (const key of computed) out[key] = (options[key].default as (c: Readonly<Record<string, unknown>>) => unknown)(out);

@@ -142,7 +142,9 @@ class ForwardHandler implements Dispatcher.DispatchHandlers {
     if (res.write(chunk)) return true;
     // HTTP/2 clients (the TLS listener's compatibility responses) get backpressure only: their
     // streams have flow control of their own, and none of the counts HeldAnswer reads.
-    if (buffering === undefined || this.resume === null || !(res instanceof ServerResponse)) return false;
+    // A pipelined answer still queued behind another has no socket (nor a 'close' when its client
+    // goes): it waits as before, holding nothing.
+    if (buffering === undefined || this.resume === null || !(res instanceof ServerResponse) || res.socket === null) return false;
     if (this.held === undefined) {
       // It watches 'drain' from now on, and resumes the upstream itself.
       res.off('drain', this.resume);

@@ -1,7 +1,10 @@
 // Secrets out of what is shown: a URL's password (REDIS_URL may carry the primary's) in messages,
 // `fastcontainer config` and the banner.
 
-/** The URL with its password as `***`; anything that is not a URL with a password, as it is. */
+/**
+ * The URL with its password as `***`; anything without a password, as it is. Text that does not
+ * parse as a URL (a REDIS_URL the config refuses) still loses whatever stands between `//` and `@`.
+ */
 export function withoutPassword(url: string): string {
   if (!url.includes('@')) return url;
   try {
@@ -10,6 +13,6 @@ export function withoutPassword(url: string): string {
     u.password = '***';
     return u.toString();
   } catch {
-    return url;
+    return url.replace(/\/\/[^/@]*@/, '//***@');
   }
 }

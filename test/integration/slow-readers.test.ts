@@ -33,6 +33,17 @@ beforeAll(async () => {
       res.end('small');
       return;
     }
+    if (req.url === '/bursts') {
+      // A long answer with a pause: a burst the client cannot take at once, 2.5 s of nothing, another.
+      sending += 1;
+      res.writeHead(200, { 'content-length': 2 * BIG });
+      res.write(big);
+      setTimeout(() => res.end(big, () => {
+        sending -= 1;
+        finished += 1;
+      }), 2_500);
+      return;
+    }
     const body = req.url === '/medium' ? big.subarray(0, MEDIUM) : big;
     sending += 1;
     res.writeHead(200, { 'content-length': body.length });
@@ -151,6 +162,24 @@ describe('the send timeout', () => {
     reader.resume();
     await closed;
     expect(received).toBeLessThan(BIG);
+  });
+
+  it('leaves a client that keeps up alone through a long pause in its answer, and holds nothing while it is caught up', async () => {
+    let cut = 0;
+    const buffering = answerBuffering({ bufferAnswer: 16 * 1_048_576, sendTimeout: 1_000 }, () => (cut += 1));
+    const url = await front(buffering);
+    const res = await request(`${url}/bursts`);
+    let received = 0;
+    let inUseInPause = -1;
+    res.body.on('data', (d: Buffer) => {
+      received += d.length;
+      // Caught up with the first burst, in the pause: the reservation is back.
+      if (received === BIG) setTimeout(() => (inUseInPause = buffering.budget.inUse), 200);
+    });
+    await new Promise((resolve, reject) => res.body.once('end', resolve).once('error', reject));
+    expect(received).toBe(2 * BIG);
+    expect(cut).toBe(0);
+    expect(inUseInPause).toBe(0);
   });
 
   it('leaves a slow reader that keeps reading alone, however long its answer takes', async () => {

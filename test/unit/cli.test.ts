@@ -210,6 +210,15 @@ describe('configText', () => {
     expect(text).toMatch(/^REDIS_URL\s+--redis-url\s+"redis:\/\/:\*\*\*@127\.0\.0\.1:6380\/2"$/m);
     expect(JSON.parse(configJson(config))).toMatchObject({ redisUrl: 'redis://:***@127.0.0.1:6380/2' });
     for (const out of [text, configJson(config)]) expect(out).not.toContain('primary-pass-value');
+    // A REDIS_URL the config refuses is named in the error without its password either.
+    let refused = '';
+    try {
+      loadConfig({ env: { REDIS_URL: 'http://user:primary-pass-value@127.0.0.1:notaport' } });
+    } catch (err) {
+      refused = (err as Error).message;
+    }
+    expect(refused).toContain('REDIS_URL=');
+    expect(refused).not.toContain('primary-pass-value');
     // Without a password: as it is.
     expect(JSON.parse(configJson(loadConfig({ env: { REDIS_URL: 'redis://127.0.0.1:6380' } })))).toMatchObject({ redisUrl: 'redis://127.0.0.1:6380' });
   });
