@@ -2,7 +2,7 @@
 // reconciliation of the engine with the CMDB (adopt, remove orphans, reset or forget entries),
 // which also sweeps hosts gone silent and keeps every app's minContainers.
 
-import { isHostLive, placeContainer } from '../cmdb/placement.js';
+import { placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry } from '../cmdb/types.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { labelKeys } from './container-runtime.js';

@@ -4,7 +4,7 @@
 // lifespan.ts; this applies them.
 
 import { withScalingDefaults } from '../cmdb/app-defaults.js';
-import { isHostLive, placeContainer } from '../cmdb/placement.js';
+import { placeContainer } from '../cmdb/placement.js';
 import { liveStates, type App, type ContainerEntry } from '../cmdb/types.js';
 import { toFcError } from '../shared/errors.js';
 import type { DispatcherContext } from './context.js';

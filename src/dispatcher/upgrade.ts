@@ -10,7 +10,7 @@ import { options } from '../shared/config.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { upstreamRequestHeaders } from '../shared/forward.js';
 import { requestIdOf, sendPublicProblem } from '../shared/public-problem.js';
-import { isWebSocketSwitch, isWebSocketUpgrade, relayAnswer, requestUpgrade, responseOn, switchingProtocolsHead, Tunnel } from '../shared/tunnel.js';
+import { isWebSocketSwitch, isWebSocketUpgrade, relayAnswer, requestUpgrade, responseOn, switchProtocols, Tunnel } from '../shared/tunnel.js';
 import { gone, type DispatcherContext } from './context.js';
 import type { RequestPath } from './request-path.js';
 
@@ -77,13 +77,7 @@ export class UpgradePath {
         return { status };
       }
       status = 101;
-      if (socket.destroyed) {
-        outcome.socket.destroy();
-        throw new Error('client went away');
-      }
-      socket.write(switchingProtocolsHead(outcome.res));
-      if (outcome.head.length > 0) socket.write(outcome.head);
-      if (head.length > 0) outcome.socket.write(head);
+      switchProtocols(socket, outcome, head);
       const tunnel = new Tunnel(socket, outcome.socket, { idleMs: this.idleMs });
       local.tunnels.add(tunnel);
       entered = undefined;

@@ -22,7 +22,7 @@ import { forward, hasBody, upstreamRequestHeaders } from '../shared/forward.js';
 import { newRequestId, REQUEST_ID_HEADER, sendPublicProblem } from '../shared/public-problem.js';
 import type { Logger } from '../shared/logger.js';
 import type { HopAuth } from '../shared/hop-auth.js';
-import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS, type LocalDispatch } from '../shared/protocol.js';
+import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, type LocalDispatch } from '../shared/protocol.js';
 import { SingleFlight } from '../shared/single-flight.js';
 import { HostHealth } from './host-health.js';
 import { neverSent } from '../shared/upstream-errors.js';
@@ -31,8 +31,8 @@ import { answerBuffering, type AnswerBuffering } from '../shared/answer-buffer.j
 import { BufferBudget } from '../shared/buffer-budget.js';
 import { ClientGone, readBody, type RequestBody } from './body-buffer.js';
 import { ProxyMetrics } from './metrics.js';
-import { hostFieldCount, parseRequestTarget } from './request-target.js';
-import { chooseEntry, routingHost } from './routing.js';
+import { routePublicRequest } from './request-target.js';
+import { chooseEntry } from './routing.js';
 import { httpsLocation } from './tls.js';
 import { ProxyUpgrades, upgradeSettings } from './upgrade.js';
 
@@ -180,16 +180,9 @@ export class UserProxy {
     let app: App | undefined;
     let status: number;
     try {
-      // Node parses one header more than this (see startProxy): one more means too many to carry on.
-      if (req.rawHeaders.length / 2 > PUBLIC_MAX_HEADERS) {
-        throw new FcError('FC_ERR_TOO_MANY_HEADERS', `the request carries more than ${PUBLIC_MAX_HEADERS} header fields`, { limit: PUBLIC_MAX_HEADERS });
-      }
-      // The target's authority (absolute form) or the one Host decides the route; from here on
-      // the request is in origin form, as it goes upstream and as the dispatcher's signature says.
-      const target = parseRequestTarget(req.method ?? '', req.url ?? '/', hostFieldCount(req.rawHeaders), req.headers.host);
-      if (!target.ok) throw new FcError('FC_ERR_BAD_REQUEST', target.detail);
-      req.url = target.path;
-      host = routingHost(target.authority);
+      // The target's authority (absolute form) or the one Host decides the route.
+      const route = routePublicRequest(req);
+      host = route.host;
       // The cache answers almost always; only a miss waits on the CMDB.
       app = host === undefined ? undefined : (this.deps.cache.appForHostname(host) ?? (await this.appFor(host)));
       // The proxy serves nothing of its own here: health and metrics are on the admin listener.
@@ -202,11 +195,11 @@ export class UserProxy {
       }
       if (app.httpsRedirect === true && this.httpsPort !== undefined && (req.socket as TLSSocket | undefined)?.encrypted !== true) {
         // Permanent and method-keeping (308): a form posted to http:// is posted again to https://.
-        res.writeHead(308, { location: httpsLocation(host as string, req.url, this.httpsPort), 'content-length': 0, [REQUEST_ID_HEADER]: requestId });
+        res.writeHead(308, { location: httpsLocation(host as string, req.url ?? '/', this.httpsPort), 'content-length': 0, [REQUEST_ID_HEADER]: requestId });
         res.end();
         status = 308;
       } else {
-        status = await this.forwardToApp(app, req, res, requestId, target.authority as string);
+        status = await this.forwardToApp(app, req, res, requestId, route.authority as string);
       }
     } catch (err) {
       if (err instanceof ClientGone) {

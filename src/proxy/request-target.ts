@@ -1,4 +1,5 @@
-// The request target and Host of a public request, as the proxy routes and forwards it. Pure.
+// The request target and Host of a public request, as the proxy routes and forwards it: pure
+// parsing, and routePublicRequest, which applies it to a request (plain or upgrade) before routing.
 //
 // RFC 9112 §3.2.2: a request in absolute form (`GET http://site/x HTTP/1.1`) is for the target's
 // authority, whatever its Host header says, and §3.2: a request with more than one Host is
@@ -11,6 +12,11 @@
 //   GET http://other?q HTTP/1.1            → route "other", upstream GET /?q, Host: other
 //   OPTIONS * HTTP/1.1, Host: site          → route "site", upstream OPTIONS *
 //   two Host headers, CONNECT site:443, http://u@site/, ftp://site/ → 400
+
+import type { IncomingMessage } from 'node:http';
+import { FcError } from '../shared/errors.js';
+import { PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
+import { routingHost } from './routing.js';
 
 export type RequestTarget =
   | { ok: true; /** origin form (or "*") */ path: string; /** the Host to route by and send on; undefined: none given */ authority: string | undefined }
@@ -50,4 +56,20 @@ export function parseRequestTarget(method: string, target: string, hostFields: n
   const path = rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest;
   if (path.includes('#')) return { ok: false, detail: 'the request target carries a fragment' };
   return { ok: true, path, authority };
+}
+
+/**
+ * Where a public request goes: its authority (sent upstream as Host) and the host name it is routed
+ * by; from here on req.url is in origin form, as it goes upstream and as the dispatcher's signature
+ * says. Throws 431 for more header fields than the internal hop carries (Node parses one more than
+ * PUBLIC_MAX_HEADERS, see startProxy), 400 for a target or Host it cannot route.
+ */
+export function routePublicRequest(req: IncomingMessage): { authority: string | undefined; host: string | undefined } {
+  if (req.rawHeaders.length / 2 > PUBLIC_MAX_HEADERS) {
+    throw new FcError('FC_ERR_TOO_MANY_HEADERS', `the request carries more than ${PUBLIC_MAX_HEADERS} header fields`, { limit: PUBLIC_MAX_HEADERS });
+  }
+  const target = parseRequestTarget(req.method ?? '', req.url ?? '/', hostFieldCount(req.rawHeaders), req.headers.host);
+  if (!target.ok) throw new FcError('FC_ERR_BAD_REQUEST', target.detail);
+  req.url = target.path;
+  return { authority: target.authority, host: routingHost(target.authority) };
 }

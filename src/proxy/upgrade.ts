@@ -14,12 +14,12 @@ import { options } from '../shared/config.js';
 import { FcError, toFcError } from '../shared/errors.js';
 import { hasBody, upstreamRequestHeaders } from '../shared/forward.js';
 import { newRequestId, sendPublicProblem } from '../shared/public-problem.js';
-import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER, PUBLIC_MAX_HEADERS } from '../shared/protocol.js';
-import { isWebSocketSwitch, isWebSocketUpgrade, relayAnswer, requestUpgrade, responseOn, switchingProtocolsHead, Tunnel, Tunnels } from '../shared/tunnel.js';
+import { AUTH_HEADER, CONTAINER_HEADER, ERROR_HEADER } from '../shared/protocol.js';
+import { isWebSocketSwitch, isWebSocketUpgrade, relayAnswer, requestUpgrade, responseOn, switchProtocols, Tunnel, Tunnels } from '../shared/tunnel.js';
 import { neverSent } from '../shared/upstream-errors.js';
 import type { UserProxy } from './proxy.js';
-import { hostFieldCount, parseRequestTarget } from './request-target.js';
-import { chooseEntry, routingHost } from './routing.js';
+import { routePublicRequest } from './request-target.js';
+import { chooseEntry } from './routing.js';
 
 /** Sends to at most this many containers before giving up on an upgrade (as the proxy's requests). */
 const MAX_ATTEMPTS = 3;
@@ -74,13 +74,7 @@ export class ProxyUpgrades {
     let status = 502;
     let counted = false;
     try {
-      if (req.rawHeaders.length / 2 > PUBLIC_MAX_HEADERS) {
-        throw new FcError('FC_ERR_TOO_MANY_HEADERS', `the request carries more than ${PUBLIC_MAX_HEADERS} header fields`, { limit: PUBLIC_MAX_HEADERS });
-      }
-      const target = parseRequestTarget(req.method ?? '', req.url ?? '/', hostFieldCount(req.rawHeaders), req.headers.host);
-      if (!target.ok) throw new FcError('FC_ERR_BAD_REQUEST', target.detail);
-      req.url = target.path;
-      const host = routingHost(target.authority);
+      const { authority, host } = routePublicRequest(req);
       app = host === undefined ? undefined : await proxy.appForHost(host);
       if (app === undefined) throw new FcError('FC_ERR_UNKNOWN_HOST', `no app serves the host "${host ?? ''}"`, { host: host ?? null });
       const open = this.openOf(app.name);
@@ -89,7 +83,7 @@ export class ProxyUpgrades {
       }
       this.perApp.set(app.name, open + 1);
       counted = true;
-      const result = await this.throughGate(app, req, socket, head, requestId, target.authority as string);
+      const result = await this.throughGate(app, req, socket, head, requestId, authority as string);
       status = result.status;
       if (result.tunnel !== undefined) {
         this.tunnels.add(result.tunnel);
@@ -191,13 +185,7 @@ export class ProxyUpgrades {
       relayAnswer(outcome.res, responseOn(req, socket));
       return { status: outcome.res.statusCode ?? 502 };
     }
-    if (socket.destroyed) {
-      outcome.socket.destroy();
-      throw new Error('client went away');
-    }
-    socket.write(switchingProtocolsHead(outcome.res));
-    if (outcome.head.length > 0) socket.write(outcome.head);
-    if (head.length > 0) outcome.socket.write(head);
+    switchProtocols(socket, outcome, head);
     return { status: 101, tunnel: new Tunnel(socket, outcome.socket, { idleMs: this.s.idleMs }) };
   }
 }

@@ -3,7 +3,7 @@
 // Undici's stream() writes the upstream body straight into the client's response: no extra
 // stream.pipeline() layer, which on Node 20 costs a large share of a proxy's throughput.
 
-import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { HeldAnswer, type AnswerBuffering } from './answer-buffer.js';
 import { connectionTokens, isHopByHop } from './http.js';

@@ -109,6 +109,20 @@ export function switchingProtocolsHead(res: IncomingMessage): string {
   return `${head}\r\n`;
 }
 
+/**
+ * Completes an upgrade the upstream accepted: its 101 and whatever either side sent early go
+ * through. A client gone meanwhile closes the upstream's socket and throws.
+ */
+export function switchProtocols(client: Duplex, upgraded: Extract<UpgradeOutcome, { kind: 'upgraded' }>, head: Buffer): void {
+  if (client.destroyed) {
+    upgraded.socket.destroy();
+    throw new Error('client went away');
+  }
+  client.write(switchingProtocolsHead(upgraded.res));
+  if (upgraded.head.length > 0) client.write(upgraded.head);
+  if (head.length > 0) upgraded.socket.write(head);
+}
+
 /** True when a 101 is the WebSocket switch the client asked for (not some other protocol). */
 export function isWebSocketSwitch(res: IncomingMessage): boolean {
   const up = res.headers.upgrade;

@@ -9,9 +9,7 @@
 // (A failover under load is sentinel.test.ts's, without passwords.)
 
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/cmdb/index.js';
@@ -19,7 +17,7 @@ import { loadConfig } from '../../src/shared/config.js';
 import { FcError } from '../../src/shared/errors.js';
 import type { Logger } from '../../src/shared/logger.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { startOwnRedis, type OwnRedis } from '../helpers/redis-server.js';
+import { askRedis, startSentinelGroup, type SentinelGroup } from '../helpers/sentinel-group.js';
 import { appSpec } from '../helpers/specs.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { uniqueName } from '../helpers/env.js';
@@ -33,23 +31,11 @@ const ACL_PW = `acl-${randomBytes(12).toString('hex')}`;
 // REDIS_URL lends only its password with sentinels: a host that cannot resolve shows it is not used.
 const REDIS_URL = `redis://:${PRIMARY_PW}@primary.invalid:6379`;
 
-let primary: OwnRedis | undefined;
-let replica: OwnRedis | undefined;
-const sentinels: OwnRedis[] = [];
+let group: SentinelGroup | undefined;
 let t: TestStack | undefined;
+const ask = <T>(port: number, password: string, fn: (r: Redis) => Promise<T>): Promise<T> => askRedis(port, password, fn);
 
-async function ask<T>(port: number, password: string, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, commandTimeout: 1000 });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
-
-const sentinelList = () => sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
+const sentinelList = () => group?.list() ?? '';
 
 /** A logger whose lines the test reads (the warnings of failed connections go there). */
 function capturingLogger(): { logger: Logger; lines: string[] } {
@@ -74,51 +60,15 @@ async function openWithin(ms: number, env: Record<string, string>, logger: Logge
 }
 
 beforeAll(async () => {
-  const auth = ['--requirepass', PRIMARY_PW, '--masterauth', PRIMARY_PW];
-  primary = await startOwnRedis({ password: PRIMARY_PW, args: auth });
-  replica = await startOwnRedis({ password: PRIMARY_PW, args: ['--replicaof', '127.0.0.1', String(primary.port), ...auth] });
-  const primaryPort = primary.port;
-  for (let i = 0; i < 3; i++) {
-    sentinels.push(await startOwnRedis({
-      program: 'redis-sentinel',
-      plain: true,
-      password: SENTINEL_PW,
-      leading: (dir) => {
-        const file = path.join(dir, 'sentinel.conf');
-        writeFileSync(file, [
-          // Clients and the other sentinels (which use their own requirepass) must authenticate.
-          `requirepass ${SENTINEL_PW}`,
-          `sentinel monitor ${NAME} 127.0.0.1 ${primaryPort} 2`,
-          // How this sentinel authenticates to the primary and the replica.
-          `sentinel auth-pass ${NAME} ${PRIMARY_PW}`,
-          // No failover is tested here: one on a loaded machine would only make the test slower.
-          `sentinel down-after-milliseconds ${NAME} 5000`,
-          `sentinel failover-timeout ${NAME} 10000`,
-          '',
-        ].join('\n'));
-        return [file];
-      },
-    }));
-  }
-  // Ready when the replica is in sync (masterauth) and every sentinel knows the replica (auth-pass)
-  // and the other two (their requirepass).
-  await eventually(async () => (await ask(replica?.port ?? 0, PRIMARY_PW, (r) => r.info('replication'))).includes('master_link_status:up'), { timeout: 15_000, what: 'the replica to sync' });
-  for (const s of sentinels) {
-    await eventually(async () => {
-      const replicas = (await ask(s.port, SENTINEL_PW, (r) => r.call('SENTINEL', 'REPLICAS', NAME))) as unknown[];
-      const others = (await ask(s.port, SENTINEL_PW, (r) => r.call('SENTINEL', 'SENTINELS', NAME))) as unknown[];
-      return replicas.length === 1 && others.length === 2;
-    }, { timeout: 20_000, interval: 200, what: `sentinel ${s.port} to know the replica and the other sentinels` });
-    // An ACL user of the sentinel's own (Redis 6.2+ sentinels have ACLs), for REDIS_SENTINEL_USERNAME.
-    await ask(s.port, SENTINEL_PW, (r) => r.call('ACL', 'SETUSER', ACL_USER, 'on', `>${ACL_PW}`, '+@all', 'allchannels'));
-  }
+  // No failover is tested here: one on a loaded machine would only make the test slower.
+  group = await startSentinelGroup({ name: NAME, primaryPassword: PRIMARY_PW, sentinelPassword: SENTINEL_PW, downAfterMs: 5000, failoverTimeoutMs: 10000 });
+  // An ACL user of each sentinel's own (Redis 6.2+ sentinels have ACLs), for REDIS_SENTINEL_USERNAME.
+  for (const s of group.sentinels) await ask(s.port, SENTINEL_PW, (r) => r.call('ACL', 'SETUSER', ACL_USER, 'on', `>${ACL_PW}`, '+@all', 'allchannels'));
 }, 60_000);
 
 afterAll(async () => {
   await t?.cleanup();
-  for (const s of sentinels) await s.cleanup();
-  await replica?.cleanup();
-  await primary?.cleanup();
+  await group?.cleanup();
 });
 
 describe('Redis Sentinels that require a password', () => {
@@ -136,7 +86,7 @@ describe('Redis Sentinels that require a password', () => {
     expect([read.status, read.body?.hostnames]).toEqual([200, ['auth1.test']]);
     await eventually(async () => (await s.get('auth1.test')).status === 200, { timeout: 10_000, interval: 100, what: 'a cold start of auth1' });
     // Written on the primary the sentinels name.
-    expect(await ask(primary?.port ?? 0, PRIMARY_PW, (r) => r.exists(`${s.prefix}:app:auth1`))).toBe(1);
+    expect(await ask(group?.primary.port ?? 0, PRIMARY_PW, (r) => r.exists(`${s.prefix}:app:auth1`))).toBe(1);
   });
 
   it('opens it as an ACL user with REDIS_SENTINEL_USERNAME', async () => {
@@ -170,7 +120,7 @@ describe('Redis Sentinels that require a password', () => {
     expect(e.code).toBe('FC_ERR_STORE_UNAVAILABLE');
     expect(e.message).toContain(`cannot connect to Redis primary "${NAME}" through the sentinels ${sentinelList()}`);
     // What each sentinel answered, by address, and what to set.
-    for (const s of sentinels) expect(e.message).toMatch(new RegExp(`127\\.0\\.0\\.1:${s.port}: (?:${refusal.source})`));
+    for (const s of group?.sentinels ?? []) expect(e.message).toMatch(new RegExp(`127\\.0\\.0\\.1:${s.port}: (?:${refusal.source})`));
     expect(e.message).toContain('REDIS_SENTINEL_PASSWORD');
     expect(e.details).toEqual({ sentinels: sentinelList().split(','), sentinelName: NAME });
     const shown = [e.message, JSON.stringify(e.details), String((e.cause as Error | undefined)?.message), ...lines].join('\n');

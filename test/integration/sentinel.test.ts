@@ -4,72 +4,28 @@
 // no warm request fails, and no app ends with a second container. Reported (not asserted, the
 // machine is shared): how long after the kill writes and cold starts work again (goal: 5 s).
 
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { labelKeys } from '../../src/dispatcher/container-runtime.js';
 import { liveStates } from '../../src/cmdb/types.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { startOwnRedis, type OwnRedis } from '../helpers/redis-server.js';
+import { askRedis, startSentinelGroup, type SentinelGroup } from '../helpers/sentinel-group.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { eventually } from '../helpers/wait.js';
 
 const NAME = 'fcmaster';
-let primary: OwnRedis | undefined;
-let replica: OwnRedis | undefined;
-const sentinels: OwnRedis[] = [];
+let group: SentinelGroup | undefined;
 let t: TestStack | undefined;
-
-async function ask<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, commandTimeout: 1000 });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
+const ask = <T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> => askRedis(port, undefined, fn);
 
 beforeAll(async () => {
-  primary = await startOwnRedis();
-  replica = await startOwnRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
-  const primaryPort = primary.port;
-  for (let i = 0; i < 3; i++) {
-    sentinels.push(await startOwnRedis({
-      program: 'redis-sentinel',
-      plain: true,
-      leading: (dir) => {
-        const file = path.join(dir, 'sentinel.conf');
-        writeFileSync(file, [
-          `sentinel monitor ${NAME} 127.0.0.1 ${primaryPort} 2`,
-          `sentinel down-after-milliseconds ${NAME} 1000`,
-          `sentinel failover-timeout ${NAME} 5000`,
-          `sentinel parallel-syncs ${NAME} 1`,
-          '',
-        ].join('\n'));
-        return [file];
-      },
-    }));
-  }
-  // Ready when the replica is in sync and every sentinel knows the replica and the other two.
-  await eventually(async () => (await ask(replica?.port ?? 0, (r) => r.info('replication'))).includes('master_link_status:up'), { timeout: 15_000, what: 'the replica to sync' });
-  for (const s of sentinels) {
-    await eventually(async () => {
-      const replicas = (await ask(s.port, (r) => r.call('SENTINEL', 'REPLICAS', NAME))) as unknown[];
-      const others = (await ask(s.port, (r) => r.call('SENTINEL', 'SENTINELS', NAME))) as unknown[];
-      return replicas.length === 1 && others.length === 2;
-    }, { timeout: 20_000, interval: 200, what: `sentinel ${s.port} to know the replica and the other sentinels` });
-  }
+  group = await startSentinelGroup({ name: NAME, downAfterMs: 1000, failoverTimeoutMs: 5000 });
 }, 60_000);
 
 afterAll(async () => {
   await t?.cleanup();
-  for (const s of sentinels) await s.cleanup();
-  await replica?.cleanup();
-  await primary?.cleanup();
+  await group?.cleanup();
 });
 
 describe('Redis Sentinel failover under load', () => {
@@ -79,7 +35,7 @@ describe('Redis Sentinel failover under load', () => {
       runtime,
       env: {
         REDIS_URL: '',
-        REDIS_SENTINELS: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
+        REDIS_SENTINELS: group?.list() ?? '',
         FC_REDIS_SENTINEL_NAME: NAME,
         FC_HEARTBEAT_INTERVAL: '200ms',
         FC_HOST_TIMEOUT: '2s',
@@ -113,7 +69,7 @@ describe('Redis Sentinel failover under load', () => {
 
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = Date.now();
-    await primary?.kill();
+    await group?.primary.kill();
 
     // Writes back: the app can be created; cold starts back: its first request is served.
     let writesAt = 0;
@@ -128,13 +84,13 @@ describe('Redis Sentinel failover under load', () => {
     stop = true;
     await Promise.all(load);
 
-    const promoted = await ask(sentinels[0]?.port ?? 0, (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME)) as string[];
+    const promoted = await ask(group?.sentinels[0]?.port ?? 0, (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME)) as string[];
     console.log(`Sentinel failover: primary killed; writes back after ${writesAt - killedAt} ms, cold starts after ${coldAt - killedAt} ms (goal: 5000 ms); ` +
-      `${sent} warm requests, ${failures.length} failed; new primary ${promoted.join(':')} (the replica was ${replica?.port})`);
-    expect(promoted[1]).toBe(String(replica?.port));
+      `${sent} warm requests, ${failures.length} failed; new primary ${promoted.join(':')} (the replica was ${group?.replica.port})`);
+    expect(promoted[1]).toBe(String(group?.replica.port));
     // The stack's CMDB is this Redis, found through the sentinels: the promoted replica holds its apps.
     expect(s.stack.store.kind).toBe('redis');
-    expect(await ask(replica?.port ?? 0, (r) => r.exists(`${s.prefix}:app:after`, `${s.prefix}:app:w1`))).toBe(2);
+    expect(await ask(group?.replica.port ?? 0, (r) => r.exists(`${s.prefix}:app:after`, `${s.prefix}:app:w1`))).toBe(2);
     expect(failures).toEqual([]);
 
     // No app has two containers, in the engine or in the CMDB.

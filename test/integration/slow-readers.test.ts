@@ -4,7 +4,6 @@
 // client that takes nothing for FC_SEND_TIMEOUT is cut, one that keeps reading slowly is not.
 // A real upstream server and real sockets on loopback; the forwarding server is a plain Node one.
 
-import http from 'node:http';
 import net from 'node:net';
 import { Pool, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
